@@ -1,0 +1,48 @@
+{#-
+  Rule book, step 2: how one interval moves the battery. These two expressions are the
+  only statement of the rule: the level aggregate (create_ledger_functions) and the ledger
+  model both expand them, so the level and the flows come from the same arithmetic.
+  capacity = 0 means unlimited.
+-#}
+{% macro ledger_charge(base, net, capacity) -%}
+(case when {{ net }} >= 0
+      then case when {{ capacity }} > 0 then least({{ net }}, {{ capacity }} - {{ base }})
+                else {{ net }} end
+      else 0::double precision end)
+{%- endmacro %}
+
+{% macro ledger_discharge(base, net) -%}
+(case when {{ net }} < 0 then least(-{{ net }}, {{ base }}) else 0::double precision end)
+{%- endmacro %}
+
+
+{#-
+  The level is a two-sided clamped running sum: no window formula computes it in O(n)
+  (docs/clamped-running-sum.md). A PL/pgSQL step function used as an aggregate over an
+  ordered ROWS window is the fastest exact method measured on PostgreSQL, and dbt has no
+  resource for aggregates, so this macro creates it before every run (on-run-start).
+-#}
+{% macro create_ledger_functions() %}
+{% set s = target.schema %}
+create schema if not exists {{ s }};
+
+create or replace function {{ s }}.vbatt_level_step(
+    level double precision,
+    net double precision,
+    capacity double precision,
+    is_reset boolean,
+    seed double precision
+) returns double precision
+language plpgsql immutable parallel safe as $fn$
+declare
+    base double precision := case when is_reset then 0 else coalesce(level, seed) end;
+begin
+    return base + {{ ledger_charge('base', 'net', 'capacity') }}
+                - {{ ledger_discharge('base', 'net') }};
+end
+$fn$;
+
+create or replace aggregate {{ s }}.vbatt_level(
+    double precision, double precision, boolean, double precision
+) (sfunc = {{ s }}.vbatt_level_step, stype = double precision);
+{% endmacro %}

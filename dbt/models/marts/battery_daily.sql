@@ -1,0 +1,112 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['battery_id', 'local_date'],
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['battery_id', 'local_date'], 'unique': True},
+            {'columns': ['computed_at'], 'type': 'brin'},
+        ],
+        pre_hook="{{ delete_reconfigured_batteries('local_date') }}",
+    )
+}}
+-- Local days of the battery's timezone (92, 96 or 100 quarter hours). Incremental: the
+-- days from the first ledger row rewritten since the last run onwards.
+
+with batteries as (
+
+    select * from {{ ref('stg_raw__batteries') }}
+
+),
+
+ledger as (
+
+    select * from {{ ref('int_battery_ledger') }}
+
+),
+
+{% if is_incremental() %}
+
+changed as (
+
+    select battery_id, min(interval_start) as changed_from
+    from ledger
+    where computed_at > {{ last_computed_at() }}
+    group by battery_id
+
+),
+
+scoped as (
+
+    select ledger.*, batteries.timezone, batteries.config_hash as battery_config_hash
+    from changed
+    inner join batteries on changed.battery_id = batteries.battery_id
+    inner join ledger
+        on ledger.battery_id = changed.battery_id
+        and ledger.interval_start >= {{ local_midnight(
+            "(changed.changed_from at time zone batteries.timezone)::date",
+            'batteries.timezone') }}
+
+),
+
+{% else %}
+
+scoped as (
+
+    select ledger.*, batteries.timezone, batteries.config_hash as battery_config_hash
+    from ledger
+    inner join batteries on ledger.battery_id = batteries.battery_id
+
+),
+
+{% endif %}
+
+days as (
+
+    select
+        battery_id,
+        (interval_start at time zone timezone)::date as local_date,
+        timezone,
+        battery_config_hash as config_hash,
+        period_start,
+        period_end,
+        import_kwh,
+        export_kwh,
+        charge_kwh,
+        discharge_kwh,
+        overflow_kwh,
+        shortfall_kwh,
+        forfeited_kwh,
+        level_kwh,
+        estimated,
+        interval_start
+    from scoped
+
+)
+
+select
+    battery_id,
+    local_date,
+    min(period_start) as period_start,
+    min(period_end) as period_end,
+    sum(import_kwh) as import_kwh,
+    sum(export_kwh) as export_kwh,
+    sum(charge_kwh) as charge_kwh,
+    sum(discharge_kwh) as discharge_kwh,
+    sum(overflow_kwh) as overflow_kwh,
+    sum(shortfall_kwh) as shortfall_kwh,
+    sum(forfeited_kwh) as forfeited_kwh,
+    (array_agg(level_kwh order by interval_start desc))[1] as level_end_kwh,
+    min(level_kwh) as level_min_kwh,
+    max(level_kwh) as level_max_kwh,
+    count(*)::int as intervals,
+    (count(*) filter (where estimated))::int as estimated_intervals,
+    (extract(epoch from
+        {{ local_midnight('local_date + 1', 'timezone') }} - {{ local_midnight('local_date', 'timezone') }}
+    ) / 60 / {{ var('interval_minutes') }})::int as expected_intervals,
+    max(interval_start) as last_interval_start,
+    config_hash,
+    {{ run_stamp() }} as computed_at
+from days
+group by battery_id, local_date, timezone, config_hash

@@ -1,0 +1,53 @@
+-- The battery as a meter (rule book, "The battery as a meter"): its level and the
+-- totals since the start, never reset. Built from the daily rows and the newest
+-- interval, so it costs one row per battery and day, not per quarter hour.
+with batteries as (
+
+    select * from {{ ref('stg_raw__batteries') }}
+
+),
+
+totals as (
+
+    select
+        battery_id,
+        sum(charge_kwh) as charged_total_kwh,
+        sum(discharge_kwh) as discharged_total_kwh,
+        sum(overflow_kwh) as overflow_total_kwh,
+        sum(shortfall_kwh) as shortfall_total_kwh,
+        sum(forfeited_kwh) as forfeited_total_kwh,
+        sum(intervals)::bigint as intervals,
+        sum(estimated_intervals)::bigint as estimated_intervals,
+        max(last_interval_start) as last_interval_start
+    from {{ ref('battery_daily') }}
+    group by battery_id
+
+)
+
+select
+    batteries.battery_id,
+    batteries.name,
+    batteries.partner_id,
+    batteries.customer_id,
+    batteries.meter_id,
+    batteries.capacity_kwh,
+    coalesce(latest.level_kwh, batteries.initial_level_kwh) as level_kwh,
+    coalesce(totals.charged_total_kwh, 0) as charged_total_kwh,
+    coalesce(totals.discharged_total_kwh, 0) as discharged_total_kwh,
+    coalesce(totals.overflow_total_kwh, 0) as overflow_total_kwh,
+    coalesce(totals.shortfall_total_kwh, 0) as shortfall_total_kwh,
+    coalesce(totals.forfeited_total_kwh, 0) as forfeited_total_kwh,
+    coalesce((latest.charge_kwh - latest.discharge_kwh) * (60.0 / {{ var('interval_minutes') }}), 0)
+        as active_power_kw,
+    totals.last_interval_start + {{ interval_length() }} as reading_at,
+    coalesce(totals.intervals, 0) as intervals,
+    coalesce(totals.estimated_intervals, 0) as estimated_intervals
+from batteries
+left join totals on batteries.battery_id = totals.battery_id
+left join lateral (
+    select ledger.level_kwh, ledger.charge_kwh, ledger.discharge_kwh
+    from {{ ref('int_battery_ledger') }} as ledger
+    where ledger.battery_id = batteries.battery_id
+    order by ledger.interval_start desc
+    limit 1
+) as latest on true

@@ -1,0 +1,32 @@
+-- Battery configuration with the rule book's defaults applied and its local dates turned
+-- into instants. config_hash changes whenever something that moves the ledger changes,
+-- so the incremental ledger recomputes that battery from its start.
+with batteries as (
+    select
+        battery_id,
+        name,
+        partner_id,
+        customer_id,
+        meter_id,
+        coalesce(capacity_kwh, 0) as capacity_kwh,
+        start_date,
+        reset_date,
+        coalesce(reset_repeat, 'yearly') as reset_repeat,
+        end_date,
+        coalesce(timezone, '{{ var("default_timezone") }}') as timezone,
+        coalesce(initial_level_kwh, 0) as initial_level_kwh,
+        updated_at
+    from {{ source('raw', 'batteries') }}
+)
+
+select
+    *,
+    {{ local_midnight('start_date', 'timezone') }} as start_instant,
+    coalesce({{ local_midnight('end_date', 'timezone') }}, 'infinity'::timestamptz) as end_instant,
+    case when reset_date is not null
+        then {{ local_midnight('reset_date', 'timezone') }} end as first_reset_instant,
+    md5(concat_ws('|',
+        meter_id, capacity_kwh::text, start_date::text, reset_date::text, reset_repeat,
+        end_date::text, timezone, initial_level_kwh::text
+    )) as config_hash
+from batteries

