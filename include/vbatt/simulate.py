@@ -29,7 +29,7 @@ select battery_id,
        {charge_kwh} as charge_kwh, {discharge_kwh} as discharge_kwh,
        {overflow_kwh} as overflow_kwh, {shortfall_kwh} as shortfall_kwh,
        {forfeited_kwh} as forfeited_kwh, {level_kwh} as level_kwh,
-       estimated
+       case when estimated then 'true' else 'false' end as estimated
 from {schema}_marts.battery_intervals
 order by battery_id, battery_intervals.interval_start
 """

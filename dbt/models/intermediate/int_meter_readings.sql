@@ -88,7 +88,7 @@ versions as (
         export_kwh as export_raw_kwh,
         load_id,
         row_number() over (
-            partition by meter_id, reading_at order by ingested_at desc, load_id desc
+            partition by meter_id, reading_at order by reading_seq desc
         ) as version_rank,
         count(*) over (partition by meter_id, reading_at) as version_count
     from candidates

@@ -5,5 +5,6 @@ select
     export_kwh,
     source,
     ingested_at,
-    load_id
+    load_id,
+    reading_seq
 from {{ source('raw', 'meter_readings') }}

@@ -492,6 +492,8 @@ class _Reader:
             raise self.fail(last, f"truncated: message {self.msg.reference!r} has no UNT")
         if self.unz is None or self.unb is None:
             raise self.fail(last, "truncated: the interchange has no UNZ")
+        if not self.messages:
+            raise self.fail(last, "the interchange contains no message (no UNH..UNT)")
         unb = self.unb
         return MsconsInterchange(
             source=self.name,
@@ -780,9 +782,7 @@ def _freeze_message(msg: _MessageDraft, actual: int, declared: int) -> Message:
 # --------------------------------------------------------------------------- public reader
 
 
-def read_mscons(
-    source: str | os.PathLike | bytes, *, naive_tz: tzinfo = UTC
-) -> MsconsInterchange:
+def read_mscons(source: str | os.PathLike | bytes, *, naive_tz: tzinfo = UTC) -> MsconsInterchange:
     """Read one interchange from a path, EDIFACT text or bytes.
 
     ``naive_tz`` applies only to zone-less DTM formats (102, 203); MSCONS 2.4c puts every

@@ -418,7 +418,9 @@ class SmartMeClient:
         if interval < 1:
             raise ValueError("interval_minutes must be >= 1 (0 would make the paging unknowable)")
         step = timedelta(minutes=interval)
-        span = step * (self.config.max_values_per_call - 1)
+        # Windows are half-open [s, s + n*step) sent with an inclusive endDate one second (the
+        # query format's resolution) earlier: n values at most, none lost between windows.
+        span = step * self.config.max_values_per_call - timedelta(seconds=1)
         factor = _UNIT_TO_KWH[self.config.obis_value_unit.lower()]
         resource = f"ValuesInPastMultiple/{quote(meter_id, safe='')}"
         items: list[Reading | Rejected] = []
@@ -436,7 +438,7 @@ class SmartMeClient:
                 items.append(Rejected(meter_id, _raw(data), "answer is not a JSON list", where))
             else:
                 items.extend(parse_values_row(meter_id, row, where, factor) for row in data)
-            chunk_start = chunk_end + step
+            chunk_start = chunk_end + timedelta(seconds=1)
         result = merge_readings(items)
         if result.rejected:
             log.warning(

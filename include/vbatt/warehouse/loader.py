@@ -81,17 +81,25 @@ def load_readings(
         ).scalar_one()
         conn.execute(
             text(
-                "create temporary table incoming (meter_id text, ts timestamptz,"
-                " import_kwh float8, export_kwh float8) on commit drop"
+                "create temporary table incoming (position bigint, meter_id text,"
+                " ts timestamptz, import_kwh float8, export_kwh float8) on commit drop"
             )
         )
-        _copy(conn, "incoming", ("meter_id", "ts", "import_kwh", "export_kwh"), rows)
+        _copy(
+            conn,
+            "incoming",
+            ("position", "meter_id", "ts", "import_kwh", "export_kwh"),
+            ((i, *row) for i, row in enumerate(rows)),
+        )
         loaded = conn.execute(
             text(
                 f"insert into {raw}.meter_readings"
                 " (meter_id, ts, import_kwh, export_kwh, source, load_id)"
-                " select distinct meter_id, ts, import_kwh, export_kwh, :source, :load_id"
-                " from incoming on conflict do nothing"
+                " select meter_id, ts, import_kwh, export_kwh, :source, :load_id from ("
+                "  select distinct on (meter_id, ts, import_kwh, export_kwh) *"
+                "  from incoming order by meter_id, ts, import_kwh, export_kwh, position"
+                " ) as first_seen order by position"
+                " on conflict do nothing"
             ),
             {"source": source, "load_id": load_id},
         ).rowcount

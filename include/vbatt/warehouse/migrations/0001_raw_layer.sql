@@ -23,6 +23,8 @@ create table if not exists {raw}.meter_readings (
     source      text             not null,
     ingested_at timestamptz      not null default now(),
     load_id     bigint           not null references {raw}.loads (load_id),
+    -- ingestion order, also within one load: the newest version of a conflict wins
+    reading_seq bigint           generated always as identity,
     constraint meter_readings_nonnegative check (import_kwh >= 0 and export_kwh >= 0),
     constraint meter_readings_finite check (
         import_kwh < 'infinity'::float8 and export_kwh < 'infinity'::float8

@@ -1,0 +1,49 @@
+# Every target does its own set-up on a fresh clone: `make demo` and `make test` are all
+# a new machine needs.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
+export PYTHONPATH := $(CURDIR)/plugins:$(PYTHONPATH)
+
+.PHONY: install demo test lint docs airflow warehouse-down clean bench
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/python -m vbatt.demo
+
+test: install
+	$(BIN)/pytest -n 2 --dist loadgroup -q
+
+lint: install
+	$(BIN)/ruff check include plugins dags tests benchmarks
+	$(BIN)/ruff format --check include plugins dags tests benchmarks
+
+docs: install
+	$(BIN)/vbatt dbt docs generate
+	@echo "dbt docs written to dbt/target; browse them with: $(BIN)/vbatt dbt docs serve"
+
+airflow: install
+	$(BIN)/python -m vbatt.airflow_setup
+	$(BIN)/airflow standalone
+
+bench: install
+	$(BIN)/python benchmarks/ledger.py
+
+warehouse-down: install
+	$(BIN)/vbatt warehouse down
+
+clean: warehouse-down
+	rm -rf $(VENV) .airflow dbt/target dbt/logs .pytest_cache .hypothesis
