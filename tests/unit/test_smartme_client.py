@@ -200,12 +200,13 @@ def test_retry_after_seconds_is_honoured(sim: str) -> None:
 
 def test_retry_after_http_date_is_honoured(sim: str) -> None:
     set_faults(
-        sim, rate_429=1.0, retry_after_s=0, retry_after_http_date=True, max_consecutive_faults=1
+        sim, rate_429=1.0, retry_after_s=1, retry_after_http_date=True, max_consecutive_faults=1
     )
     t0 = time.monotonic()
     with make_client(sim) as client:
         client.get_device("SIM-0001")
-    assert time.monotonic() - t0 >= 0.5  # the date lies >= 1 s ahead, whole seconds only
+    assert time.monotonic() - t0 >= 0.9  # the date lies >= 1 s ahead (whole seconds)
+    assert get_stats(sim)["faults"]["429"] == 1
 
 
 def test_missing_values_become_rejected_with_reasons(sim: str) -> None:

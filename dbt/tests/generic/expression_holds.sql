@@ -1,0 +1,3 @@
+{% test expression_holds(model, column_name, expression) %}
+select * from {{ model }} where not ({{ expression }})
+{% endtest %}
