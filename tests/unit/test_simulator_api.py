@@ -301,3 +301,27 @@ def test_counter_drop_is_in_ground_truth() -> None:
     assert after[0] < 1 and after[1] < 5 < before[0]
     other = ground_truth("SIM-0001", DAY.replace(hour=12, minute=15), seed=SEED, counter_drops=drop)
     assert other == ground_truth("SIM-0001", DAY.replace(hour=12, minute=15), seed=SEED)
+
+
+def test_fault_flags_on_the_command_line() -> None:
+    drop = "SIM-0001@2025-06-21T10:00:00+00:00"
+    args = ("--rate-500", "0.5", "--latency-ms", "3", "--counter-drop", drop, "--retry-after", "4")
+    url, stop = start_in_background(meters=2, seed=SEED, extra_args=args)
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        faults = httpx.get(f"{url}/_sim/faults").json()
+        statuses, body = [], None
+        while body is None:  # faults are transient: at most 2 in a row by default
+            resp = httpx.get(
+                f"{url}/api/MeterValues/SIM-0001",
+                params={"date": "2025-06-21T12:00:00Z"},
+                headers=AUTH,
+            )
+            statuses.append(resp.status_code)
+            body = resp.json() if resp.status_code == 200 else None
+    finally:
+        stop()
+    assert (faults["rate_500"], faults["latency_ms"], faults["retry_after_s"]) == (0.5, 3, 4)
+    assert list(faults["counter_drop"]) == ["SIM-0001"]
+    assert len(statuses) <= 3 and set(statuses) <= {200, 500}
+    assert body["CounterReadingImport"] < 5  # the meter exchange at 10:00
