@@ -16,6 +16,16 @@ from vbatt.settings import get_settings
 
 DATABASE = "vbatt"
 
+# Sorts and index builds of the ledger run in memory with these; applied once to a new
+# embedded cluster (an external server keeps its own configuration).
+TUNING = {
+    "work_mem": "256MB",
+    "maintenance_work_mem": "1GB",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "15min",
+    "jit": "off",
+}
+
 
 class WarehouseError(RuntimeError):
     pass
@@ -42,6 +52,9 @@ def start(data_dir: Path | None = None) -> str:
     exists = server.psql(f"select 1 from pg_database where datname = '{DATABASE}';")
     if "(1 row)" not in exists:
         server.psql(f"create database {DATABASE};")
+        for name, value in TUNING.items():
+            server.psql(f"alter system set {name} = '{value}';")
+        server.psql("select pg_reload_conf();")
     return _to_psycopg2(server.get_uri(), DATABASE)
 
 
