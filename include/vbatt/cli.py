@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from rich.console import Console
@@ -99,6 +100,76 @@ def _dbt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    from vbatt.ingest import ingest_file
+    from vbatt.warehouse.db import get_engine
+    from vbatt.warehouse.migrate import migrate
+
+    engine = get_engine()
+    migrate(engine)
+    refused = 0
+    for name in args.files:
+        outcome = ingest_file(engine, Path(name))
+        for warning in outcome.warnings:
+            console.print(f"[yellow]{name}: warning: {warning}[/yellow]", highlight=False)
+        if outcome.status == "refused":
+            refused += 1
+            err.print(f"[red]{name}: refused, nothing loaded: {outcome.reason}[/red]",
+                      highlight=False)
+        elif outcome.status == "skipped":
+            console.print(f"{name}: {outcome.reason}")
+        else:
+            console.print(f"{name}: loaded as load {outcome.load_id} ({outcome.kind}):"
+                          f" {outcome.received} values, {outcome.loaded} new,"
+                          f" {outcome.rejected} quarantined in raw.rejected_readings")
+    return EXIT_BAD_INPUT if refused else 0
+
+
+def _batteries(args: argparse.Namespace) -> int:
+    from vbatt.csv_inputs import read_batteries_csv
+    from vbatt.warehouse.db import get_engine
+    from vbatt.warehouse.loader import upsert_batteries
+    from vbatt.warehouse.migrate import migrate
+
+    batteries = read_batteries_csv(Path(args.csv))
+    engine = get_engine()
+    migrate(engine)
+    upsert_batteries(engine, batteries)
+    console.print(f"{len(batteries)} batteries imported; the next ledger run picks up changes")
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from vbatt.pipeline import touch_for_rebuild
+    from vbatt.transform import run_dbt
+    from vbatt.warehouse.embedded import warehouse_url
+
+    url = warehouse_url()
+    if args.full:
+        console.log("rebuilding every model from the raw layer (dbt run --full-refresh)")
+        run_dbt(["run", "--full-refresh"], url=url, capture=False)
+        return 0
+    since = datetime.combine(args.since, time(0), tzinfo=UTC)
+    touched = touch_for_rebuild(url, since, args.battery)
+    console.log(f"{touched:,} rows marked for recomputation from {since.isoformat()}")
+    run_dbt(["run"], url=url, capture=False)
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from vbatt.pipeline import ingest_window
+    from vbatt.sources.smartme import SmartMeClient
+    from vbatt.settings import smartme_config
+    from vbatt.warehouse.embedded import warehouse_url
+
+    start = datetime.fromisoformat(args.start).astimezone(UTC)
+    end = datetime.fromisoformat(args.end).astimezone(UTC)
+    with SmartMeClient(smartme_config()) as client:
+        result = ingest_window(warehouse_url(), client, start, end)
+    console.print(f"{result['meters']} meters, {result['new_readings']} new readings")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vbatt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--keep-schema", action="store_true", help="keep the isolated schemas to query")
     sim.set_defaults(func=_simulate)
 
+    ing = sub.add_parser("ingest", help="load readings CSV or MSCONS files into the raw layer")
+    ing.add_argument("files", nargs="+", help="files; each is loaded whole or refused")
+    ing.set_defaults(func=_ingest)
+
+    bat = sub.add_parser("batteries", help="import battery configurations (CSV)")
+    bat.add_argument("csv", help="same columns as for vbatt simulate")
+    bat.set_defaults(func=_batteries)
+
+    fetch = sub.add_parser("fetch", help="fetch a window from the smart-me cloud (SMARTME_* env)")
+    fetch.add_argument("--start", required=True, help="ISO instant, e.g. 2026-11-01T00:00Z")
+    fetch.add_argument("--end", required=True, help="ISO instant")
+    fetch.set_defaults(func=_fetch)
+
+    reb = sub.add_parser("rebuild", help="recompute the ledger from a date")
+    reb.add_argument("--from", dest="since", type=date.fromisoformat,
+                     help="UTC date to recompute from (YYYY-MM-DD)")
+    reb.add_argument("--battery", help="only the meter of this battery")
+    reb.add_argument("--full", action="store_true", help="rebuild every model from raw")
+    reb.set_defaults(func=_rebuild)
+
     dbt = sub.add_parser("dbt", help="run dbt against the warehouse, e.g. vbatt dbt build")
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
     dbt.set_defaults(func=_dbt)
@@ -124,11 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "rebuild" and not (args.full or args.since):
+        parser.error("rebuild needs --from DATE or --full")
     try:
         return args.func(args)
     except InputFileError as exc:
         err.print(f"[red]The input was refused; nothing was written.[/red]\n{exc}", highlight=False)
+        return EXIT_BAD_INPUT
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
         return EXIT_BAD_INPUT
     except FileNotFoundError as exc:
         err.print(f"[red]{exc.strerror}: {exc.filename}[/red]")

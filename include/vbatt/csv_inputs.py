@@ -85,37 +85,54 @@ def _number(text: str) -> float:
 
 
 def read_readings_csv(path: Path) -> list[Reading]:
-    problems: list[InputProblem] = []
+    """All readings of a file, or InputFileError naming every problem (nothing half-read)."""
+    readings, problems = parse_readings_csv(path)
+    if problems:
+        raise InputFileError([problem for problem, _ in problems])
+    return readings
+
+
+def parse_readings_csv(path: Path) -> tuple[list[Reading], list[tuple[InputProblem, str]]]:
+    """The good rows and, for each bad row, its problem and the row as written.
+
+    A file whose header lacks a column is refused whole (InputFileError): no row of it
+    can be trusted to mean what its position suggests.
+    """
+    header_problems: list[InputProblem] = []
+    problems: list[tuple[InputProblem, str]] = []
     readings: list[Reading] = []
     name = str(path)
-    for line, row in _rows(path, READINGS_HEADER, problems):
-        bad = False
+    for line, row in _rows(path, READINGS_HEADER, header_problems):
+        row_problems: list[InputProblem] = []
         if not row["meter_id"]:
-            problems.append(InputProblem(name, line, "meter_id", "is empty"))
-            bad = True
+            row_problems.append(InputProblem(name, line, "meter_id", "is empty"))
         try:
             ts = parse_timestamp(row["timestamp"])
         except ValueError as exc:
-            problems.append(InputProblem(name, line, "timestamp", f"{row['timestamp']!r}: {exc}"))
-            bad = True
+            row_problems.append(
+                InputProblem(name, line, "timestamp", f"{row['timestamp']!r}: {exc}")
+            )
         values = {}
         for column in ("import_kwh", "export_kwh"):
             try:
                 values[column] = _number(row[column])
             except ValueError:
-                problems.append(InputProblem(name, line, column, f"{row[column]!r} is not a number"))
-                bad = True
+                row_problems.append(
+                    InputProblem(name, line, column, f"{row[column]!r} is not a number")
+                )
                 continue
             if values[column] < 0:
-                problems.append(
+                row_problems.append(
                     InputProblem(name, line, column, f"{row[column]} is negative: registers count up")
                 )
-                bad = True
-        if not bad:
+        if row_problems:
+            record = ",".join(row.get(c, "") for c in READINGS_HEADER)
+            problems.extend((p, record) for p in row_problems)
+        else:
             readings.append(Reading(row["meter_id"], ts, values["import_kwh"], values["export_kwh"]))
-    if problems:
-        raise InputFileError(problems)
-    return readings
+    if header_problems:
+        raise InputFileError(header_problems)
+    return readings, problems
 
 
 def _date(text: str) -> date:
@@ -131,7 +148,7 @@ def read_batteries_csv(path: Path, known_meters: set[str] | None = None) -> list
     for line, row in _rows(path, BATTERIES_HEADER, problems):
         found: list[InputProblem] = []
 
-        def problem(column: str, message: str, line: int = line) -> None:
+        def problem(column: str, message: str, line: int = line, found: list = found) -> None:
             found.append(InputProblem(name, line, column, message))
 
         for column in REQUIRED_BATTERY_FIELDS:

@@ -34,6 +34,7 @@ class Settings:
     warehouse_conn_id: str
     ingest_lookback_minutes: int
     dbt_threads: int
+    task_retries: int  # Airflow task retries; the demo and tests run with 0
 
     @property
     def embedded(self) -> bool:
@@ -56,4 +57,20 @@ def get_settings() -> Settings:
         warehouse_conn_id=env("VBATT_WAREHOUSE_CONN_ID", "warehouse_default"),
         ingest_lookback_minutes=int(env("VBATT_INGEST_LOOKBACK_MINUTES", "120")),
         dbt_threads=int(env("VBATT_DBT_THREADS", "2")),
+        task_retries=int(env("VBATT_TASK_RETRIES", "3")),
     )
+
+
+def smartme_config():
+    """The smart-me cloud for the CLI (Airflow uses the connection smartme_default):
+    SMARTME_URL plus SMARTME_API_KEY, or SMARTME_USER and SMARTME_PASSWORD."""
+    from vbatt.sources.smartme import SmartMeConfig
+
+    env = os.environ.get
+    url = env("SMARTME_URL", "https://api.smart-me.com")
+    if env("SMARTME_API_KEY"):
+        return SmartMeConfig(base_url=url, auth="api_key", api_key=env("SMARTME_API_KEY"))
+    if env("SMARTME_USER"):
+        return SmartMeConfig(base_url=url, auth="basic", username=env("SMARTME_USER"),
+                             password=env("SMARTME_PASSWORD", ""))
+    raise ValueError("set SMARTME_API_KEY, or SMARTME_USER and SMARTME_PASSWORD, for vbatt fetch")

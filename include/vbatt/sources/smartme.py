@@ -211,7 +211,8 @@ def _utc_text(ts: datetime) -> str:
 def _need_aware(ts: datetime, name: str) -> datetime:
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware (UTC), got naive {ts.isoformat()}")
-    return ts.astimezone(UTC)
+    # a plain datetime, also for pendulum's (Airflow's) whose astimezone() misbehaves here
+    return datetime.fromtimestamp(ts.timestamp(), UTC)
 
 
 def parse_timestamp(value: Any) -> datetime | None:

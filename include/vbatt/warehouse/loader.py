@@ -61,6 +61,97 @@ def _reading_row(r: Reading) -> tuple:
     return (r.meter_id, ts, repr(float(r.import_kwh)), repr(float(r.export_kwh)))
 
 
+def begin_load(conn: Connection, raw: str, source: str, origin: str) -> int:
+    return conn.execute(
+        text(f"insert into {raw}.loads (source, origin) values (:s, :o) returning load_id"),
+        {"s": source, "o": origin},
+    ).scalar_one()
+
+
+def append_readings(
+    conn: Connection, raw: str, load_id: int, source: str, readings: Iterable[Reading]
+) -> tuple[int, int]:
+    """COPY readings in; return (received, newly stored): the rest were already there."""
+    rows = [_reading_row(r) for r in readings]
+    conn.execute(
+        text(
+            "create temporary table if not exists incoming (position bigint, meter_id text,"
+            " ts timestamptz, import_kwh float8, export_kwh float8) on commit drop"
+        )
+    )
+    conn.execute(text("truncate incoming"))
+    _copy(
+        conn,
+        "incoming",
+        ("position", "meter_id", "ts", "import_kwh", "export_kwh"),
+        ((i, *row) for i, row in enumerate(rows)),
+    )
+    loaded = conn.execute(
+        text(
+            f"insert into {raw}.meter_readings"
+            " (meter_id, ts, import_kwh, export_kwh, source, load_id)"
+            " select meter_id, ts, import_kwh, export_kwh, :source, :load_id from ("
+            "  select distinct on (meter_id, ts, import_kwh, export_kwh) *"
+            "  from incoming order by meter_id, ts, import_kwh, export_kwh, position"
+            " ) as first_seen order by position"
+            " on conflict do nothing"
+        ),
+        {"source": source, "load_id": load_id},
+    ).rowcount
+    return len(rows), loaded
+
+
+def append_energies(
+    conn: Connection, raw: str, load_id: int, source: str, energies: Iterable
+) -> tuple[int, int]:
+    """Load-profile energies (``IntervalEnergy``); identical re-sent values count once."""
+    rows = [
+        (i, e.meter_id, e.interval_start.astimezone(UTC).isoformat(),
+         e.interval_end.astimezone(UTC).isoformat(), e.register, repr(float(e.kwh)), e.substitute)
+        for i, e in enumerate(energies)
+    ]
+    conn.execute(
+        text(
+            "create temporary table if not exists incoming_energies (position bigint,"
+            " meter_id text, interval_start timestamptz, interval_end timestamptz,"
+            " register text, kwh float8, substitute boolean) on commit drop"
+        )
+    )
+    conn.execute(text("truncate incoming_energies"))
+    _copy(
+        conn,
+        "incoming_energies",
+        ("position", "meter_id", "interval_start", "interval_end", "register", "kwh", "substitute"),
+        rows,
+    )
+    loaded = conn.execute(
+        text(
+            f"insert into {raw}.interval_energies (meter_id, interval_start, interval_end,"
+            " register, kwh, substitute, source, load_id)"
+            " select meter_id, interval_start, interval_end, register, kwh, substitute,"
+            " :source, :load_id from incoming_energies order by position"
+            " on conflict do nothing"
+        ),
+        {"source": source, "load_id": load_id},
+    ).rowcount
+    return len(rows), loaded
+
+
+def finish_load(
+    conn: Connection, raw: str, load_id: int, received: int, loaded: int, rejected: int
+) -> LoadResult:
+    conn.execute(
+        text(
+            f"update {raw}.loads set finished_at = clock_timestamp(), rows_received = :n,"
+            " rows_loaded = :loaded, rows_duplicate = :dup, rows_rejected = :rej"
+            " where load_id = :id"
+        ),
+        {"n": received + rejected, "loaded": loaded, "dup": received - loaded, "rej": rejected,
+         "id": load_id},
+    )
+    return LoadResult(load_id, received + rejected, loaded, received - loaded, rejected)
+
+
 def load_readings(
     engine: Engine,
     readings: Iterable[Reading],
@@ -72,54 +163,13 @@ def load_readings(
 ) -> LoadResult:
     """Append readings (and the rejections found while reading them) as one load."""
     raw = check_schema_name(raw_schema)
-    rows = [_reading_row(r) for r in readings]
     rejected = list(rejected)
     with engine.begin() as conn:
-        load_id = conn.execute(
-            text(f"insert into {raw}.loads (source, origin) values (:s, :o) returning load_id"),
-            {"s": source, "o": origin},
-        ).scalar_one()
-        conn.execute(
-            text(
-                "create temporary table incoming (position bigint, meter_id text,"
-                " ts timestamptz, import_kwh float8, export_kwh float8) on commit drop"
-            )
-        )
-        _copy(
-            conn,
-            "incoming",
-            ("position", "meter_id", "ts", "import_kwh", "export_kwh"),
-            ((i, *row) for i, row in enumerate(rows)),
-        )
-        loaded = conn.execute(
-            text(
-                f"insert into {raw}.meter_readings"
-                " (meter_id, ts, import_kwh, export_kwh, source, load_id)"
-                " select meter_id, ts, import_kwh, export_kwh, :source, :load_id from ("
-                "  select distinct on (meter_id, ts, import_kwh, export_kwh) *"
-                "  from incoming order by meter_id, ts, import_kwh, export_kwh, position"
-                " ) as first_seen order by position"
-                " on conflict do nothing"
-            ),
-            {"source": source, "load_id": load_id},
-        ).rowcount
+        load_id = begin_load(conn, raw, source, origin)
+        received, loaded = append_readings(conn, raw, load_id, source, readings)
         if rejected:
             write_rejections(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
-        conn.execute(
-            text(
-                f"update {raw}.loads set finished_at = clock_timestamp(), rows_received = :n,"
-                " rows_loaded = :loaded, rows_duplicate = :dup, rows_rejected = :rej"
-                " where load_id = :id"
-            ),
-            {
-                "n": len(rows) + len(rejected),
-                "loaded": loaded,
-                "dup": len(rows) - loaded,
-                "rej": len(rejected),
-                "id": load_id,
-            },
-        )
-    return LoadResult(load_id, len(rows) + len(rejected), loaded, len(rows) - loaded, len(rejected))
+        return finish_load(conn, raw, load_id, received, loaded, len(rejected))
 
 
 def write_rejections(

@@ -1,0 +1,38 @@
+"""
+### file_drop
+
+Every five minutes, load the files waiting in the drop folder (`VBATT_DROP_DIR`):
+readings CSV and MSCONS (load profiles, meter readings). Each file is loaded whole or
+moved to `refused/` with a `.reason.txt`; loaded files go to `loaded/`. The same file
+twice is loaded once.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+from dag_defaults import DEFAULT_ARGS, RAW_METER_DATA, START_DATE, TAGS
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("*/5 * * * *", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "ingest", "files", "mscons"],
+    doc_md=__doc__,
+)
+def file_drop():
+    @task(outlets=[RAW_METER_DATA])
+    def load_dropped_files() -> dict:
+        from warehouse_hook import WarehouseHook
+
+        from vbatt.pipeline import ingest_drop_folder
+
+        return ingest_drop_folder(WarehouseHook().get_url())
+
+    load_dropped_files()
+
+
+file_drop()

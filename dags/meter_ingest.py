@@ -1,0 +1,43 @@
+"""
+### meter_ingest
+
+Every quarter hour, fetch the readings of every live meter from the smart-me cloud
+(connection `smartme_default`) for the run's data interval plus a lookback for late
+data, and append them to `raw.meter_readings`. A meter missing earlier data is fetched
+from where it is complete. Updates the raw meter data Asset, which triggers
+`battery_ledger`. Backfill: `airflow backfill create --dag-id meter_ingest --from-date ... --to-date ...`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+from dag_defaults import DEFAULT_ARGS, RAW_METER_DATA, START_DATE, TAGS
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "ingest", "smart-me"],
+    doc_md=__doc__,
+)
+def meter_ingest():
+    @task(outlets=[RAW_METER_DATA])
+    def fetch_and_load(data_interval_start=None, data_interval_end=None) -> dict:
+        from smartme_hook import SmartMeHook
+        from warehouse_hook import WarehouseHook
+
+        from vbatt.pipeline import ingest_window
+
+        with SmartMeHook().get_client() as client:
+            return ingest_window(
+                WarehouseHook().get_url(), client, data_interval_start, data_interval_end
+            )
+
+    fetch_and_load()
+
+
+meter_ingest()

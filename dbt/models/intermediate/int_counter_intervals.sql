@@ -1,0 +1,181 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['meter_id', 'interval_start'],
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['meter_id', 'interval_start'], 'unique': True},
+            {'columns': ['computed_at'], 'type': 'brin'},
+        ],
+    )
+}}
+-- Rule book, step 1.3 to 1.5, for meters that send counters: values at UTC quarter-hour boundaries (the reading
+-- itself, else linear interpolation), interval energy as the difference of two boundaries,
+-- and the estimated flag. Intervals exist only between a meter's first and last reading.
+--
+-- Incremental: a boundary can only change if it lies after the last reading before the
+-- earliest changed reading (anchor1). Recomputing from the last reading at or before the
+-- quarter hour that contains anchor1 re-emits every interval that could change.
+
+with readings as (
+
+    select * from {{ ref('int_meter_readings') }}
+
+),
+
+{% if is_incremental() %}
+
+changed as (
+
+    select meter_id, min(reading_at) as changed_from
+    from readings
+    where computed_at > {{ last_computed_at() }}
+    group by meter_id
+
+),
+
+anchors as (
+
+    select changed.meter_id, anchor.reading_at as anchor_at
+    from changed
+    left join lateral (
+        select r.reading_at
+        from readings as r
+        where r.meter_id = changed.meter_id
+          and r.reading_at < changed.changed_from
+        order by r.reading_at desc
+        limit 1
+    ) as anchor1 on true
+    left join lateral (
+        select r.reading_at
+        from readings as r
+        where r.meter_id = changed.meter_id
+          and r.reading_at <= {{ interval_floor('anchor1.reading_at') }}
+        order by r.reading_at desc
+        limit 1
+    ) as anchor on true
+
+),
+
+scoped as (
+
+    select readings.*
+    from readings
+    inner join anchors
+        on readings.meter_id = anchors.meter_id
+        and readings.reading_at >= coalesce(anchors.anchor_at, '-infinity'::timestamptz)
+
+),
+
+{% else %}
+
+scoped as (
+
+    select * from readings
+
+),
+
+{% endif %}
+
+segments as (
+
+    select
+        meter_id,
+        reading_at as t0,
+        import_kwh as import0,
+        export_kwh as export0,
+        lead(reading_at) over by_time as t1,
+        lead(import_kwh) over by_time as import1,
+        lead(export_kwh) over by_time as export1,
+        lead(counter_drop) over by_time as has_drop
+    from scoped
+    window by_time as (partition by meter_id order by reading_at)
+
+),
+
+exact_boundaries as (
+
+    -- a reading on a quarter hour is the boundary value itself (step 1.3)
+    select
+        meter_id,
+        t0 as boundary_at,
+        import0 as import_counter,
+        export0 as export_counter,
+        false as estimated
+    from segments
+    where t0 = {{ interval_floor('t0') }}
+
+),
+
+interior_boundaries as (
+
+    -- quarter hours strictly between two readings: linear interpolation (step 1.3),
+    -- estimated when the readings are more than one interval apart (step 1.5)
+    select
+        meter_id,
+        boundary_at,
+        import0 + (import1 - import0) * fraction as import_counter,
+        export0 + (export1 - export0) * fraction as export_counter,
+        (t1 - t0) > {{ interval_length() }} as estimated
+    from segments
+    cross join lateral generate_series(
+        {{ interval_floor('t0') }} + {{ interval_length() }},
+        t1 - interval '1 microsecond',
+        {{ interval_length() }}
+    ) as boundary_at
+    cross join lateral (
+        select extract(epoch from boundary_at - t0)::double precision
+            / extract(epoch from t1 - t0)::double precision as fraction
+    ) as f
+    where t1 is not null
+      and {{ interval_floor('t0') }} + {{ interval_length() }} < t1
+
+),
+
+boundaries as (
+
+    select * from exact_boundaries
+    union all
+    select * from interior_boundaries
+
+),
+
+intervals as (
+
+    select
+        meter_id,
+        boundary_at as interval_start,
+        lead(boundary_at) over by_time as interval_end,
+        lead(import_counter) over by_time - import_counter as import_kwh,
+        lead(export_counter) over by_time - export_counter as export_kwh,
+        estimated or lead(estimated) over by_time as interpolated
+    from boundaries
+    window by_time as (partition by meter_id order by boundary_at)
+
+),
+
+drop_intervals as (
+
+    -- intervals overlapping a segment that holds a counter drop (step 1.5)
+    select distinct segments.meter_id, drop_start as interval_start
+    from segments
+    cross join lateral generate_series(
+        {{ interval_floor('t0') }}, t1 - interval '1 microsecond', {{ interval_length() }}
+    ) as drop_start
+    where segments.has_drop
+
+)
+
+select
+    intervals.meter_id,
+    intervals.interval_start,
+    intervals.import_kwh,
+    intervals.export_kwh,
+    (intervals.interpolated or drop_intervals.meter_id is not null) as estimated,
+    {{ run_stamp() }} as computed_at
+from intervals
+left join drop_intervals
+    on intervals.meter_id = drop_intervals.meter_id
+    and intervals.interval_start = drop_intervals.interval_start
+where intervals.interval_end = intervals.interval_start + {{ interval_length() }}

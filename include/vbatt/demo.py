@@ -1,0 +1,123 @@
+"""`make demo`: the whole product on simulated PV households, through Airflow.
+
+Starts the embedded warehouse and the simulated smart-me cloud, registers two partners'
+customers with different batteries, runs meter_ingest (which fetches each new meter's
+history since its battery started, 7 days ago), battery_ledger (dbt through Cosmos) and
+daily_settlement with ``dag.test()``, and prints what each customer's battery did.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime, timedelta
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import text
+
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+DEMO_DAYS = 7
+# (battery, name, partner, customer, meter, capacity, reset in days from start or None)
+DEMO_BATTERIES = [
+    ("demo-b1", "Solar battery Meier", "ewa", "c-1001", "SIM-0001", 5.0, None),
+    ("demo-b2", "Solar battery Keller", "ewa", "c-1002", "SIM-0002", 10.0, 4),
+    ("demo-b3", "Solar battery Huber", "ewa", "c-1003", "SIM-0003", 0.0, None),
+    ("demo-b4", "Sonnenspeicher Weber", "stadtwerk", "c-2001", "SIM-0004", 2.5, None),
+    ("demo-b5", "Sonnenspeicher Frei", "stadtwerk", "c-2002", "SIM-0005", 7.5, 2),
+    ("demo-b5-xl", "Sonnenspeicher Frei XL (offer)", "stadtwerk", "c-2002", "SIM-0005", 20.0, None),
+]
+
+
+def demo_batteries(today) -> list[dict]:
+    start = today - timedelta(days=DEMO_DAYS)
+    return [
+        {"battery_id": b, "name": n, "partner_id": p, "customer_id": c, "meter_id": m,
+         "capacity_kwh": cap, "start_date": start,
+         "reset_date": start + timedelta(days=r) if r else None, "reset_repeat": "yearly",
+         "end_date": None, "timezone": "Europe/Zurich", "initial_level_kwh": 0.0}
+        for b, n, p, c, m, cap, r in DEMO_BATTERIES
+    ]
+
+
+def summary_table(engine) -> Table:
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "select r.partner_id, r.battery_id, r.name, r.capacity_kwh, r.intervals,"
+            " r.estimated_intervals, r.charged_total_kwh, r.discharged_total_kwh,"
+            " r.overflow_total_kwh, r.shortfall_total_kwh, r.forfeited_total_kwh, r.level_kwh,"
+            " r.active_power_kw, r.reading_at"
+            " from analytics_marts.battery_registers r order by r.partner_id, r.battery_id"
+        )).all()
+    table = Table(title=f"Virtual batteries after {DEMO_DAYS} days (kWh)")
+    for col in ("partner", "battery", "capacity", "intervals", "charged", "discharged",
+                "overflow", "shortfall", "forfeited", "level", "power kW"):
+        table.add_column(col, justify="left" if col in ("partner", "battery") else "right")
+    for r in rows:
+        table.add_row(
+            r.partner_id, f"{r.battery_id}\n[dim]{r.name}[/dim]",
+            "unlimited" if r.capacity_kwh == 0 else f"{r.capacity_kwh:g}",
+            f"{r.intervals:,}", f"{r.charged_total_kwh:.2f}", f"{r.discharged_total_kwh:.2f}",
+            f"{r.overflow_total_kwh:.2f}", f"{r.shortfall_total_kwh:.2f}",
+            f"{r.forfeited_total_kwh:.2f}", f"{r.level_kwh:.2f}", f"{r.active_power_kw:+.2f}",
+        )
+    return table
+
+
+def main() -> int:
+    from vbatt import airflow_local
+    from vbatt.settings import get_settings
+    from vbatt.simulator import running
+    from vbatt.simulator.app import DEMO_API_KEY
+    from vbatt.warehouse import embedded
+    from vbatt.warehouse.db import get_engine
+    from vbatt.warehouse.loader import upsert_batteries
+    from vbatt.warehouse.migrate import migrate
+
+    logging.basicConfig(level=logging.WARNING)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    logical = now - timedelta(minutes=now.minute % 15)
+
+    with console.status("starting the warehouse"):
+        url = embedded.warehouse_url()
+        engine = get_engine(url)
+        migrate(engine)
+    console.log(f"warehouse ready ({'external' if get_settings().warehouse_url else 'embedded'})")
+
+    with running(meters=len({b[4] for b in DEMO_BATTERIES}), seed=42) as smartme_url:
+        console.log(f"simulated smart-me cloud at {smartme_url}")
+        upsert_batteries(engine, demo_batteries(now.date()))
+        console.log(f"{len(DEMO_BATTERIES)} demo batteries of 2 partners registered")
+
+        with console.status("setting up Airflow (SQLite metadata in .airflow/)"):
+            airflow_local.configure(url, smartme_url, DEMO_API_KEY, retries=0)
+            airflow_local.migrate_metadata()
+        console.log("Airflow metadata database ready")
+
+        for dag_id, when in (
+            ("meter_ingest", logical),
+            ("battery_ledger", logical),
+            ("daily_settlement", logical),
+        ):
+            with console.status(f"running {dag_id} (dag.test)"):
+                state = airflow_local.run_dag(dag_id, when)
+            console.log(f"{dag_id}: {state}")
+            if state != "success":
+                console.print(f"[red]{dag_id} ended {state}: see the log above[/red]")
+                return 1
+
+    console.print(summary_table(engine))
+    console.print(
+        "\nNext:\n"
+        "  make airflow                      # the Airflow UI (airflow standalone), DAGs from dags/\n"
+        "  psql \"$(.venv/bin/vbatt warehouse url | sed 's/+psycopg2//')\"   # query the warehouse\n"
+        "      e.g. select * from analytics_marts.battery_daily order by battery_id, local_date;\n"
+        "  .venv/bin/vbatt simulate --readings examples/readings.csv"
+        " --batteries examples/batteries.csv --out out/\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""Bringing meter data into the raw layer: from the smart-me cloud and from dropped files.
+
+Both paths end in the same append-only tables through the loader, so a reading means the
+same whichever way it came. Every run is idempotent: the same reading twice is one row,
+the same file twice is one load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from vbatt.csv_inputs import InputFileError, parse_readings_csv
+from vbatt.readings import Reading, Rejected
+from vbatt.warehouse.loader import (
+    append_energies,
+    append_readings,
+    begin_load,
+    finish_load,
+    write_rejections,
+)
+from vbatt.warehouse.migrate import check_schema_name
+
+log = logging.getLogger(__name__)
+QUARTER_HOUR = timedelta(minutes=15)
+
+
+# --- the smart-me cloud -------------------------------------------------------------
+
+
+@dataclass
+class MeterOutcome:
+    meter_id: str
+    fetched_from: datetime | None = None
+    received: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    error: str = ""
+
+
+@dataclass
+class IngestReport:
+    start: datetime
+    end: datetime
+    meters: list[MeterOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[MeterOutcome]:
+        return [m for m in self.meters if m.error]
+
+    @property
+    def loaded(self) -> int:
+        return sum(m.loaded for m in self.meters)
+
+    def summary(self) -> str:
+        received = sum(m.received for m in self.meters)
+        rejected = sum(m.rejected for m in self.meters)
+        return (
+            f"{len(self.meters)} meters, {received} readings received, {self.loaded} new,"
+            f" {received - self.loaded} already stored, {rejected} quarantined,"
+            f" {len(self.failed)} meters failed"
+        )
+
+
+class IngestError(RuntimeError):
+    """Some meters could not be fetched; what the others brought is stored."""
+
+
+def meters_to_ingest(engine: Engine, start: datetime, raw_schema: str = "raw") -> dict[str, datetime]:
+    """Meters of batteries live in the window, with the earliest battery start on each:
+    a meter seen for the first time is fetched from there (its history)."""
+    raw = check_schema_name(raw_schema)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                f"select meter_id, min(start_date::timestamp at time zone timezone)"
+                f" from {raw}.batteries"
+                " where end_date is null or end_date >= (:start at time zone timezone)::date"
+                " group by meter_id order by meter_id"
+            ),
+            {"start": start},
+        )
+        return {r[0]: r[1] for r in rows}
+
+
+def _watermarks(engine: Engine, raw: str, source: str) -> dict[str, datetime]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(f"select meter_id, complete_until from {raw}.ingest_watermarks where source = :s"),
+            {"s": source},
+        )
+        return {r[0]: r[1] for r in rows}
+
+
+def fetch_window(
+    start: datetime,
+    end: datetime,
+    lookback: timedelta,
+    complete_until: datetime | None,
+    max_catch_up: timedelta,
+) -> datetime:
+    """Where to start fetching: the window plus a lookback for late data, and further back
+    to where the meter is complete when earlier runs missed data (or to its battery's
+    start for a new meter), never more than max_catch_up before the window's end."""
+    fetch_from = start - lookback
+    if complete_until is not None and complete_until < fetch_from:
+        fetch_from = max(complete_until, end - max_catch_up)
+    return fetch_from
+
+
+def ingest_smartme(
+    engine: Engine,
+    client,
+    *,
+    start: datetime,
+    end: datetime,
+    lookback: timedelta = timedelta(hours=2),
+    max_catch_up: timedelta = timedelta(days=31),
+    meter_ids: Iterable[str] | None = None,
+    raw_schema: str = "raw",
+    source: str = "smartme",
+    progress: Callable[[str], None] | None = None,
+) -> IngestReport:
+    """Fetch [start - lookback, end] for every meter and append it, one load per meter.
+
+    A meter that fails (after the client's retries) does not stop the others; the report
+    lists it and the caller decides (the Airflow task fails, so it is retried).
+    """
+    raw = check_schema_name(raw_schema)
+    if meter_ids is None:
+        meters = meters_to_ingest(engine, start, raw)
+    else:
+        meters = dict.fromkeys(meter_ids)
+    marks = _watermarks(engine, raw, source)
+    report = IngestReport(start, end)
+    for meter_id, since in meters.items():
+        outcome = MeterOutcome(meter_id)
+        report.meters.append(outcome)
+        complete_until = marks.get(meter_id, since)
+        outcome.fetched_from = fetch_window(start, end, lookback, complete_until, max_catch_up)
+        try:
+            result = client.readings(meter_id, outcome.fetched_from, end)
+        except Exception as exc:  # noqa: BLE001 - reported per meter, raised by the caller
+            outcome.error = str(exc)
+            log.warning("meter %s: %s", meter_id, exc)
+            continue
+        with engine.begin() as conn:
+            origin = f"{meter_id} {outcome.fetched_from.isoformat()}..{end.isoformat()}"
+            load_id = begin_load(conn, raw, source, origin)
+            outcome.received, outcome.loaded = append_readings(
+                conn, raw, load_id, source, result.readings
+            )
+            outcome.rejected = len(result.rejected)
+            if result.rejected:
+                write_rejections(conn, result.rejected, source=source, load_id=load_id,
+                                 raw_schema=raw)
+            finish_load(conn, raw, load_id, outcome.received, outcome.loaded, outcome.rejected)
+            conn.execute(
+                text(
+                    f"insert into {raw}.ingest_watermarks (source, meter_id, complete_until)"
+                    " values (:s, :m, :t) on conflict (source, meter_id) do update"
+                    " set complete_until = greatest(ingest_watermarks.complete_until,"
+                    " excluded.complete_until), updated_at = now()"
+                ),
+                {"s": source, "m": meter_id, "t": end},
+            )
+        if progress:
+            progress(meter_id)
+    return report
+
+
+# --- dropped files --------------------------------------------------------------------
+
+
+@dataclass
+class FileOutcome:
+    path: Path
+    kind: str = ""
+    status: str = ""  # loaded | refused | skipped (already loaded)
+    reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+    received: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    load_id: int | None = None
+
+
+def detect_kind(path: Path) -> str:
+    head = path.read_bytes()[:512].lstrip(b"\xef\xbb\xbf").lstrip()
+    if head.startswith((b"UNA", b"UNB")):
+        return "mscons"
+    first_line = head.split(b"\n", 1)[0].decode("utf-8", "replace").lower()
+    if "meter_id" in first_line and "timestamp" in first_line:
+        return "readings_csv"
+    return "unknown"
+
+
+def _read_csv(path: Path) -> tuple[list[Reading], list, list[Rejected], list[str]]:
+    readings, problems = parse_readings_csv(path)
+    rejected = [
+        Rejected(meter_id=record.split(",", 1)[0] or None, raw=record,
+                 reason=f"column {p.column}: {p.message}", where=f"{path.name}:{p.line}")
+        for p, record in problems
+    ]
+    return readings, [], rejected, []
+
+
+def _read_mscons(path: Path) -> tuple[list[Reading], list, list[Rejected], list[str]]:
+    from vbatt.sources import mscons
+
+    interchange = mscons.read_mscons(path)
+    readings, rejected = mscons.to_readings(interchange)
+    energies = []
+    for energy in mscons.to_interval_energies(interchange):
+        start, end = energy.interval_start, energy.interval_end
+        if end - start != QUARTER_HOUR or start.timestamp() % 900:
+            rejected.append(Rejected(
+                meter_id=energy.meter_id, raw=repr(energy),
+                reason=f"interval {start.isoformat()}..{end.isoformat()} is not a UTC quarter hour",
+                where=energy.where or path.name,
+            ))
+        else:
+            energies.append(energy)
+    return readings, energies, rejected, list(interchange.warnings)
+
+
+READERS = {"readings_csv": _read_csv, "mscons": _read_mscons}
+
+
+def ingest_file(engine: Engine, path: Path, *, raw_schema: str = "raw") -> FileOutcome:
+    """Load one file completely or not at all, and record it in raw.files either way."""
+    raw = check_schema_name(raw_schema)
+    outcome = FileOutcome(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with engine.connect() as conn:
+        seen = conn.execute(
+            text(f"select status, load_id from {raw}.files where sha256 = :h"), {"h": digest}
+        ).first()
+    if seen and seen.status == "loaded":
+        outcome.status, outcome.load_id = "skipped", seen.load_id
+        outcome.reason = f"already loaded (load {seen.load_id})"
+        return outcome
+
+    outcome.kind = detect_kind(path)
+    reader = READERS.get(outcome.kind)
+    try:
+        if reader is None:
+            raise ValueError("neither a readings CSV (header meter_id,timestamp,...) nor MSCONS")
+        readings, energies, rejected, outcome.warnings = reader(path)
+    except (InputFileError, ValueError, UnicodeDecodeError) as exc:
+        outcome.status, outcome.reason = "refused", str(exc)
+        _record_file(engine, raw, digest, path, outcome)
+        return outcome
+
+    source = "csv" if outcome.kind == "readings_csv" else "mscons"
+    with engine.begin() as conn:
+        load_id = begin_load(conn, raw, source, path.name)
+        received, loaded = append_readings(conn, raw, load_id, source, readings)
+        if energies:
+            more_received, more_loaded = append_energies(conn, raw, load_id, source, energies)
+            received, loaded = received + more_received, loaded + more_loaded
+        if rejected:
+            write_rejections(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
+        finish_load(conn, raw, load_id, received, loaded, len(rejected))
+        outcome.status, outcome.load_id = "loaded", load_id
+        outcome.received, outcome.loaded, outcome.rejected = received, loaded, len(rejected)
+        _record_file(conn, raw, digest, path, outcome)
+    return outcome
+
+
+def _record_file(target, raw: str, digest: str, path: Path, outcome: FileOutcome) -> None:
+    statement = text(
+        f"insert into {raw}.files (sha256, file_name, kind, status, reason, warnings, load_id)"
+        " values (:h, :n, :k, :s, :r, :w, :l) on conflict (sha256) do update set"
+        " status = excluded.status, reason = excluded.reason, warnings = excluded.warnings,"
+        " load_id = excluded.load_id, received_at = now()"
+    )
+    params = {"h": digest, "n": path.name, "k": outcome.kind or "unknown", "s": outcome.status,
+              "r": outcome.reason, "w": "\n".join(outcome.warnings), "l": outcome.load_id}
+    if isinstance(target, Engine):
+        with target.begin() as conn:
+            conn.execute(statement, params)
+    else:
+        target.execute(statement, params)
+
+
+def process_drop_folder(engine: Engine, drop_dir: Path, *, raw_schema: str = "raw") -> list[FileOutcome]:
+    """Ingest every file in the drop folder; move it to loaded/ or refused/ (with a reason)."""
+    outcomes = []
+    for path in sorted(p for p in drop_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
+        outcome = ingest_file(engine, path, raw_schema=raw_schema)
+        destination = drop_dir / ("refused" if outcome.status == "refused" else "loaded")
+        destination.mkdir(exist_ok=True)
+        moved = destination / path.name
+        shutil.move(str(path), moved)
+        if outcome.status == "refused":
+            moved.with_name(moved.name + ".reason.txt").write_text(outcome.reason + "\n")
+        outcome.path = moved
+        outcomes.append(outcome)
+    return outcomes

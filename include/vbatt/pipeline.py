@@ -1,0 +1,117 @@
+"""What the DAGs do, as plain functions: the CLI and the tests call the same ones.
+
+A DAG task only finds its connections (hooks in plugins/) and calls one of these.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+
+from vbatt.ingest import IngestError, IngestReport, ingest_smartme, process_drop_folder
+from vbatt.settings import get_settings
+from vbatt.warehouse.db import get_engine
+from vbatt.warehouse.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+
+def utc(ts: datetime) -> datetime:
+    """A plain UTC datetime from anything aware (Airflow hands pendulum DateTimes)."""
+    return datetime.fromtimestamp(ts.timestamp(), UTC)
+
+
+def ingest_window(url: str, client, start: datetime, end: datetime) -> dict:
+    """One run of meter_ingest: every live meter, the window plus the lookback."""
+    start, end = utc(start), utc(end)
+    engine = get_engine(url)
+    migrate(engine)
+    settings = get_settings()
+    report: IngestReport = ingest_smartme(
+        engine,
+        client,
+        start=start,
+        end=end,
+        lookback=timedelta(minutes=settings.ingest_lookback_minutes),
+        progress=lambda meter: log.info("meter %s done", meter),
+    )
+    log.info("ingest %s..%s: %s", start.isoformat(), end.isoformat(), report.summary())
+    if report.failed:
+        failed = "; ".join(f"{m.meter_id}: {m.error}" for m in report.failed)
+        raise IngestError(f"{len(report.failed)} meters failed (the rest is stored): {failed}")
+    return {"meters": len(report.meters), "new_readings": report.loaded}
+
+
+def ingest_drop_folder(url: str, drop_dir: Path | None = None) -> dict:
+    """One run of file_drop: load or refuse every file waiting in the drop folder."""
+    engine = get_engine(url)
+    migrate(engine)
+    drop_dir = drop_dir or get_settings().drop_dir
+    drop_dir.mkdir(parents=True, exist_ok=True)
+    outcomes = process_drop_folder(engine, drop_dir)
+    for o in outcomes:
+        extra = f" ({len(o.warnings)} warnings)" if o.warnings else ""
+        log.info("%s: %s %s%s", o.path.name, o.status, o.reason or f"{o.loaded} new rows", extra)
+        for warning in o.warnings:
+            log.warning("%s: %s", o.path.name, warning)
+    return {
+        "loaded": sum(o.status == "loaded" for o in outcomes),
+        "refused": sum(o.status == "refused" for o in outcomes),
+        "skipped": sum(o.status == "skipped" for o in outcomes),
+    }
+
+
+def touch_for_rebuild(url: str, since: datetime, battery_id: str | None = None,
+                      schema: str = "analytics") -> int:
+    """Mark intervals from ``since`` as changed so the next dbt run recomputes them.
+
+    The incremental models pick up rows stamped after their last run; re-stamping the
+    per-meter readings and profiles from ``since`` makes the intervals, the ledger and the
+    marts of those meters recompute from there, continuing from the stored level before.
+    """
+    engine = get_engine(url)
+    meters = "true"
+    params: dict = {"since": since}
+    if battery_id:
+        meters = "meter_id = (select meter_id from raw.batteries where battery_id = :battery)"
+        params["battery"] = battery_id
+    touched = 0
+    with engine.begin() as conn:
+        if battery_id and conn.execute(
+            text("select 1 from raw.batteries where battery_id = :battery"), params
+        ).first() is None:
+            raise ValueError(f"no battery {battery_id!r} in raw.batteries")
+        for table, column in (("int_meter_readings", "reading_at"),
+                              ("int_profile_intervals", "interval_start")):
+            touched += conn.execute(
+                text(f"update {schema}_intermediate.{table} set computed_at = clock_timestamp()"
+                     f" where {column} >= :since and {meters}"),
+                params,
+            ).rowcount
+    return touched
+
+
+def day_report(url: str, local_day: date, schema: str = "analytics") -> list[dict]:
+    """The settled day per battery: complete (all quarter hours present) or not."""
+    engine = get_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                f"select b.battery_id, b.partner_id, d.intervals, d.expected_intervals,"
+                f" d.estimated_intervals, d.charge_kwh, d.discharge_kwh, d.level_end_kwh"
+                f" from {schema}_marts.battery_registers b"
+                f" left join {schema}_marts.battery_daily d"
+                f"   on d.battery_id = b.battery_id and d.local_date = :day"
+                f" order by b.partner_id, b.battery_id"
+            ),
+            {"day": local_day},
+        )
+        report = [dict(r._mapping) for r in rows]
+    incomplete = [r["battery_id"] for r in report
+                  if r["intervals"] is None or r["intervals"] < r["expected_intervals"]]
+    log.info("%s: %d batteries, %d incomplete %s", local_day, len(report), len(incomplete),
+             incomplete[:20])
+    return report

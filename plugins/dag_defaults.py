@@ -1,0 +1,23 @@
+"""What every vbatt DAG shares: owner, retries, tags, and the Assets that link them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset
+
+from vbatt.settings import get_settings
+
+# The raw layer changed: battery_ledger runs after every ingest that wrote to it.
+RAW_METER_DATA = Asset("postgres://warehouse/raw/meter_readings", group="vbatt")
+LEDGER = Asset("postgres://warehouse/analytics_marts/battery_intervals", group="vbatt")
+
+START_DATE = datetime(2025, 1, 1)
+DEFAULT_ARGS = {
+    "owner": "vbatt",
+    "retries": get_settings().task_retries,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=30),
+}
+TAGS = ["vbatt"]

@@ -1,0 +1,58 @@
+"""The dbt project as an Airflow task group (Cosmos, local execution, in-process dbt).
+
+The profile comes from the ``warehouse_default`` connection through WarehouseProfileMapping,
+so dbt writes where the ingest tasks read.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from cosmos import (
+    DbtTaskGroup,
+    ExecutionConfig,
+    ProfileConfig,
+    ProjectConfig,
+    RenderConfig,
+)
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from warehouse_hook import WarehouseProfileMapping
+
+from vbatt.settings import get_settings
+
+
+def profile_config() -> ProfileConfig:
+    settings = get_settings()
+    return ProfileConfig(
+        profile_name="vbatt",
+        target_name="warehouse",
+        profile_mapping=WarehouseProfileMapping(
+            conn_id=settings.warehouse_conn_id,
+            profile_args={"schema": "analytics", "threads": settings.dbt_threads},
+        ),
+    )
+
+
+def ledger_task_group(group_id: str = "dbt_ledger", **kwargs) -> DbtTaskGroup:
+    settings = get_settings()
+    manifest = settings.dbt_project_dir / "target" / "manifest.json"
+    return DbtTaskGroup(
+        group_id=group_id,
+        project_config=ProjectConfig(
+            settings.dbt_project_dir,
+            manifest_path=manifest if manifest.exists() else None,
+        ),
+        profile_config=profile_config(),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            dbt_executable_path=str(Path(sys.executable).with_name("dbt")),
+        ),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST if manifest.exists() else LoadMode.DBT_LS,
+            test_behavior=TestBehavior.AFTER_ALL,
+        ),
+        operator_args={"install_deps": False},
+        **kwargs,
+    )
