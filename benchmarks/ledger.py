@@ -43,7 +43,9 @@ ENERGY = """
 """
 
 
-def readings_sql(raw: str, load_id: int, meters: int, k_from: int, k_to: int, seed_from: str) -> str:
+def readings_sql(
+    raw: str, load_id: int, meters: int, k_from: int, k_to: int, seed_from: str
+) -> str:
     return f"""
         insert into {raw}.meter_readings (meter_id, ts, import_kwh, export_kwh, source, load_id)
         select 'BM' || lpad(m::text, 5, '0'),
@@ -72,6 +74,14 @@ def timed(label: str, results: dict, rows: int | None = None):
     console.log(f"{label}: {seconds:.1f} s{rate}")
 
 
+def model_timings(target: Path) -> dict[str, float]:
+    """Seconds per model of the last dbt run, from its run_results.json."""
+    results = json.loads((target / "run_results.json").read_text())
+    return {
+        r["unique_id"].rsplit(".", 1)[-1]: round(r["execution_time"], 2) for r in results["results"]
+    }
+
+
 def new_load(conn, raw: str) -> int:
     return conn.execute(
         text(f"insert into {raw}.loads (source) values ('benchmark') returning load_id")
@@ -84,9 +94,20 @@ def setup_history(engine, url, schema: str, meters: int, days: int, target: Path
     intervals = days * 96
     with engine.begin() as conn:
         load_id = new_load(conn, raw)
-        conn.execute(text(readings_sql(raw, load_id, meters, 0, intervals, "select 1000.0 as "
-                                       "import_kwh, 500.0 as export_kwh")))
-        conn.execute(text(f"""
+        conn.execute(
+            text(
+                readings_sql(
+                    raw,
+                    load_id,
+                    meters,
+                    0,
+                    intervals,
+                    "select 1000.0 as import_kwh, 500.0 as export_kwh",
+                )
+            )
+        )
+        conn.execute(
+            text(f"""
             insert into {raw}.batteries (battery_id, name, partner_id, customer_id, meter_id,
                 capacity_kwh, start_date, reset_date, timezone)
             select 'BB' || lpad(m::text, 5, '0'), 'Battery ' || m, 'P' || (m % 2),
@@ -94,7 +115,8 @@ def setup_history(engine, url, schema: str, meters: int, days: int, target: Path
                    (array[0, 5, 10, 2.5])[1 + m % 4], date '2025-01-01',
                    case when m % 3 = 0 then date '2025-07-01' end, 'Europe/Zurich'
             from generate_series(1, {meters}) as m
-        """))
+        """)
+        )
         conn.execute(text(f"analyze {raw}.meter_readings"))
     return intervals * meters
 
@@ -102,8 +124,10 @@ def setup_history(engine, url, schema: str, meters: int, days: int, target: Path
 def add_day(engine, schema: str, meters: int, days: int) -> int:
     raw = f"{schema}_raw"
     k0 = days * 96
-    seed = (f"select r.import_kwh, r.export_kwh from {raw}.meter_readings r where r.meter_id ="
-            f" 'BM' || lpad(m::text, 5, '0') order by r.ts desc limit 1")
+    seed = (
+        f"select r.import_kwh, r.export_kwh from {raw}.meter_readings r where r.meter_id ="
+        f" 'BM' || lpad(m::text, 5, '0') order by r.ts desc limit 1"
+    )
     with engine.begin() as conn:
         load_id = new_load(conn, raw)
         conn.execute(text(readings_sql(raw, load_id, meters, k0 + 1, k0 + 96, seed)))
@@ -119,16 +143,26 @@ def floor(engine, schema: str, rows: int, results: dict) -> float:
             with dump.open("w") as handle:
                 cursor.copy_expert(
                     f"copy (select meter_id, ts, import_kwh, export_kwh from {raw}.meter_readings)"
-                    " to stdout with (format csv)", handle)
+                    " to stdout with (format csv)",
+                    handle,
+                )
         with engine.begin() as conn:
-            conn.execute(text("create table bench_floor (meter_id text, ts timestamptz,"
-                              " import_kwh float8, export_kwh float8)"))
+            conn.execute(
+                text(
+                    "create table bench_floor (meter_id text, ts timestamptz,"
+                    " import_kwh float8, export_kwh float8)"
+                )
+            )
         with timed("floor: COPY", results, rows), engine.begin() as conn, dump.open() as handle:
             cursor = conn.connection.dbapi_connection.cursor()
             cursor.copy_expert("copy bench_floor from stdin with (format csv)", handle)
     with timed("floor: window SUM", results, rows), engine.begin() as conn:
-        conn.execute(text("create table bench_floor_sum as select meter_id, ts, sum(import_kwh)"
-                          " over (partition by meter_id order by ts) as s from bench_floor"))
+        conn.execute(
+            text(
+                "create table bench_floor_sum as select meter_id, ts, sum(import_kwh)"
+                " over (partition by meter_id order by ts) as s from bench_floor"
+            )
+        )
     with engine.begin() as conn:
         conn.execute(text("drop table bench_floor, bench_floor_sum"))
     return results["floor: COPY"]["seconds"] + results["floor: window SUM"]["seconds"]
@@ -153,20 +187,39 @@ def main() -> None:
             console.log(f"{args.batteries} batteries x {args.days} days = {rows:,} intervals")
             floor_s = floor(engine, "bench", rows, results)
             with timed("full rebuild", results, rows):
-                run_dbt(["run", "--full-refresh"], url=url, schema="bench",
-                        raw_schema="bench_raw", target_dir=target)
-            with timed(f"incremental day on {args.days}-day history", results,
-                       add_day(engine, "bench", args.batteries, args.days)):
-                run_dbt(["run"], url=url, schema="bench", raw_schema="bench_raw",
-                        target_dir=target)
+                run_dbt(
+                    ["run", "--full-refresh"],
+                    url=url,
+                    schema="bench",
+                    raw_schema="bench_raw",
+                    target_dir=target,
+                )
+            results["full rebuild"]["models"] = model_timings(target)
+            with timed(
+                f"incremental day on {args.days}-day history",
+                results,
+                add_day(engine, "bench", args.batteries, args.days),
+            ):
+                run_dbt(["run"], url=url, schema="bench", raw_schema="bench_raw", target_dir=target)
+            results[f"incremental day on {args.days}-day history"]["models"] = model_timings(target)
 
             setup_history(engine, url, "short", args.batteries, args.short_days, target)
-            run_dbt(["run", "--full-refresh"], url=url, schema="short", raw_schema="short_raw",
-                    target_dir=target)
-            with timed(f"incremental day on {args.short_days}-day history", results,
-                       add_day(engine, "short", args.batteries, args.short_days)):
-                run_dbt(["run"], url=url, schema="short", raw_schema="short_raw",
-                        target_dir=target)
+            run_dbt(
+                ["run", "--full-refresh"],
+                url=url,
+                schema="short",
+                raw_schema="short_raw",
+                target_dir=target,
+            )
+            with timed(
+                f"incremental day on {args.short_days}-day history",
+                results,
+                add_day(engine, "short", args.batteries, args.short_days),
+            ):
+                run_dbt(["run"], url=url, schema="short", raw_schema="short_raw", target_dir=target)
+            results[f"incremental day on {args.short_days}-day history"]["models"] = model_timings(
+                target
+            )
     finally:
         engine.dispose()
         embedded.stop(data_dir)
@@ -183,8 +236,12 @@ def main() -> None:
         "full_over_floor": round(full_s / floor_s, 2),
         "incremental_seconds": long_inc,
         "incremental_long_over_short": round(long_inc / short_inc, 2),
-        "targets": {"full_over_floor": 3.0, "full_rebuild_seconds": 300,
-                    "incremental_seconds": 15, "incremental_long_over_short": 1.3},
+        "targets": {
+            "full_over_floor": 3.0,
+            "full_rebuild_seconds": 300,
+            "incremental_seconds": 15,
+            "incremental_long_over_short": 1.3,
+        },
     }
     report = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -9,6 +9,7 @@ them). One run at a time: the ledger continues each battery from its stored leve
 from __future__ import annotations
 
 from airflow.sdk import dag
+
 from dag_defaults import DEFAULT_ARGS, LEDGER, RAW_METER_DATA, START_DATE, TAGS
 from dbt_cosmos import ledger_task_group
 

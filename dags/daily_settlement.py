@@ -11,6 +11,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
+
 from dag_defaults import DEFAULT_ARGS, START_DATE, TAGS
 
 ZURICH = pendulum.timezone("Europe/Zurich")
@@ -28,9 +29,8 @@ ZURICH = pendulum.timezone("Europe/Zurich")
 def daily_settlement():
     @task
     def settle_previous_day(data_interval_start=None) -> list[dict]:
-        from warehouse_hook import WarehouseHook
-
         from vbatt.pipeline import day_report
+        from warehouse_hook import WarehouseHook
 
         local_day = pendulum.instance(data_interval_start).in_timezone(ZURICH).date()
         return day_report(WarehouseHook().get_url(), local_day)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
+
 from dag_defaults import DEFAULT_ARGS, RAW_METER_DATA, START_DATE, TAGS
 
 
@@ -26,9 +27,8 @@ from dag_defaults import DEFAULT_ARGS, RAW_METER_DATA, START_DATE, TAGS
 def file_drop():
     @task(outlets=[RAW_METER_DATA])
     def load_dropped_files() -> dict:
-        from warehouse_hook import WarehouseHook
-
         from vbatt.pipeline import ingest_drop_folder
+        from warehouse_hook import WarehouseHook
 
         return ingest_drop_folder(WarehouseHook().get_url())
 

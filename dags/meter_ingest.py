@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
+
 from dag_defaults import DEFAULT_ARGS, RAW_METER_DATA, START_DATE, TAGS
 
 
@@ -28,9 +29,8 @@ def meter_ingest():
     @task(outlets=[RAW_METER_DATA])
     def fetch_and_load(data_interval_start=None, data_interval_end=None) -> dict:
         from smartme_hook import SmartMeHook
-        from warehouse_hook import WarehouseHook
-
         from vbatt.pipeline import ingest_window
+        from warehouse_hook import WarehouseHook
 
         with SmartMeHook().get_client() as client:
             return ingest_window(

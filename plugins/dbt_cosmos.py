@@ -17,9 +17,9 @@ from cosmos import (
     RenderConfig,
 )
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
-from warehouse_hook import WarehouseProfileMapping
 
 from vbatt.settings import get_settings
+from warehouse_hook import WarehouseProfileMapping
 
 
 def profile_config() -> ProfileConfig:

@@ -26,7 +26,9 @@ def url_from_connection(conn: Any) -> str:
     password = f":{quote(conn.password, safe='')}" if conn.password else ""
     database = conn.schema or "vbatt"
     if (conn.host or "").startswith("/"):
-        return f"postgresql+psycopg2://{user}{password}@/{database}?host={quote(conn.host, safe='/')}"
+        return (
+            f"postgresql+psycopg2://{user}{password}@/{database}?host={quote(conn.host, safe='/')}"
+        )
     port = f":{conn.port}" if conn.port else ""
     return f"postgresql+psycopg2://{user}{password}@{conn.host}{port}/{database}"
 

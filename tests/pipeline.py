@@ -26,8 +26,13 @@ class Pipeline:
         upsert_batteries(self.engine, rows, raw_schema=self.raw)
 
     def dbt(self, *args: str) -> str:
-        return run_dbt(list(args), url=self.url, schema=self.schema, raw_schema=self.raw,
-                       target_dir=self.target_dir)
+        return run_dbt(
+            list(args),
+            url=self.url,
+            schema=self.schema,
+            raw_schema=self.raw,
+            target_dir=self.target_dir,
+        )
 
     def run(self, full_refresh: bool = False) -> None:
         self.dbt("run", *(["--full-refresh"] if full_refresh else []))

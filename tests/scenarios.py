@@ -49,7 +49,11 @@ def _series(rng: random.Random, meter_id: str, start: datetime, hours: float) ->
     steps, weights = zip(*STEPS, strict=True)
     while ts < end:
         step = rng.choices(steps, weights)[0]
-        jitter = timedelta(seconds=rng.choice([0, 0, 0, 0, 3, -2])) if step >= timedelta(minutes=5) else timedelta()
+        jitter = (
+            timedelta(seconds=rng.choice([0, 0, 0, 0, 3, -2]))
+            if step >= timedelta(minutes=5)
+            else timedelta()
+        )
         ts = ts + step + jitter
         minutes = step.total_seconds() / 60
         imp += rng.choice([0, rng.uniform(0, 0.05) * minutes])

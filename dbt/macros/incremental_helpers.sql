@@ -7,6 +7,11 @@
 (select coalesce(max(computed_at), '-infinity'::timestamptz) from {{ this }})
 {%- endmacro %}
 
+{#- The raw load watermark of the newest run (an index probe on computed_at). -#}
+{% macro last_max_load_id() -%}
+coalesce((select max_load_id from {{ this }} order by computed_at desc limit 1), 0)
+{%- endmacro %}
+
 {% macro run_stamp() -%}
 '{{ run_started_at.isoformat() }}'::timestamptz
 {%- endmacro %}

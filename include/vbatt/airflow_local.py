@@ -21,8 +21,13 @@ from vbatt.settings import get_settings
 def warehouse_connection(url: str) -> dict:
     parts = urlsplit(url)
     host = parse_qs(parts.query).get("host", [parts.hostname or "localhost"])[0]
-    conn = {"conn_type": "postgres", "host": host, "login": parts.username or "postgres",
-            "schema": parts.path.lstrip("/") or "vbatt", "port": parts.port or 5432}
+    conn = {
+        "conn_type": "postgres",
+        "host": host,
+        "login": parts.username or "postgres",
+        "schema": parts.path.lstrip("/") or "vbatt",
+        "port": parts.port or 5432,
+    }
     if parts.password:
         conn["password"] = parts.password
     return conn
@@ -32,8 +37,13 @@ def smartme_connection(base_url: str, api_key: str) -> dict:
     return {"conn_type": "smartme", "host": base_url, "extra": {"api_key": api_key, "rate": 50}}
 
 
-def configure(warehouse_url: str, smartme_url: str | None = None, api_key: str = "",
-              home: Path | None = None, retries: int | None = None) -> dict[str, str]:
+def configure(
+    warehouse_url: str,
+    smartme_url: str | None = None,
+    api_key: str = "",
+    home: Path | None = None,
+    retries: int | None = None,
+) -> dict[str, str]:
     """Set (and return) the environment Airflow reads: home, DAGs, plugins, connections."""
     settings = get_settings()
     root = settings.root
@@ -64,8 +74,9 @@ def configure(warehouse_url: str, smartme_url: str | None = None, api_key: str =
 def migrate_metadata() -> None:
     """Create or upgrade Airflow's metadata database (SQLite under AIRFLOW_HOME)."""
     airflow = Path(sys.executable).with_name("airflow")
-    result = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True,
-                            env=os.environ)
+    result = subprocess.run(
+        [str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ
+    )
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout}\n{result.stderr}")
 

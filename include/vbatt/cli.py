@@ -27,7 +27,9 @@ def _warehouse(args: argparse.Namespace) -> int:
         print(embedded.warehouse_url(start_embedded=not settings.embedded or embedded.is_running()))
         return 0
     if not settings.embedded:
-        console.print(f"WAREHOUSE_URL is set: the warehouse is external ({args.action} does nothing)")
+        console.print(
+            f"WAREHOUSE_URL is set: the warehouse is external ({args.action} does nothing)"
+        )
         return 0
     if args.action == "up":
         url = embedded.start()
@@ -44,23 +46,46 @@ def _warehouse(args: argparse.Namespace) -> int:
         console.print("warehouse stopped" if stopped else "warehouse was not running")
     elif args.action == "status":
         running = embedded.is_running()
-        console.print(f"warehouse in {settings.warehouse_dir}: {'running' if running else 'stopped'}")
+        console.print(
+            f"warehouse in {settings.warehouse_dir}: {'running' if running else 'stopped'}"
+        )
         return 0 if running else 1
     return 0
 
 
 def _summary_table(rows: list[dict]) -> Table:
     table = Table(title="Battery summary (kWh)")
-    for column in ("battery", "capacity", "intervals", "estimated", "charged", "discharged",
-                   "overflow", "shortfall", "forfeited", "level"):
+    for column in (
+        "battery",
+        "capacity",
+        "intervals",
+        "estimated",
+        "charged",
+        "discharged",
+        "overflow",
+        "shortfall",
+        "forfeited",
+        "level",
+    ):
         table.add_column(column, justify="left" if column == "battery" else "right")
     for r in rows:
         capacity = "unlimited" if r["capacity_kwh"] == 0 else f"{r['capacity_kwh']:.1f}"
         table.add_row(
-            r["battery_id"], capacity, f"{r['intervals']:,}", f"{r['estimated_intervals']:,}",
-            *(f"{r[c]:.3f}" for c in ("charged_total_kwh", "discharged_total_kwh",
-                                       "overflow_total_kwh", "shortfall_total_kwh",
-                                       "forfeited_total_kwh", "level_kwh")),
+            r["battery_id"],
+            capacity,
+            f"{r['intervals']:,}",
+            f"{r['estimated_intervals']:,}",
+            *(
+                f"{r[c]:.3f}"
+                for c in (
+                    "charged_total_kwh",
+                    "discharged_total_kwh",
+                    "overflow_total_kwh",
+                    "shortfall_total_kwh",
+                    "forfeited_total_kwh",
+                    "level_kwh",
+                )
+            ),
         )
     return table
 
@@ -71,13 +96,21 @@ def _simulate(args: argparse.Namespace) -> int:
     from vbatt.warehouse.embedded import warehouse_url
 
     with console.status("starting") as status:
+
         def step(message: str) -> None:
             status.update(message)
             console.log(message)
 
         url = warehouse_url()
-        result = simulate(get_engine(url), url, Path(args.readings), Path(args.batteries),
-                          Path(args.out), step=step, keep_schema=args.keep_schema)
+        result = simulate(
+            get_engine(url),
+            url,
+            Path(args.readings),
+            Path(args.batteries),
+            Path(args.out),
+            step=step,
+            keep_schema=args.keep_schema,
+        )
     console.print(_summary_table(result.summary))
     console.print(f"wrote {result.intervals_csv} and {result.daily_csv}")
     return 0
@@ -114,14 +147,17 @@ def _ingest(args: argparse.Namespace) -> int:
             console.print(f"[yellow]{name}: warning: {warning}[/yellow]", highlight=False)
         if outcome.status == "refused":
             refused += 1
-            err.print(f"[red]{name}: refused, nothing loaded: {outcome.reason}[/red]",
-                      highlight=False)
+            err.print(
+                f"[red]{name}: refused, nothing loaded: {outcome.reason}[/red]", highlight=False
+            )
         elif outcome.status == "skipped":
             console.print(f"{name}: {outcome.reason}")
         else:
-            console.print(f"{name}: loaded as load {outcome.load_id} ({outcome.kind}):"
-                          f" {outcome.received} values, {outcome.loaded} new,"
-                          f" {outcome.rejected} quarantined in raw.rejected_readings")
+            console.print(
+                f"{name}: loaded as load {outcome.load_id} ({outcome.kind}):"
+                f" {outcome.received} values, {outcome.loaded} new,"
+                f" {outcome.rejected} quarantined in raw.rejected_readings"
+            )
     return EXIT_BAD_INPUT if refused else 0
 
 
@@ -158,8 +194,8 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 def _fetch(args: argparse.Namespace) -> int:
     from vbatt.pipeline import ingest_window
-    from vbatt.sources.smartme import SmartMeClient
     from vbatt.settings import smartme_config
+    from vbatt.sources.smartme import SmartMeClient
     from vbatt.warehouse.embedded import warehouse_url
 
     start = datetime.fromisoformat(args.start).astimezone(UTC)
@@ -182,10 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     mig.set_defaults(func=_migrate)
 
     sim = sub.add_parser("simulate", help="compute batteries for a readings CSV, offline")
-    sim.add_argument("--readings", required=True, help="CSV: meter_id,timestamp,import_kwh,export_kwh")
+    sim.add_argument(
+        "--readings", required=True, help="CSV: meter_id,timestamp,import_kwh,export_kwh"
+    )
     sim.add_argument("--batteries", required=True, help="CSV of battery configurations")
-    sim.add_argument("--out", required=True, help="folder for battery_intervals.csv and battery_daily.csv")
-    sim.add_argument("--keep-schema", action="store_true", help="keep the isolated schemas to query")
+    sim.add_argument(
+        "--out", required=True, help="folder for battery_intervals.csv and battery_daily.csv"
+    )
+    sim.add_argument(
+        "--keep-schema", action="store_true", help="keep the isolated schemas to query"
+    )
     sim.set_defaults(func=_simulate)
 
     ing = sub.add_parser("ingest", help="load readings CSV or MSCONS files into the raw layer")
@@ -202,8 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(func=_fetch)
 
     reb = sub.add_parser("rebuild", help="recompute the ledger from a date")
-    reb.add_argument("--from", dest="since", type=date.fromisoformat,
-                     help="UTC date to recompute from (YYYY-MM-DD)")
+    reb.add_argument(
+        "--from",
+        dest="since",
+        type=date.fromisoformat,
+        help="UTC date to recompute from (YYYY-MM-DD)",
+    )
     reb.add_argument("--battery", help="only the meter of this battery")
     reb.add_argument("--full", action="store_true", help="rebuild every model from raw")
     reb.set_defaults(func=_rebuild)

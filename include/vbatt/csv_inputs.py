@@ -123,13 +123,17 @@ def parse_readings_csv(path: Path) -> tuple[list[Reading], list[tuple[InputProbl
                 continue
             if values[column] < 0:
                 row_problems.append(
-                    InputProblem(name, line, column, f"{row[column]} is negative: registers count up")
+                    InputProblem(
+                        name, line, column, f"{row[column]} is negative: registers count up"
+                    )
                 )
         if row_problems:
             record = ",".join(row.get(c, "") for c in READINGS_HEADER)
             problems.extend((p, record) for p in row_problems)
         else:
-            readings.append(Reading(row["meter_id"], ts, values["import_kwh"], values["export_kwh"]))
+            readings.append(
+                Reading(row["meter_id"], ts, values["import_kwh"], values["export_kwh"])
+            )
     if header_problems:
         raise InputFileError(header_problems)
     return readings, problems
@@ -187,8 +191,14 @@ def read_batteries_csv(path: Path, known_meters: set[str] | None = None) -> list
         capacity, initial = parsed["capacity_kwh"], parsed["initial_level_kwh"]
         if capacity > 0 and initial > capacity:
             problem("initial_level_kwh", f"{initial} exceeds the capacity {capacity}")
-        if parsed["start_date"] and parsed["end_date"] and parsed["end_date"] <= parsed["start_date"]:
-            problem("end_date", f"{parsed['end_date']} is not after start_date {parsed['start_date']}")
+        if (
+            parsed["start_date"]
+            and parsed["end_date"]
+            and parsed["end_date"] <= parsed["start_date"]
+        ):
+            problem(
+                "end_date", f"{parsed['end_date']} is not after start_date {parsed['start_date']}"
+            )
         if known_meters is not None and row["meter_id"] and row["meter_id"] not in known_meters:
             problem("meter_id", f"{row['meter_id']!r} has no readings in the readings file")
         problems.extend(found)

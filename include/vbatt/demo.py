@@ -33,34 +33,63 @@ DEMO_BATTERIES = [
 def demo_batteries(today) -> list[dict]:
     start = today - timedelta(days=DEMO_DAYS)
     return [
-        {"battery_id": b, "name": n, "partner_id": p, "customer_id": c, "meter_id": m,
-         "capacity_kwh": cap, "start_date": start,
-         "reset_date": start + timedelta(days=r) if r else None, "reset_repeat": "yearly",
-         "end_date": None, "timezone": "Europe/Zurich", "initial_level_kwh": 0.0}
+        {
+            "battery_id": b,
+            "name": n,
+            "partner_id": p,
+            "customer_id": c,
+            "meter_id": m,
+            "capacity_kwh": cap,
+            "start_date": start,
+            "reset_date": start + timedelta(days=r) if r else None,
+            "reset_repeat": "yearly",
+            "end_date": None,
+            "timezone": "Europe/Zurich",
+            "initial_level_kwh": 0.0,
+        }
         for b, n, p, c, m, cap, r in DEMO_BATTERIES
     ]
 
 
 def summary_table(engine) -> Table:
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "select r.partner_id, r.battery_id, r.name, r.capacity_kwh, r.intervals,"
-            " r.estimated_intervals, r.charged_total_kwh, r.discharged_total_kwh,"
-            " r.overflow_total_kwh, r.shortfall_total_kwh, r.forfeited_total_kwh, r.level_kwh,"
-            " r.active_power_kw, r.reading_at"
-            " from analytics_marts.battery_registers r order by r.partner_id, r.battery_id"
-        )).all()
+        rows = conn.execute(
+            text(
+                "select r.partner_id, r.battery_id, r.name, r.capacity_kwh, r.intervals,"
+                " r.estimated_intervals, r.charged_total_kwh, r.discharged_total_kwh,"
+                " r.overflow_total_kwh, r.shortfall_total_kwh, r.forfeited_total_kwh, r.level_kwh,"
+                " r.active_power_kw, r.reading_at"
+                " from analytics_marts.battery_registers r order by r.partner_id, r.battery_id"
+            )
+        ).all()
     table = Table(title=f"Virtual batteries after {DEMO_DAYS} days (kWh)")
-    for col in ("partner", "battery", "capacity", "intervals", "charged", "discharged",
-                "overflow", "shortfall", "forfeited", "level", "power kW"):
+    for col in (
+        "partner",
+        "battery",
+        "capacity",
+        "intervals",
+        "charged",
+        "discharged",
+        "overflow",
+        "shortfall",
+        "forfeited",
+        "level",
+        "power kW",
+    ):
         table.add_column(col, justify="left" if col in ("partner", "battery") else "right")
     for r in rows:
         table.add_row(
-            r.partner_id, f"{r.battery_id}\n[dim]{r.name}[/dim]",
+            r.partner_id,
+            f"{r.battery_id}\n[dim]{r.name}[/dim]",
             "unlimited" if r.capacity_kwh == 0 else f"{r.capacity_kwh:g}",
-            f"{r.intervals:,}", f"{r.charged_total_kwh:.2f}", f"{r.discharged_total_kwh:.2f}",
-            f"{r.overflow_total_kwh:.2f}", f"{r.shortfall_total_kwh:.2f}",
-            f"{r.forfeited_total_kwh:.2f}", f"{r.level_kwh:.2f}", f"{r.active_power_kw:+.2f}",
+            f"{r.intervals:,}",
+            f"{r.charged_total_kwh:.2f}",
+            f"{r.discharged_total_kwh:.2f}",
+            f"{r.overflow_total_kwh:.2f}",
+            f"{r.shortfall_total_kwh:.2f}",
+            f"{r.forfeited_total_kwh:.2f}",
+            f"{r.level_kwh:.2f}",
+            f"{r.active_power_kw:+.2f}",
         )
     return table
 

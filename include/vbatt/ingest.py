@@ -73,7 +73,9 @@ class IngestError(RuntimeError):
     """Some meters could not be fetched; what the others brought is stored."""
 
 
-def meters_to_ingest(engine: Engine, start: datetime, raw_schema: str = "raw") -> dict[str, datetime]:
+def meters_to_ingest(
+    engine: Engine, start: datetime, raw_schema: str = "raw"
+) -> dict[str, datetime]:
     """Meters of batteries live in the window, with the earliest battery start on each:
     a meter seen for the first time is fetched from there (its history)."""
     raw = check_schema_name(raw_schema)
@@ -159,8 +161,9 @@ def ingest_smartme(
             )
             outcome.rejected = len(result.rejected)
             if result.rejected:
-                write_rejections(conn, result.rejected, source=source, load_id=load_id,
-                                 raw_schema=raw)
+                write_rejections(
+                    conn, result.rejected, source=source, load_id=load_id, raw_schema=raw
+                )
             finish_load(conn, raw, load_id, outcome.received, outcome.loaded, outcome.rejected)
             conn.execute(
                 text(
@@ -205,8 +208,12 @@ def detect_kind(path: Path) -> str:
 def _read_csv(path: Path) -> tuple[list[Reading], list, list[Rejected], list[str]]:
     readings, problems = parse_readings_csv(path)
     rejected = [
-        Rejected(meter_id=record.split(",", 1)[0] or None, raw=record,
-                 reason=f"column {p.column}: {p.message}", where=f"{path.name}:{p.line}")
+        Rejected(
+            meter_id=record.split(",", 1)[0] or None,
+            raw=record,
+            reason=f"column {p.column}: {p.message}",
+            where=f"{path.name}:{p.line}",
+        )
         for p, record in problems
     ]
     return readings, [], rejected, []
@@ -221,11 +228,14 @@ def _read_mscons(path: Path) -> tuple[list[Reading], list, list[Rejected], list[
     for energy in mscons.to_interval_energies(interchange):
         start, end = energy.interval_start, energy.interval_end
         if end - start != QUARTER_HOUR or start.timestamp() % 900:
-            rejected.append(Rejected(
-                meter_id=energy.meter_id, raw=repr(energy),
-                reason=f"interval {start.isoformat()}..{end.isoformat()} is not a UTC quarter hour",
-                where=energy.where or path.name,
-            ))
+            rejected.append(
+                Rejected(
+                    meter_id=energy.meter_id,
+                    raw=repr(energy),
+                    reason=f"interval {start.isoformat()}..{end.isoformat()} is not a UTC quarter hour",
+                    where=energy.where or path.name,
+                )
+            )
         else:
             energies.append(energy)
     return readings, energies, rejected, list(interchange.warnings)
@@ -282,8 +292,15 @@ def _record_file(target, raw: str, digest: str, path: Path, outcome: FileOutcome
         " status = excluded.status, reason = excluded.reason, warnings = excluded.warnings,"
         " load_id = excluded.load_id, received_at = now()"
     )
-    params = {"h": digest, "n": path.name, "k": outcome.kind or "unknown", "s": outcome.status,
-              "r": outcome.reason, "w": "\n".join(outcome.warnings), "l": outcome.load_id}
+    params = {
+        "h": digest,
+        "n": path.name,
+        "k": outcome.kind or "unknown",
+        "s": outcome.status,
+        "r": outcome.reason,
+        "w": "\n".join(outcome.warnings),
+        "l": outcome.load_id,
+    }
     if isinstance(target, Engine):
         with target.begin() as conn:
             conn.execute(statement, params)
@@ -291,7 +308,9 @@ def _record_file(target, raw: str, digest: str, path: Path, outcome: FileOutcome
         target.execute(statement, params)
 
 
-def process_drop_folder(engine: Engine, drop_dir: Path, *, raw_schema: str = "raw") -> list[FileOutcome]:
+def process_drop_folder(
+    engine: Engine, drop_dir: Path, *, raw_schema: str = "raw"
+) -> list[FileOutcome]:
     """Ingest every file in the drop folder; move it to loaded/ or refused/ (with a reason)."""
     outcomes = []
     for path in sorted(p for p in drop_dir.iterdir() if p.is_file() and not p.name.startswith(".")):

@@ -64,8 +64,9 @@ def ingest_drop_folder(url: str, drop_dir: Path | None = None) -> dict:
     }
 
 
-def touch_for_rebuild(url: str, since: datetime, battery_id: str | None = None,
-                      schema: str = "analytics") -> int:
+def touch_for_rebuild(
+    url: str, since: datetime, battery_id: str | None = None, schema: str = "analytics"
+) -> int:
     """Mark intervals from ``since`` as changed so the next dbt run recomputes them.
 
     The incremental models pick up rows stamped after their last run; re-stamping the
@@ -80,15 +81,23 @@ def touch_for_rebuild(url: str, since: datetime, battery_id: str | None = None,
         params["battery"] = battery_id
     touched = 0
     with engine.begin() as conn:
-        if battery_id and conn.execute(
-            text("select 1 from raw.batteries where battery_id = :battery"), params
-        ).first() is None:
+        if (
+            battery_id
+            and conn.execute(
+                text("select 1 from raw.batteries where battery_id = :battery"), params
+            ).first()
+            is None
+        ):
             raise ValueError(f"no battery {battery_id!r} in raw.batteries")
-        for table, column in (("int_meter_readings", "reading_at"),
-                              ("int_profile_intervals", "interval_start")):
+        for table, column in (
+            ("int_meter_readings", "reading_at"),
+            ("int_profile_intervals", "interval_start"),
+        ):
             touched += conn.execute(
-                text(f"update {schema}_intermediate.{table} set computed_at = clock_timestamp()"
-                     f" where {column} >= :since and {meters}"),
+                text(
+                    f"update {schema}_intermediate.{table} set computed_at = clock_timestamp()"
+                    f" where {column} >= :since and {meters}"
+                ),
                 params,
             ).rowcount
     return touched
@@ -110,8 +119,16 @@ def day_report(url: str, local_day: date, schema: str = "analytics") -> list[dic
             {"day": local_day},
         )
         report = [dict(r._mapping) for r in rows]
-    incomplete = [r["battery_id"] for r in report
-                  if r["intervals"] is None or r["intervals"] < r["expected_intervals"]]
-    log.info("%s: %d batteries, %d incomplete %s", local_day, len(report), len(incomplete),
-             incomplete[:20])
+    incomplete = [
+        r["battery_id"]
+        for r in report
+        if r["intervals"] is None or r["intervals"] < r["expected_intervals"]
+    ]
+    log.info(
+        "%s: %d batteries, %d incomplete %s",
+        local_day,
+        len(report),
+        len(incomplete),
+        incomplete[:20],
+    )
     return report

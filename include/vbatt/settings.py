@@ -71,6 +71,10 @@ def smartme_config():
     if env("SMARTME_API_KEY"):
         return SmartMeConfig(base_url=url, auth="api_key", api_key=env("SMARTME_API_KEY"))
     if env("SMARTME_USER"):
-        return SmartMeConfig(base_url=url, auth="basic", username=env("SMARTME_USER"),
-                             password=env("SMARTME_PASSWORD", ""))
+        return SmartMeConfig(
+            base_url=url,
+            auth="basic",
+            username=env("SMARTME_USER"),
+            password=env("SMARTME_PASSWORD", ""),
+        )
     raise ValueError("set SMARTME_API_KEY, or SMARTME_USER and SMARTME_PASSWORD, for vbatt fetch")

@@ -105,13 +105,13 @@ def simulate(
     try:
         step(f"loading {len(readings):,} readings and {len(batteries)} batteries into {schema}")
         migrate(engine, raw_schema)
-        load_readings(engine, readings, source="simulate", origin=str(readings_csv),
-                      raw_schema=raw_schema)
+        load_readings(
+            engine, readings, source="simulate", origin=str(readings_csv), raw_schema=raw_schema
+        )
         upsert_batteries(engine, batteries, raw_schema=raw_schema)
         step("computing the ledger with dbt")
         with tempfile.TemporaryDirectory(prefix="vbatt-dbt-") as target:
-            run_dbt(["run"], url=url, schema=schema, raw_schema=raw_schema,
-                    target_dir=Path(target))
+            run_dbt(["run"], url=url, schema=schema, raw_schema=raw_schema, target_dir=Path(target))
         step("writing the result files")
         intervals_csv = out_dir / "battery_intervals.csv"
         daily_csv = out_dir / "battery_daily.csv"

@@ -8,7 +8,7 @@ import pytest
 
 from tests.scenarios import battery_row, make_scenario
 
-pytestmark = [pytest.mark.xdist_group("warehouse"), pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 TABLES = {
     "int_meter_intervals": "meter_id, interval_start",
@@ -22,8 +22,10 @@ IGNORED = {"computed_at", "max_load_id"}
 
 def snapshot(pipeline) -> dict[str, list[dict]]:
     return {
-        table: [{k: v for k, v in row.items() if k not in IGNORED}
-                for row in pipeline.rows(table, order)]
+        table: [
+            {k: v for k, v in row.items() if k not in IGNORED}
+            for row in pipeline.rows(table, order)
+        ]
         for table, order in TABLES.items()
     }
 

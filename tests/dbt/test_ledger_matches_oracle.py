@@ -10,7 +10,6 @@ from tests import oracle
 from tests.scenarios import battery_row, make_scenario
 
 TOL = 1e-9
-pytestmark = pytest.mark.xdist_group("warehouse")
 
 
 def _close(a: float, b: float, what: str) -> None:
@@ -39,9 +38,12 @@ def check_against_oracle(pipeline, scenario) -> None:
         for g, e in zip(mine, rows, strict=True):
             where = f"{battery.battery_id} {e.interval_start.isoformat()}"
             for column, value in (
-                ("charge_kwh", e.charge), ("discharge_kwh", e.discharge),
-                ("overflow_kwh", e.overflow), ("shortfall_kwh", e.shortfall),
-                ("forfeited_kwh", e.forfeited), ("level_kwh", e.level),
+                ("charge_kwh", e.charge),
+                ("discharge_kwh", e.discharge),
+                ("overflow_kwh", e.overflow),
+                ("shortfall_kwh", e.shortfall),
+                ("forfeited_kwh", e.forfeited),
+                ("level_kwh", e.level),
             ):
                 _close(g[column], value, f"{column} {where}")
             assert g["period_start"] == e.period_start, where
@@ -52,14 +54,19 @@ def check_against_oracle(pipeline, scenario) -> None:
             (d.local_date, d.intervals, d.estimated_intervals) for d in expected_days
         ]
         for g, e in zip(days, expected_days, strict=True):
-            _close(g["level_end_kwh"], e.level_end, f"level_end {battery.battery_id} {e.local_date}")
+            _close(
+                g["level_end_kwh"], e.level_end, f"level_end {battery.battery_id} {e.local_date}"
+            )
             _close(g["charge_kwh"], e.charge, f"daily charge {battery.battery_id} {e.local_date}")
         expected_registers = oracle.registers(rows)
         mine_registers = registers[battery.battery_id]
         if rows:
             _close(mine_registers["level_kwh"], expected_registers["level_kwh"], "register level")
-        _close(mine_registers["charged_total_kwh"], expected_registers["charged_total_kwh"],
-               "charged total")
+        _close(
+            mine_registers["charged_total_kwh"],
+            expected_registers["charged_total_kwh"],
+            "charged total",
+        )
 
 
 def run_scenario(pipeline, scenario, incremental: bool) -> None:
@@ -87,8 +94,9 @@ def test_many_random_meters_incremental(pipeline):
 
 
 @pytest.mark.slow
-@settings(max_examples=6, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(min_value=3, max_value=10**6), incremental=st.booleans())
 def test_random_scenarios(pipeline, seed, incremental):
     pipeline.drop()

@@ -1,12 +1,13 @@
 {{
     config(
         materialized='incremental',
+        unlogged=true,
         incremental_strategy='delete+insert',
         unique_key=['battery_id', 'interval_start'],
         on_schema_change='fail',
         indexes=[
             {'columns': ['battery_id', 'interval_start'], 'unique': True},
-            {'columns': ['computed_at'], 'type': 'brin'},
+            {'columns': ['computed_at']},
         ],
         pre_hook="{{ delete_reconfigured_batteries('interval_start') }}",
     )
@@ -24,7 +25,7 @@ with batteries as (
 
 ),
 
-intervals as (
+intervals as not materialized (
 
     select * from {{ ref('int_meter_intervals') }}
 
@@ -95,7 +96,7 @@ seeds as (
 
 {% endif %}
 
-scoped as (
+scoped as not materialized (
 
     select
         seeds.battery_id,
@@ -133,9 +134,12 @@ reset_years as (
                 else extract(year from seeds.reset_date)::int end
         ) as reset_year
     from seeds
-    inner join (
-        select battery_id, max(interval_start) as last_start from scoped group by battery_id
-    ) as data_range on seeds.battery_id = data_range.battery_id
+    cross join lateral (
+        -- one index probe: the newest quarter hour of the meter
+        select max(meter_intervals.interval_start) as last_start
+        from intervals as meter_intervals
+        where meter_intervals.meter_id = seeds.meter_id
+    ) as data_range
     where seeds.reset_date is not null
 
 ),

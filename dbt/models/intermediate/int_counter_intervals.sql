@@ -1,12 +1,13 @@
 {{
     config(
         materialized='incremental',
+        unlogged=true,
         incremental_strategy='delete+insert',
         unique_key=['meter_id', 'interval_start'],
         on_schema_change='fail',
         indexes=[
             {'columns': ['meter_id', 'interval_start'], 'unique': True},
-            {'columns': ['computed_at'], 'type': 'brin'},
+            {'columns': ['computed_at']},
         ],
     )
 }}
@@ -18,7 +19,7 @@
 -- earliest changed reading (anchor1). Recomputing from the last reading at or before the
 -- quarter hour that contains anchor1 re-emits every interval that could change.
 
-with readings as (
+with readings as not materialized (
 
     select * from {{ ref('int_meter_readings') }}
 

@@ -1,12 +1,13 @@
 {{
     config(
         materialized='incremental',
+        unlogged=true,
         incremental_strategy='delete+insert',
         unique_key=['meter_id', 'reading_at'],
         on_schema_change='fail',
         indexes=[
             {'columns': ['meter_id', 'reading_at'], 'unique': True},
-            {'columns': ['computed_at'], 'type': 'brin'},
+            {'columns': ['computed_at']},
         ],
     )
 }}
@@ -15,7 +16,7 @@
 -- Incremental: a meter with new loads is recomputed from its last stored reading before
 -- the earliest new one, continuing that reading's rebase offsets.
 
-with source as (
+with source as not materialized (
 
     select * from {{ ref('stg_raw__meter_readings') }}
 
@@ -33,7 +34,7 @@ changed as (
 
     select meter_id, min(reading_at) as changed_from
     from source
-    where load_id > (select coalesce(max(max_load_id), 0) from {{ this }})
+    where load_id > {{ last_max_load_id() }}
     group by meter_id
 
 ),

@@ -1,12 +1,13 @@
 {{
     config(
         materialized='incremental',
+        unlogged=true,
         incremental_strategy='delete+insert',
         unique_key=['meter_id', 'interval_start'],
         on_schema_change='fail',
         indexes=[
             {'columns': ['meter_id', 'interval_start'], 'unique': True},
-            {'columns': ['computed_at'], 'type': 'brin'},
+            {'columns': ['computed_at']},
         ],
     )
 }}
@@ -14,7 +15,7 @@
 -- instead of counters. The newest version of each value wins (corrections are re-sent);
 -- an interval exists once both registers have a value; a substitute value is estimated.
 
-with energies as (
+with energies as not materialized (
 
     select * from {{ ref('stg_raw__interval_energies') }}
     where interval_end = interval_start + {{ interval_length() }}
@@ -34,7 +35,7 @@ changed as (
 
     select distinct meter_id, interval_start
     from energies
-    where load_id > (select coalesce(max(max_load_id), 0) from {{ this }})
+    where load_id > {{ last_max_load_id() }}
 
 ),
 

@@ -6,7 +6,7 @@
         on_schema_change='fail',
         indexes=[
             {'columns': ['battery_id', 'local_date'], 'unique': True},
-            {'columns': ['computed_at'], 'type': 'brin'},
+            {'columns': ['computed_at']},
         ],
         pre_hook="{{ delete_reconfigured_batteries('local_date') }}",
     )
@@ -20,7 +20,7 @@ with batteries as (
 
 ),
 
-ledger as (
+ledger as not materialized (
 
     select * from {{ ref('int_battery_ledger') }}
 
@@ -97,16 +97,19 @@ select
     sum(overflow_kwh) as overflow_kwh,
     sum(shortfall_kwh) as shortfall_kwh,
     sum(forfeited_kwh) as forfeited_kwh,
-    (array_agg(level_kwh order by interval_start desc))[1] as level_end_kwh,
+    -- the level of the day's newest interval, without sorting: arrays compare element-wise
+    (max(array[extract(epoch from interval_start)::double precision, level_kwh]))[2]
+        as level_end_kwh,
     min(level_kwh) as level_min_kwh,
     max(level_kwh) as level_max_kwh,
     count(*)::int as intervals,
     (count(*) filter (where estimated))::int as estimated_intervals,
     (extract(epoch from
-        {{ local_midnight('local_date + 1', 'timezone') }} - {{ local_midnight('local_date', 'timezone') }}
+        {{ local_midnight('local_date + 1', 'any_value(timezone)') }}
+        - {{ local_midnight('local_date', 'any_value(timezone)') }}
     ) / 60 / {{ var('interval_minutes') }})::int as expected_intervals,
     max(interval_start) as last_interval_start,
-    config_hash,
+    any_value(config_hash) as config_hash,
     {{ run_stamp() }} as computed_at
 from days
-group by battery_id, local_date, timezone, config_hash
+group by battery_id, local_date

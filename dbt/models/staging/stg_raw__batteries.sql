@@ -3,11 +3,12 @@
 -- so the incremental ledger recomputes that battery from its start.
 with batteries as (
     select
-        battery_id,
+        -- ids compare byte-wise (collation "C"), as in stg_raw__meter_readings
+        battery_id collate "C" as battery_id,
         name,
-        partner_id,
-        customer_id,
-        meter_id,
+        partner_id collate "C" as partner_id,
+        customer_id collate "C" as customer_id,
+        meter_id collate "C" as meter_id,
         coalesce(capacity_kwh, 0) as capacity_kwh,
         start_date,
         reset_date,

@@ -1,5 +1,5 @@
 select
-    meter_id,
+    meter_id collate "C" as meter_id,
     interval_start,
     interval_end,
     register,

@@ -51,7 +51,11 @@ def start(data_dir: Path | None = None) -> str:
     server = _server(data_dir)
     exists = server.psql(f"select 1 from pg_database where datname = '{DATABASE}';")
     if "(1 row)" not in exists:
-        server.psql(f"create database {DATABASE};")
+        # byte-wise collation: ids are sorted and partitioned on everywhere
+        server.psql(
+            f"create database {DATABASE} template template0 encoding 'UTF8'"
+            " locale_provider builtin builtin_locale 'C.UTF-8';"
+        )
         for name, value in TUNING.items():
             server.psql(f"alter system set {name} = '{value}';")
         server.psql("select pg_reload_conf();")

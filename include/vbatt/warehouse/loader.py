@@ -106,8 +106,15 @@ def append_energies(
 ) -> tuple[int, int]:
     """Load-profile energies (``IntervalEnergy``); identical re-sent values count once."""
     rows = [
-        (i, e.meter_id, e.interval_start.astimezone(UTC).isoformat(),
-         e.interval_end.astimezone(UTC).isoformat(), e.register, repr(float(e.kwh)), e.substitute)
+        (
+            i,
+            e.meter_id,
+            e.interval_start.astimezone(UTC).isoformat(),
+            e.interval_end.astimezone(UTC).isoformat(),
+            e.register,
+            repr(float(e.kwh)),
+            e.substitute,
+        )
         for i, e in enumerate(energies)
     ]
     conn.execute(
@@ -146,8 +153,13 @@ def finish_load(
             " rows_loaded = :loaded, rows_duplicate = :dup, rows_rejected = :rej"
             " where load_id = :id"
         ),
-        {"n": received + rejected, "loaded": loaded, "dup": received - loaded, "rej": rejected,
-         "id": load_id},
+        {
+            "n": received + rejected,
+            "loaded": loaded,
+            "dup": received - loaded,
+            "rej": rejected,
+            "id": load_id,
+        },
     )
     return LoadResult(load_id, received + rejected, loaded, received - loaded, rejected)
 

@@ -1,0 +1,39 @@
+"""Airflow for the DAG tests: its own home (SQLite metadata) in a temporary folder.
+
+Set before Airflow is imported anywhere in the process, as Airflow reads its
+configuration once.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="vbatt-airflow-"))
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+os.environ.setdefault("AIRFLOW__SCARF__ENABLED", "False")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@pytest.fixture(scope="session")
+def dags():
+    from vbatt import airflow_local
+
+    airflow_local.configure(
+        "postgresql+psycopg2://postgres@/vbatt?host=/nonexistent",
+        home=Path(os.environ["AIRFLOW_HOME"]),
+    )
+    return airflow_local.load_dags()
+
+
+@pytest.fixture(scope="session")
+def airflow_metadata(dags):
+    from vbatt import airflow_local
+
+    airflow_local.migrate_metadata()
