@@ -20,6 +20,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -327,6 +328,7 @@ def main() -> None:
     finally:
         engine.dispose()
         embedded.stop(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)  # a throw-away cluster: leave no trace
 
     summary = summarise(args, api, load, len(readings))
     report = {

@@ -66,12 +66,11 @@ seeds as (
     select
         batteries.*,
         greatest(batteries.start_instant, scope.recompute_from) as from_instant,
-        coalesce(seed_row.level_kwh, batteries.initial_level_kwh) as seed_level_kwh,
-        coalesce(seed_row.period_start, batteries.start_instant) as seed_period_start
+        coalesce(seed_row.level_kwh, batteries.initial_level_kwh) as seed_level_kwh
     from scope
     inner join batteries on scope.battery_id = batteries.battery_id
     left join lateral (
-        select stored.level_kwh, stored.period_start
+        select stored.level_kwh
         from {{ this }} as stored
         where stored.battery_id = scope.battery_id
           and stored.interval_start < scope.recompute_from
@@ -88,8 +87,7 @@ seeds as (
     select
         batteries.*,
         batteries.start_instant as from_instant,
-        batteries.initial_level_kwh as seed_level_kwh,
-        batteries.start_instant as seed_period_start
+        batteries.initial_level_kwh as seed_level_kwh
     from batteries
 
 ),
@@ -102,7 +100,6 @@ scoped as not materialized (
         seeds.battery_id,
         seeds.capacity_kwh,
         seeds.seed_level_kwh,
-        seeds.seed_period_start,
         seeds.config_hash,
         intervals.interval_start,
         intervals.import_kwh,
@@ -170,7 +167,15 @@ periods as (
                 partition by period_starts.battery_id order by period_starts.period_start
             ),
             seeds.end_instant
-        ) as period_end
+        ) as period_end,
+        -- a reset forfeits at the first interval at or after its instant (docs/rules.md);
+        -- the start instant is no reset
+        case when period_starts.period_start > seeds.start_instant then (
+            select min(meter_intervals.interval_start)
+            from intervals as meter_intervals
+            where meter_intervals.meter_id = seeds.meter_id
+              and meter_intervals.interval_start >= period_starts.period_start
+        ) end as reset_interval_start
     from period_starts
     inner join seeds on period_starts.battery_id = seeds.battery_id
 
@@ -178,19 +183,16 @@ periods as (
 
 flagged as (
 
-    -- the first interval at or after a reset instant forfeits the level (docs/rules.md)
     select
         scoped.*,
         periods.period_start,
         periods.period_end,
-        periods.period_start is distinct from lag(periods.period_start, 1, scoped.seed_period_start)
-            over by_time as is_reset
+        coalesce(scoped.interval_start = periods.reset_interval_start, false) as is_reset
     from scoped
     inner join periods
         on scoped.battery_id = periods.battery_id
         and scoped.interval_start >= periods.period_start
         and scoped.interval_start < periods.period_end
-    window by_time as (partition by scoped.battery_id order by scoped.interval_start)
 
 ),
 

@@ -88,11 +88,11 @@ versions as (
         import_kwh as import_raw_kwh,
         export_kwh as export_raw_kwh,
         load_id,
-        row_number() over (
-            partition by meter_id, reading_at order by reading_seq desc
-        ) as version_rank,
-        count(*) over (partition by meter_id, reading_at) as version_count
+        row_number() over versions_newest_first as version_rank,
+        -- an older version behind the newest one is a conflict (one window for both)
+        lead(reading_seq) over versions_newest_first is not null as has_older_version
     from candidates
+    window versions_newest_first as (partition by meter_id, reading_at order by reading_seq desc)
 
 ),
 
@@ -153,7 +153,7 @@ select
     import_offset_kwh,
     export_offset_kwh,
     (import_drop_kwh > 0 or export_drop_kwh > 0) as counter_drop,
-    version_count > 1 as has_conflict,
+    has_older_version as has_conflict,
     (select max_load_id from run) as max_load_id,
     {{ run_stamp() }} as computed_at
 from rebased
