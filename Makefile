@@ -44,7 +44,6 @@ docs: install
 
 airflow: install
 	$(BIN)/python -m vbatt.airflow_setup
-	$(BIN)/airflow standalone
 
 bench: install
 	$(BIN)/python benchmarks/ledger.py

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -223,6 +224,7 @@ def main() -> None:
     finally:
         engine.dispose()
         embedded.stop(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)  # tens of GB at full size
 
     full_s = results["full rebuild"]["seconds"]
     long_inc = results[f"incremental day on {args.days}-day history"]["seconds"]

@@ -278,8 +278,19 @@ def ledger(battery: Battery, intervals) -> list[OracleRow]:
         period_start = max((r for r in resets if r <= t), default=start)
         rows.append(
             OracleRow(
-                battery.battery_id, t, iv.import_kwh, iv.export_kwh, net, charge, discharge,
-                overflow, shortfall, forfeited, level, iv.estimated, period_start,
+                battery.battery_id,
+                t,
+                iv.import_kwh,
+                iv.export_kwh,
+                net,
+                charge,
+                discharge,
+                overflow,
+                shortfall,
+                forfeited,
+                level,
+                iv.estimated,
+                period_start,
             )
         )
         prev_start = t
@@ -346,7 +357,8 @@ def daily(battery: Battery, rows) -> list[OracleDay]:
         days.setdefault(r.interval_start.astimezone(tz).date(), []).append(r)
     return [
         OracleDay(
-            battery.battery_id, d,
+            battery.battery_id,
+            d,
             charge=math.fsum(r.charge for r in rs),
             discharge=math.fsum(r.discharge for r in rs),
             overflow=math.fsum(r.overflow for r in rs),
@@ -406,7 +418,9 @@ def settlement_periods(battery: Battery, rows) -> list[OraclePeriod]:
         candidates = ([later[0]] if later else []) + ([end] if end is not None else [])
         out.append(
             OraclePeriod(
-                battery.battery_id, ps, min(candidates) if candidates else None,
+                battery.battery_id,
+                ps,
+                min(candidates) if candidates else None,
                 charge=math.fsum(r.charge for r in rs),
                 discharge=math.fsum(r.discharge for r in rs),
                 overflow=math.fsum(r.overflow for r in rs),

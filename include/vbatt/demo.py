@@ -106,7 +106,8 @@ def main() -> int:
 
     logging.basicConfig(level=logging.WARNING)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    logical = now - timedelta(minutes=now.minute % 15)
+    # the newest complete quarter hour: meter_ingest's data interval ends at its end
+    logical = now - timedelta(minutes=now.minute % 15 + 15)
 
     with console.status("starting the warehouse"):
         url = embedded.warehouse_url()

@@ -40,7 +40,6 @@ class MeterOutcome:
     meter_id: str
     fetched_from: datetime | None = None
     received: int = 0
-    loaded: int = 0
     rejected: int = 0
     error: str = ""
 
@@ -50,14 +49,11 @@ class IngestReport:
     start: datetime
     end: datetime
     meters: list[MeterOutcome] = field(default_factory=list)
+    loaded: int = 0  # readings new to the warehouse (the rest were stored already)
 
     @property
     def failed(self) -> list[MeterOutcome]:
         return [m for m in self.meters if m.error]
-
-    @property
-    def loaded(self) -> int:
-        return sum(m.loaded for m in self.meters)
 
     def summary(self) -> str:
         received = sum(m.received for m in self.meters)
@@ -130,10 +126,13 @@ def ingest_smartme(
     source: str = "smartme",
     progress: Callable[[str], None] | None = None,
 ) -> IngestReport:
-    """Fetch [start - lookback, end] for every meter and append it, one load per meter.
+    """Fetch [start - lookback, end] for every meter, then append it all as one load.
 
     A meter that fails (after the client's retries) does not stop the others; the report
-    lists it and the caller decides (the Airflow task fails, so it is retried).
+    lists it and the caller decides (the Airflow task fails, so it is retried). A meter's
+    watermark moves to ``end`` only when nothing of it was refused: a meter with refused
+    values is fetched again from where it was complete on the next run (up to
+    ``max_catch_up`` back), so a value the cloud sends properly later is not lost.
     """
     raw = check_schema_name(raw_schema)
     if meter_ids is None:
@@ -142,6 +141,9 @@ def ingest_smartme(
         meters = dict.fromkeys(meter_ids)
     marks = _watermarks(engine, raw, source)
     report = IngestReport(start, end)
+    readings: list[Reading] = []
+    rejected: list[Rejected] = []
+    complete: list[str] = []
     for meter_id, since in meters.items():
         outcome = MeterOutcome(meter_id)
         report.meters.append(outcome)
@@ -153,18 +155,24 @@ def ingest_smartme(
             outcome.error = str(exc)
             log.warning("meter %s: %s", meter_id, exc)
             continue
-        with engine.begin() as conn:
-            origin = f"{meter_id} {outcome.fetched_from.isoformat()}..{end.isoformat()}"
-            load_id = begin_load(conn, raw, source, origin)
-            outcome.received, outcome.loaded = append_readings(
-                conn, raw, load_id, source, result.readings
-            )
-            outcome.rejected = len(result.rejected)
-            if result.rejected:
-                write_rejections(
-                    conn, result.rejected, source=source, load_id=load_id, raw_schema=raw
-                )
-            finish_load(conn, raw, load_id, outcome.received, outcome.loaded, outcome.rejected)
+        outcome.received, outcome.rejected = len(result.readings), len(result.rejected)
+        readings.extend(result.readings)
+        rejected.extend(result.rejected)
+        if not result.rejected:
+            complete.append(meter_id)
+        if progress:
+            progress(meter_id)
+
+    fetched = [m for m in report.meters if not m.error]
+    if not fetched:
+        return report
+    with engine.begin() as conn:
+        load_id = begin_load(conn, raw, source, f"{len(fetched)} meters ..{end.isoformat()}")
+        received, report.loaded = append_readings(conn, raw, load_id, source, readings)
+        if rejected:
+            write_rejections(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
+        finish_load(conn, raw, load_id, received, report.loaded, len(rejected))
+        if complete:
             conn.execute(
                 text(
                     f"insert into {raw}.ingest_watermarks (source, meter_id, complete_until)"
@@ -172,10 +180,8 @@ def ingest_smartme(
                     " set complete_until = greatest(ingest_watermarks.complete_until,"
                     " excluded.complete_until), updated_at = now()"
                 ),
-                {"s": source, "m": meter_id, "t": end},
+                [{"s": source, "m": meter_id, "t": end} for meter_id in complete],
             )
-        if progress:
-            progress(meter_id)
     return report
 
 

@@ -65,7 +65,11 @@ def ingest_drop_folder(url: str, drop_dir: Path | None = None) -> dict:
 
 
 def touch_for_rebuild(
-    url: str, since: datetime, battery_id: str | None = None, schema: str = "analytics"
+    url: str,
+    since: datetime,
+    battery_id: str | None = None,
+    schema: str = "analytics",
+    raw_schema: str = "raw",
 ) -> int:
     """Mark intervals from ``since`` as changed so the next dbt run recomputes them.
 
@@ -77,14 +81,16 @@ def touch_for_rebuild(
     meters = "true"
     params: dict = {"since": since}
     if battery_id:
-        meters = "meter_id = (select meter_id from raw.batteries where battery_id = :battery)"
+        meters = (
+            f"meter_id = (select meter_id from {raw_schema}.batteries where battery_id = :battery)"
+        )
         params["battery"] = battery_id
     touched = 0
     with engine.begin() as conn:
         if (
             battery_id
             and conn.execute(
-                text("select 1 from raw.batteries where battery_id = :battery"), params
+                text(f"select 1 from {raw_schema}.batteries where battery_id = :battery"), params
             ).first()
             is None
         ):

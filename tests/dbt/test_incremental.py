@@ -54,3 +54,45 @@ def test_incremental_runs_match_a_full_rebuild_and_rerun_changes_nothing(pipelin
     assert reconfigured != incremental
 
     pipeline.dbt("test")  # invariants, reconciliation and unit tests hold on this data
+
+
+def test_rebuild_from_a_date_recomputes_and_changes_nothing_else(pipeline):
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from vbatt.pipeline import touch_for_rebuild
+
+    scenario = make_scenario(seed=11, meters=3, hours=40)
+    pipeline.batteries([battery_row(b) for b in scenario.batteries])
+    for load in scenario.loads:
+        pipeline.load(load)
+    pipeline.run()
+    before = snapshot(pipeline)
+    ledger_stamps = "select count(distinct computed_at) from {}_intermediate.int_battery_ledger"
+
+    first = min(r["interval_start"] for r in before["int_battery_ledger"])
+    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    battery = scenario.batteries[0].battery_id
+    touched = touch_for_rebuild(
+        pipeline.url, since, battery, schema=pipeline.schema, raw_schema=pipeline.raw
+    )
+    assert touched > 0
+    pipeline.run()
+    assert snapshot(pipeline) == before  # same data, same numbers
+    with pipeline.engine.connect() as conn:
+        recomputed = conn.execute(
+            text(
+                f"select count(*) from {pipeline.schema}_intermediate.int_battery_ledger"
+                " where battery_id = :b and computed_at > (select min(computed_at) from"
+                f" {pipeline.schema}_intermediate.int_battery_ledger)"
+            ),
+            {"b": battery},
+        ).scalar_one()
+        assert recomputed > 0  # the battery's rows were written again
+        assert conn.execute(text(ledger_stamps.format(pipeline.schema))).scalar_one() == 2
+
+    with pytest.raises(ValueError, match="no battery"):
+        touch_for_rebuild(
+            pipeline.url, since, "nope", schema=pipeline.schema, raw_schema=pipeline.raw
+        )

@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from vbatt.readings import Reading
 from vbatt.sources.mscons import (
     IntervalEnergy,

@@ -85,7 +85,11 @@ def test_worked_example():
         assert (r.import_kwh, r.export_kwh) == (approx(imp), approx(exp)), ts
         assert r.net == approx(net), ts
         assert (r.charge, r.discharge, r.overflow, r.shortfall) == (
-            approx(charge), approx(discharge), approx(overflow), approx(shortfall)), ts
+            approx(charge),
+            approx(discharge),
+            approx(overflow),
+            approx(shortfall),
+        ), ts
         assert r.level == approx(level), ts
         assert r.forfeited == 0 and not r.estimated
     for r in rows:  # all other intervals carry zero energy
@@ -97,7 +101,11 @@ def test_worked_example():
     d1 = days[date(2025, 6, 1)]
     assert d1.intervals == 96 and d1.estimated_intervals == 0
     assert (d1.charge, d1.discharge, d1.overflow, d1.shortfall) == (
-        approx(5.0), approx(1.2), approx(1.0), approx(0.3))
+        approx(5.0),
+        approx(1.2),
+        approx(1.0),
+        approx(0.3),
+    )
     assert (d1.level_end, d1.level_min, d1.level_max) == (approx(3.8), approx(0), approx(5))
     d2 = days[date(2025, 6, 2)]
     assert d2.discharge == approx(3.8) and d2.shortfall == approx(0.7) and d2.level_end == 0
@@ -148,8 +156,11 @@ def test_conflict_newest_ingested_wins_and_is_reported():
 
 def test_conflict_in_one_register_only():
     t0 = utc(2025, 1, 1, 0, 0)
-    readings = [("m1", t0, 10.0, 0.0, 1), ("m1", t0 + Q, 11.0, 1.0, 3),
-                ("m1", t0 + Q, 11.0, 2.0, 2)]
+    readings = [
+        ("m1", t0, 10.0, 0.0, 1),
+        ("m1", t0 + Q, 11.0, 1.0, 3),
+        ("m1", t0 + Q, 11.0, 2.0, 2),
+    ]
     assert conflicts(readings) == [("m1", t0 + Q)]
     assert meter_intervals(readings)[0].export_kwh == 1.0
 
@@ -170,8 +181,12 @@ def test_counter_drop_is_rebased_and_estimated():
 def test_counter_drop_inside_interpolated_interval():
     t0 = utc(2025, 1, 1, 0, 0)
     # hourly readings; export drops between 01:00 and 02:00; import keeps rising
-    readings = [("m1", t0, 0.0, 50.0, 1), ("m1", t0 + 4 * Q, 4.0, 54.0, 2),
-                ("m1", t0 + 8 * Q, 8.0, 1.0, 3), ("m1", t0 + 12 * Q, 12.0, 5.0, 4)]
+    readings = [
+        ("m1", t0, 0.0, 50.0, 1),
+        ("m1", t0 + 4 * Q, 4.0, 54.0, 2),
+        ("m1", t0 + 8 * Q, 8.0, 1.0, 3),
+        ("m1", t0 + 12 * Q, 12.0, 5.0, 4),
+    ]
     ivs = meter_intervals(readings)
     assert len(ivs) == 12
     assert all(i.import_kwh == approx(1.0) for i in ivs)
@@ -200,13 +215,19 @@ def test_interpolation_between_15_minute_readings_not_estimated():
 def test_interpolation_irregular_readings():
     t0 = utc(2025, 1, 1, 0, 0)
     # 00:00 -> 0, 00:10 -> 1, 00:40 -> 4 (30 minutes apart, 0.1 kWh/min)
-    readings = [("m1", t0, 0.0, 0.0, 1), ("m1", t0 + timedelta(minutes=10), 1.0, 0.0, 2),
-                ("m1", t0 + timedelta(minutes=40), 4.0, 0.0, 3),
-                ("m1", t0 + timedelta(minutes=45), 4.0, 0.0, 4)]
+    readings = [
+        ("m1", t0, 0.0, 0.0, 1),
+        ("m1", t0 + timedelta(minutes=10), 1.0, 0.0, 2),
+        ("m1", t0 + timedelta(minutes=40), 4.0, 0.0, 3),
+        ("m1", t0 + timedelta(minutes=45), 4.0, 0.0, 4),
+    ]
     ivs = meter_intervals(readings)
     # C(0)=0, C(15)=1.5, C(30)=3.0, C(45)=4.0
     assert [(i.import_kwh, i.estimated) for i in ivs] == [
-        (approx(1.5), True), (approx(1.5), True), (approx(1.0), True)]
+        (approx(1.5), True),
+        (approx(1.5), True),
+        (approx(1.0), True),
+    ]
 
 
 def test_interval_at_edge_of_reading_span_not_produced():
@@ -215,7 +236,10 @@ def test_interval_at_edge_of_reading_span_not_produced():
     ivs = meter_intervals(readings)
     # [00:00, 00:15) starts before the first reading; [01:00, 01:15) ends after the last
     assert [i.interval_start for i in ivs] == [
-        utc(2025, 1, 1, 0, 15), utc(2025, 1, 1, 0, 30), utc(2025, 1, 1, 0, 45)]
+        utc(2025, 1, 1, 0, 15),
+        utc(2025, 1, 1, 0, 30),
+        utc(2025, 1, 1, 0, 45),
+    ]
     assert all(i.import_kwh == approx(1.5) for i in ivs)
     assert meter_intervals(readings[:1]) == []
 
@@ -232,10 +256,17 @@ def test_timestamps_in_other_timezones_are_instants():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("day,count", [
-    (date(2025, 3, 29), 96), (date(2025, 3, 30), 92), (date(2025, 3, 31), 96),
-    (date(2025, 10, 25), 96), (date(2025, 10, 26), 100), (date(2025, 10, 27), 96),
-])
+@pytest.mark.parametrize(
+    "day,count",
+    [
+        (date(2025, 3, 29), 96),
+        (date(2025, 3, 30), 92),
+        (date(2025, 3, 31), 96),
+        (date(2025, 10, 25), 96),
+        (date(2025, 10, 26), 100),
+        (date(2025, 10, 27), 96),
+    ],
+)
 def test_dst_days(day, count):
     bat = Battery("b1", "m1", capacity_kwh=10, start_date=day - timedelta(days=1))
     first = start_instant(bat)
@@ -251,7 +282,10 @@ def test_unlimited_capacity():
     t = start_instant(bat)
     rows = ledger(bat, [iv(t, 0, 100.0), iv(t + Q, 0, 250.0), iv(t + 2 * Q, 30.0, 0)])
     assert [(r.charge, r.overflow, r.discharge, r.level) for r in rows] == [
-        (100.0, 0, 0, 100.0), (250.0, 0, 0, 350.0), (0, 0, 30.0, 320.0)]
+        (100.0, 0, 0, 100.0),
+        (250.0, 0, 0, 350.0),
+        (0, 0, 30.0, 320.0),
+    ]
     check_invariants(bat, rows)
 
 
@@ -260,7 +294,10 @@ def test_initial_level():
     t = start_instant(bat)
     rows = ledger(bat, [iv(t, 0.5, 0), iv(t + Q, 0, 4.0), iv(t + 2 * Q, 6.0, 0)])
     assert [(r.discharge, r.charge, r.overflow, r.shortfall, r.level) for r in rows] == [
-        (0.5, 0, 0, 0, 1.5), (0, 3.5, 0.5, 0, 5.0), (5.0, 0, 0, 1.0, 0)]
+        (0.5, 0, 0, 0, 1.5),
+        (0, 3.5, 0.5, 0, 5.0),
+        (5.0, 0, 0, 1.0, 0),
+    ]
     check_invariants(bat, rows)
     with pytest.raises(ValueError):
         Battery("b1", "m1", capacity_kwh=5, start_date=date(2025, 6, 1), initial_level_kwh=6)
@@ -268,8 +305,9 @@ def test_initial_level():
 
 
 def test_start_and_end_instants_end_exclusive():
-    bat = Battery("b1", "m1", capacity_kwh=5, start_date=date(2025, 6, 1),
-                  end_date=date(2025, 6, 3))
+    bat = Battery(
+        "b1", "m1", capacity_kwh=5, start_date=date(2025, 6, 1), end_date=date(2025, 6, 3)
+    )
     assert start_instant(bat) == utc(2025, 5, 31, 22)
     assert end_instant(bat) == utc(2025, 6, 2, 22)
     readings = quarter_readings("m1", utc(2025, 5, 31), utc(2025, 6, 4))
@@ -282,8 +320,9 @@ def test_start_and_end_instants_end_exclusive():
 
 
 def test_reset_instants_yearly_29_feb():
-    bat = Battery("b1", "m1", capacity_kwh=5, start_date=date(2023, 6, 1),
-                  reset_date=date(2024, 2, 29))
+    bat = Battery(
+        "b1", "m1", capacity_kwh=5, start_date=date(2023, 6, 1), reset_date=date(2024, 2, 29)
+    )
     assert reset_instants(bat, utc(2028, 12, 31)) == [
         utc(2024, 2, 28, 23),  # 2024-02-29 00:00 CET
         utc(2025, 2, 27, 23),  # 2025-02-28 in a non-leap year
@@ -297,22 +336,30 @@ def test_reset_instants_yearly_29_feb():
 
 
 def test_reset_instants_only_strictly_after_start():
-    bat = Battery("b1", "m1", capacity_kwh=5, start_date=date(2025, 6, 1),
-                  reset_date=date(2025, 6, 1))
+    bat = Battery(
+        "b1", "m1", capacity_kwh=5, start_date=date(2025, 6, 1), reset_date=date(2025, 6, 1)
+    )
     assert reset_instants(bat, utc(2027, 1, 1)) == [utc(2026, 5, 31, 22)]
     before = dataclasses.replace(bat, reset_date=date(2024, 1, 1), reset_repeat="none")
     assert reset_instants(before, utc(2027, 1, 1)) == []
     yearly_before = dataclasses.replace(bat, reset_date=date(2020, 1, 1))
-    assert reset_instants(yearly_before, utc(2027, 1, 1)) == [utc(2025, 12, 31, 23),
-                                                              utc(2026, 12, 31, 23)]
+    assert reset_instants(yearly_before, utc(2027, 1, 1)) == [
+        utc(2025, 12, 31, 23),
+        utc(2026, 12, 31, 23),
+    ]
 
 
 def test_reset_forfeits_level_yearly_29_feb_non_leap_year():
-    bat = Battery("b1", "m1", capacity_kwh=5, start_date=date(2024, 6, 1),
-                  reset_date=date(2024, 2, 29))
+    bat = Battery(
+        "b1", "m1", capacity_kwh=5, start_date=date(2024, 6, 1), reset_date=date(2024, 2, 29)
+    )
     r = utc(2025, 2, 27, 23)  # 2025-02-28 00:00 local
-    readings = quarter_readings("m1", r - 4 * Q, r + 4 * Q, {
-        r - 2 * Q: (0, 1.5), r - Q: (0, 1.0), r: (0.5, 0), r + Q: (0, 2.0)})
+    readings = quarter_readings(
+        "m1",
+        r - 4 * Q,
+        r + 4 * Q,
+        {r - 2 * Q: (0, 1.5), r - Q: (0, 1.0), r: (0.5, 0), r + Q: (0, 2.0)},
+    )
     rows = [x for x in ledger(bat, meter_intervals(readings))]
     check_invariants(bat, rows)
     got = {x.interval_start: x for x in rows}
@@ -324,7 +371,9 @@ def test_reset_forfeits_level_yearly_29_feb_non_leap_year():
     assert got[r].period_start == r and got[r + Q].period_start == r
     periods = settlement_periods(bat, rows)
     assert [(p.period_start, p.period_end) for p in periods] == [
-        (utc(2024, 5, 31, 22), r), (r, utc(2026, 2, 27, 23))]
+        (utc(2024, 5, 31, 22), r),
+        (r, utc(2026, 2, 27, 23)),
+    ]
     assert periods[0].level_end == approx(2.5) and periods[0].charge == approx(2.5)
     assert periods[1].forfeited == approx(2.5) and periods[1].level_end == approx(2.0)
     assert periods[1].shortfall == approx(0.5) and periods[1].intervals == 4
@@ -335,19 +384,34 @@ def test_reset_forfeits_level_yearly_29_feb_non_leap_year():
 
 def test_reset_in_data_gap_is_not_skipped():
     # project choice: the first interval at or after each reset instant forfeits
-    bat = Battery("b1", "m1", capacity_kwh=5, start_date=date(2025, 1, 1),
-                  reset_date=date(2025, 3, 1), reset_repeat="none")
+    bat = Battery(
+        "b1",
+        "m1",
+        capacity_kwh=5,
+        start_date=date(2025, 1, 1),
+        reset_date=date(2025, 3, 1),
+        reset_repeat="none",
+    )
     r = utc(2025, 2, 28, 23)
-    rows = ledger(bat, [iv(r - 2 * Q, 0, 1.0), iv(r - Q, 0, 1.0), iv(r + 2 * Q, 0, 1.0),
-                        iv(r + 3 * Q, 0, 1.0)])
+    rows = ledger(
+        bat,
+        [iv(r - 2 * Q, 0, 1.0), iv(r - Q, 0, 1.0), iv(r + 2 * Q, 0, 1.0), iv(r + 3 * Q, 0, 1.0)],
+    )
     assert [(x.forfeited, x.level) for x in rows] == [(0, 1.0), (0, 2.0), (2.0, 1.0), (0, 2.0)]
     assert [x.period_start for x in rows] == [start_instant(bat)] * 2 + [r] * 2
     check_invariants(bat, rows)
 
 
 def test_reset_before_first_row_forfeits_initial_level():
-    bat = Battery("b1", "m1", capacity_kwh=5, start_date=date(2025, 1, 1),
-                  reset_date=date(2025, 1, 2), reset_repeat="none", initial_level_kwh=3.0)
+    bat = Battery(
+        "b1",
+        "m1",
+        capacity_kwh=5,
+        start_date=date(2025, 1, 1),
+        reset_date=date(2025, 1, 2),
+        reset_repeat="none",
+        initial_level_kwh=3.0,
+    )
     t = utc(2025, 1, 5, 12)
     rows = ledger(bat, [iv(t, 1.0, 0), iv(t + Q, 1.0, 0)])
     assert [(x.forfeited, x.shortfall, x.level) for x in rows] == [(3.0, 1.0, 0), (0, 1.0, 0)]
@@ -426,11 +490,22 @@ def batteries(draw):
     start = date(2025, 3, 28) + timedelta(days=draw(st.integers(0, 2)))
     end = draw(st.one_of(st.none(), st.integers(1, 4).map(lambda d: start + timedelta(days=d))))
     near = st.integers(-2, 3).map(lambda d: start + timedelta(days=d))  # resets inside the data
-    reset = draw(st.one_of(st.none(), near, near.map(lambda d: d.replace(year=2024)),
-                           st.dates(date(2024, 2, 1), date(2025, 4, 2))))
+    reset = draw(
+        st.one_of(
+            st.none(),
+            near,
+            near.map(lambda d: d.replace(year=2024)),
+            st.dates(date(2024, 2, 1), date(2025, 4, 2)),
+        )
+    )
     return Battery(
-        "b1", "m1", capacity_kwh=cap, start_date=start, reset_date=reset,
-        reset_repeat=draw(st.sampled_from(["yearly", "none"])), end_date=end,
+        "b1",
+        "m1",
+        capacity_kwh=cap,
+        start_date=start,
+        reset_date=reset,
+        reset_repeat=draw(st.sampled_from(["yearly", "none"])),
+        end_date=end,
         timezone=draw(st.sampled_from(TIMEZONES)),
         initial_level_kwh=draw(st.floats(0, cap if cap > 0 else 50)),
     )
@@ -452,8 +527,12 @@ def test_property_invariants_and_totals(readings, bat):
     reg = registers(rows)
     if rows:
         assert reg["level_kwh"] == pytest.approx(
-            bat.initial_level_kwh + reg["charged_total_kwh"] - reg["discharged_total_kwh"]
-            - reg["forfeited_total_kwh"], abs=1e-6)
+            bat.initial_level_kwh
+            + reg["charged_total_kwh"]
+            - reg["discharged_total_kwh"]
+            - reg["forfeited_total_kwh"],
+            abs=1e-6,
+        )
     for view in (daily(bat, rows), settlement_periods(bat, rows)):
         assert sum(v.intervals for v in view) == len(rows)
         for f in ("charge", "discharge", "overflow", "shortfall", "forfeited"):
@@ -473,8 +552,11 @@ def test_property_input_order_and_timezone_do_not_matter(readings, rnd, tz):
 
 
 @PROP
-@given(st.lists(st.tuples(st.integers(1, 8), st.floats(0, 3), st.floats(0, 3)),
-                min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 8), st.floats(0, 3), st.floats(0, 3)), min_size=1, max_size=30
+    )
+)
 def test_property_quarter_readings_without_drops(steps):
     t, imp, exp = BASE, 100.0, 7.0
     readings = [("m1", t, imp, exp, 0)]
@@ -493,8 +575,10 @@ def test_property_quarter_readings_without_drops(steps):
 
 
 @PROP
-@given(batteries(), st.lists(st.tuples(st.integers(1, 3000), st.floats(0, 6), st.floats(0, 6)),
-                             max_size=40))
+@given(
+    batteries(),
+    st.lists(st.tuples(st.integers(1, 3000), st.floats(0, 6), st.floats(0, 6)), max_size=40),
+)
 def test_property_ledger_on_sparse_intervals(bat, steps):
     t, ivs = start_instant(bat).replace(minute=0) - timedelta(hours=2), []
     for gap, a, b in steps:
@@ -522,8 +606,9 @@ def test_property_style_random_series_is_fast_enough():
         t += timedelta(seconds=rnd.choice([1, 30, 300, 900, 3600]))
         imp += rnd.random()
         exp += rnd.random()
-    bat = Battery("b1", "m1", capacity_kwh=10, start_date=date(2025, 3, 30),
-                  reset_date=date(2025, 4, 1))
+    bat = Battery(
+        "b1", "m1", capacity_kwh=10, start_date=date(2025, 3, 30), reset_date=date(2025, 4, 1)
+    )
     rows = ledger(bat, meter_intervals(readings))
     check_invariants(bat, rows)
     assert daily(bat, rows)[0].intervals == 92

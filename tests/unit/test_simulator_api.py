@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
+
 from vbatt.simulator import get_stats, reset, set_faults, start_in_background
 from vbatt.simulator.app import DEMO_API_KEY, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from vbatt.simulator.faults import Faults

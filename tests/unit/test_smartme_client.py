@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from vbatt.readings import Reading
 from vbatt.simulator import get_stats, reset, set_faults, start_in_background
 from vbatt.simulator.app import (

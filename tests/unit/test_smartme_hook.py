@@ -15,6 +15,7 @@ if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 
 from airflow.sdk import Connection  # noqa: E402
+
 from smartme_hook import SmartMeHook, config_from_connection  # noqa: E402
 from vbatt.sources.smartme import SmartMeClient  # noqa: E402
 

@@ -107,10 +107,21 @@ scoped as not materialized (
         intervals.export_kwh - intervals.import_kwh as net_kwh,
         intervals.estimated
     from seeds
+    {% if is_incremental() %}
+    -- lateral: one index range scan per battery in scope, whatever the history's length
+    cross join lateral (
+        select *
+        from intervals as meter_intervals
+        where meter_intervals.meter_id = seeds.meter_id
+          and meter_intervals.interval_start >= seeds.from_instant
+          and meter_intervals.interval_start < seeds.end_instant
+    ) as intervals
+    {% else %}
     inner join intervals
         on intervals.meter_id = seeds.meter_id
         and intervals.interval_start >= seeds.from_instant
         and intervals.interval_start < seeds.end_instant
+    {% endif %}
 
 ),
 

@@ -61,11 +61,15 @@ anchors as (
 
 scoped as (
 
-    select readings.*
-    from readings
-    inner join anchors
-        on readings.meter_id = anchors.meter_id
-        and readings.reading_at >= coalesce(anchors.anchor_at, '-infinity'::timestamptz)
+    -- lateral: one index range scan per changed meter, whatever the history's length
+    select meter_readings.*
+    from anchors
+    cross join lateral (
+        select *
+        from readings
+        where readings.meter_id = anchors.meter_id
+          and readings.reading_at >= coalesce(anchors.anchor_at, '-infinity'::timestamptz)
+    ) as meter_readings
 
 ),
 

@@ -62,11 +62,15 @@ anchors as (
 
 candidates as (
 
-    select source.*
-    from source
-    inner join anchors
-        on source.meter_id = anchors.meter_id
-        and source.reading_at > coalesce(anchors.anchor_at, '-infinity'::timestamptz)
+    -- lateral: one index range scan per changed meter, whatever the history's length
+    select meter_readings.*
+    from anchors
+    cross join lateral (
+        select *
+        from source
+        where source.meter_id = anchors.meter_id
+          and source.reading_at > coalesce(anchors.anchor_at, '-infinity'::timestamptz)
+    ) as meter_readings
 
 ),
 

@@ -39,14 +39,18 @@ changed as (
 
 scoped as (
 
-    select ledger.*, batteries.timezone, batteries.config_hash as battery_config_hash
+    -- lateral: one index range scan per changed battery, whatever the history's length
+    select battery_rows.*, batteries.timezone, batteries.config_hash as battery_config_hash
     from changed
     inner join batteries on changed.battery_id = batteries.battery_id
-    inner join ledger
-        on ledger.battery_id = changed.battery_id
-        and ledger.interval_start >= {{ local_midnight(
-            "(changed.changed_from at time zone batteries.timezone)::date",
-            'batteries.timezone') }}
+    cross join lateral (
+        select *
+        from ledger
+        where ledger.battery_id = changed.battery_id
+          and ledger.interval_start >= {{ local_midnight(
+              "(changed.changed_from at time zone batteries.timezone)::date",
+              'batteries.timezone') }}
+    ) as battery_rows
 
 ),
 
