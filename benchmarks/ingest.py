@@ -4,8 +4,9 @@ Two sides, measured separately because they are limited by different things:
   api    readings/s fetched through SmartMeClient from the simulator, paced by the client's
          request rate (--rate); the rate bounds what is possible, so the bound is printed
   load   readings/s appended by the project's COPY loader (vbatt.warehouse.loader), once as
-         one load and once per meter as ingest_smartme does it, next to a baseline measured
-         in the same run: a plain COPY of the same rows into an unindexed table
+         one load (what ingest_smartme appends per run) and once per meter (a transaction per
+         meter, for comparison), next to a baseline measured in the same run: a plain COPY
+         of the same rows into an unindexed table
 Everything runs in a throw-away embedded cluster; results go to benchmarks/results/ingest.json.
 
     .venv/bin/python benchmarks/ingest.py                      # 1000 meters x 1 day
@@ -195,7 +196,7 @@ def bulk_load(engine: Engine, raw: str, readings: list[Reading]) -> None:
 
 
 def per_meter_loads(engine: Engine, raw: str, readings: list[Reading]) -> None:
-    """One transaction per meter, as ingest_smartme does (begin/append/finish)."""
+    """One transaction per meter (begin/append/finish): the cost ingest avoids by loading a run at once."""
     by_meter: dict[str, list[Reading]] = defaultdict(list)
     for r in readings:
         by_meter[r.meter_id].append(r)
@@ -260,7 +261,7 @@ def load_side(engine: Engine, readings: list[Reading], trials: int) -> dict:
     )
     per_meter = statistics.median(timed_trials(engine, per_meter_loads, readings, trials))
     check_stored(engine, f"bench_raw_{trials - 1}", n)
-    steps["loader: one load per meter (as ingest)"] = log_step(
+    steps["loader: one load per meter (for comparison)"] = log_step(
         "load: loader, one load per meter", per_meter, n, f" ({per_meter / base:.1f}x baseline)"
     )
     breakdown = {}

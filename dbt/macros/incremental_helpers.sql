@@ -1,15 +1,30 @@
 {#-
-  The newest dbt run that wrote into this relation. Incremental models stamp every row
-  with the run's start (computed_at) and pick up upstream rows stamped later, so each run
-  processes what changed since the previous one, whatever produced the change.
+  Watermarks of incremental models. Every row is stamped with the run's start
+  (computed_at); a run picks up upstream rows stamped after its own newest stamp, so each
+  run processes what changed since the previous one, whatever produced the change.
+
+  The watermark is read before the model's statement and written into it as a literal:
+  with a literal the planner sees that few rows are newer and uses the computed_at (or
+  load_id) index; with a subquery it guesses a third of the table and scans all of it,
+  which makes a run's cost grow with the history.
 -#}
-{% macro last_computed_at() -%}
-(select coalesce(max(computed_at), '-infinity'::timestamptz) from {{ this }})
+{% macro _scalar(sql, default) -%}
+{%- if execute -%}
+{%- set rows = run_query(sql).rows -%}
+{%- set value = rows[0][0] if rows | length > 0 else none -%}
+{{ return(default if value is none else value) }}
+{%- else -%}
+{{ return(default) }}
+{%- endif -%}
 {%- endmacro %}
 
-{#- The raw load watermark of the newest run (an index probe on computed_at). -#}
+{% macro last_computed_at() -%}
+'{{ _scalar("select max(computed_at)::text from " ~ this, "-infinity") }}'::timestamptz
+{%- endmacro %}
+
+{#- The raw load watermark of the newest run. -#}
 {% macro last_max_load_id() -%}
-coalesce((select max_load_id from {{ this }} order by computed_at desc limit 1), 0)
+{{ _scalar("select max_load_id from " ~ this ~ " order by computed_at desc limit 1", 0) }}
 {%- endmacro %}
 
 {% macro run_stamp() -%}
