@@ -13,7 +13,7 @@ from rich.table import Table
 from vbatt.csv_inputs import InputFileError
 
 console = Console(width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a file name in a message stays whole
 
 EXIT_BAD_INPUT = 2
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from vbatt.ingest import ingest_file, process_drop_folder
+from vbatt.sources.mscons import read_mscons, to_interval_energies
 
 SHARED = Path(
     os.environ.get("VBATT_SHARED_DIR") or Path(__file__).resolve().parents[2].parent / "shared"
@@ -37,8 +39,15 @@ def test_every_reference_file_loads_and_profiles_become_intervals(pipeline):
     assert len(swiss_22e) == 6 and all(o.warnings for o in swiss_22e)
     raw = pipeline.raw
     assert count(pipeline.engine, f"select count(*) from {raw}.files") == len(files)
-    # the German files are import-only load profiles: stored, but no interval needs both
-    assert count(pipeline.engine, f"select count(*) from {raw}.interval_energies") > 10_000
+    # every distinct quarter-hour value of the files is stored once (days are re-sent)
+    expected = {
+        (e.meter_id, e.interval_start, e.register, e.kwh, e.substitute)
+        for f in files
+        for e in to_interval_energies(read_mscons(f))
+        if e.interval_end - e.interval_start == timedelta(minutes=15)
+    }
+    stored = count(pipeline.engine, f"select count(*) from {raw}.interval_energies")
+    assert stored == len(expected) > 4000
 
     pipeline.run()
     intervals = pipeline.rows("int_profile_intervals", "meter_id, interval_start")

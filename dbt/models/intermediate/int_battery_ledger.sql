@@ -5,6 +5,7 @@
         incremental_strategy='delete+insert',
         unique_key=['battery_id', 'interval_start'],
         on_schema_change='fail',
+        post_hook='analyze {{ this }}',
         indexes=[
             {'columns': ['battery_id', 'interval_start'], 'unique': True},
             {'columns': ['computed_at']},
@@ -115,6 +116,7 @@ scoped as not materialized (
         where meter_intervals.meter_id = seeds.meter_id
           and meter_intervals.interval_start >= seeds.from_instant
           and meter_intervals.interval_start < seeds.end_instant
+        offset 0  -- a fence: keeps the per-battery index range scan (no join flattening)
     ) as intervals
     {% else %}
     inner join intervals

@@ -5,6 +5,7 @@
         incremental_strategy='delete+insert',
         unique_key=['meter_id', 'interval_start'],
         on_schema_change='fail',
+        post_hook='analyze {{ this }}',
         indexes=[
             {'columns': ['meter_id', 'interval_start'], 'unique': True},
             {'columns': ['computed_at']},
@@ -69,6 +70,7 @@ scoped as (
         from readings
         where readings.meter_id = anchors.meter_id
           and readings.reading_at >= coalesce(anchors.anchor_at, '-infinity'::timestamptz)
+        offset 0  -- a fence: keeps the per-meter index range scan (no join flattening)
     ) as meter_readings
 
 ),

@@ -5,6 +5,7 @@
         incremental_strategy='delete+insert',
         unique_key=['meter_id', 'reading_at'],
         on_schema_change='fail',
+        post_hook='analyze {{ this }}',
         indexes=[
             {'columns': ['meter_id', 'reading_at'], 'unique': True},
             {'columns': ['computed_at']},
@@ -70,6 +71,7 @@ candidates as (
         from source
         where source.meter_id = anchors.meter_id
           and source.reading_at > coalesce(anchors.anchor_at, '-infinity'::timestamptz)
+        offset 0  -- a fence: keeps the per-meter index range scan (no join flattening)
     ) as meter_readings
 
 ),

@@ -5,6 +5,7 @@
         incremental_strategy='delete+insert',
         unique_key=['meter_id', 'interval_start'],
         on_schema_change='fail',
+        post_hook='analyze {{ this }}',
         indexes=[
             {'columns': ['meter_id', 'interval_start'], 'unique': True},
             {'columns': ['computed_at']},

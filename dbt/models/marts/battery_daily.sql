@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['battery_id', 'local_date'],
         on_schema_change='fail',
+        post_hook='analyze {{ this }}',
         indexes=[
             {'columns': ['battery_id', 'local_date'], 'unique': True},
             {'columns': ['computed_at']},
@@ -50,6 +51,7 @@ scoped as (
           and ledger.interval_start >= {{ local_midnight(
               "(changed.changed_from at time zone batteries.timezone)::date",
               'batteries.timezone') }}
+        offset 0  -- a fence: keeps the per-battery index range scan (no join flattening)
     ) as battery_rows
 
 ),
