@@ -14,22 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vbatt.readings import Reading
+from vbatt.warehouse.loader import BATTERY_COLUMNS
 
 READINGS_HEADER = ("meter_id", "timestamp", "import_kwh", "export_kwh")
-BATTERIES_HEADER = (
-    "battery_id",
-    "name",
-    "partner_id",
-    "customer_id",
-    "meter_id",
-    "capacity_kwh",
-    "start_date",
-    "reset_date",
-    "reset_repeat",
-    "end_date",
-    "timezone",
-    "initial_level_kwh",
-)
+BATTERIES_HEADER = BATTERY_COLUMNS  # the columns of raw.batteries, in the same order
 REQUIRED_BATTERY_FIELDS = ("battery_id", "meter_id", "start_date")
 DEFAULT_TIMEZONE = "Europe/Zurich"
 
