@@ -1,5 +1,5 @@
 """Test oracle: a small, slow, obviously-correct Python reading of the rule book
-/work/shared/spec/virtual-battery.md ("the rule book").
+(shared/spec/virtual-battery.md of the project specification).
 
 It is independent of the product (dbt SQL on PostgreSQL) and is used by property tests
 that compare the SQL output with it. Standard library only; plain floats.

@@ -1,5 +1,5 @@
 """Tests of the test oracle (tests/oracle.py) against the rule book
-/work/shared/spec/virtual-battery.md: worked example, hand-computed cases, properties."""
+the rule book, shared/spec/virtual-battery.md of the specification: worked example, hand-computed cases, properties."""
 
 from __future__ import annotations
 
