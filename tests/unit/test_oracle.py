@@ -1,5 +1,5 @@
 """Tests of the test oracle (tests/oracle.py) against the rule book
-the rule book, shared/spec/virtual-battery.md of the specification: worked example, hand-computed cases, properties."""
+(shared/spec/virtual-battery.md of the project specification): worked example, hand-computed cases, properties."""
 
 from __future__ import annotations
 
