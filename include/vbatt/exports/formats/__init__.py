@@ -1,0 +1,1 @@
+"""One module per file format; each exposes ``render(batch, options, ctx)``."""
