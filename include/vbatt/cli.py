@@ -206,6 +206,39 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from vbatt.exports.partners import get_partner
+    from vbatt.exports.period import parse_period
+    from vbatt.exports.run import export_partner
+    from vbatt.settings import get_settings
+    from vbatt.warehouse.db import get_engine
+    from vbatt.warehouse.migrate import migrate
+
+    settings = get_settings()
+    partner = get_partner(settings.partners_dir, args.partner)
+    period = parse_period(args.period, partner.timezone)
+    engine = get_engine()
+    migrate(engine)
+    outbox = Path(args.out) if args.out else settings.outbox_dir
+    results, delivered = export_partner(
+        engine, partner, period, outbox, formats=args.format, send=not args.no_delivery
+    )
+    for r in results:
+        files = ", ".join(str(p) for p in r.files)
+        line = {
+            "new": f"issued version 1 ({r.reference}), {r.rows:,} values: {files}",
+            "correction": f"data changed: correction v{r.version} ({r.reference}) issued: {files}",
+            "unchanged": f"already issued as v{r.version} ({r.reference}), files unchanged: {files}",
+            "blocked": f"[red]blocked, nothing issued: {r.reason}[/red]",
+        }[r.status]
+        console.print(
+            f"{partner.partner_id} {r.format_key} {r.period_label}: {line}", highlight=False
+        )
+    if delivered:
+        console.print(f"delivered {len(delivered)} file(s)")
+    return 1 if any(r.status == "blocked" for r in results) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vbatt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -253,6 +286,18 @@ def build_parser() -> argparse.ArgumentParser:
     reb.add_argument("--battery", help="only the meter of this battery")
     reb.add_argument("--full", action="store_true", help="rebuild every model from raw")
     reb.set_defaults(func=_rebuild)
+
+    exp = sub.add_parser("export", help="issue a partner's files for a day or month")
+    exp.add_argument("--partner", required=True, help="a partner of partners/<id>.yaml")
+    exp.add_argument("--period", required=True, help="a local day YYYY-MM-DD or a month YYYY-MM")
+    exp.add_argument(
+        "--format",
+        action="append",
+        help="csv, mscons, ise or sdat (or an entry's name); repeat for several; default all",
+    )
+    exp.add_argument("--out", help="outbox folder (default: outbox/ or VBATT_OUTBOX_DIR)")
+    exp.add_argument("--no-delivery", action="store_true", help="issue files but send nothing")
+    exp.set_defaults(func=_export)
 
     dbt = sub.add_parser("dbt", help="run dbt against the warehouse, e.g. vbatt dbt build")
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)

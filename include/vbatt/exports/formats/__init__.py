@@ -1,1 +1,15 @@
-"""One module per file format; each exposes ``render(batch, options, ctx)``."""
+"""One module per file format; each exposes ``render(batch, options, ctx) -> list[ExportFile]``
+and may expose ``validate_options(options)`` to refuse a partner's bad settings early."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from types import ModuleType
+
+FORMAT_NAMES = ("csv", "mscons", "ise", "sdat")
+
+
+def renderer(name: str) -> ModuleType:
+    if name not in FORMAT_NAMES:
+        raise ValueError(f"unknown format {name!r}; known: {', '.join(FORMAT_NAMES)}")
+    return import_module(f"vbatt.exports.formats.{name}")

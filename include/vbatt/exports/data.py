@@ -1,0 +1,193 @@
+"""Read a partner's period from the warehouse marts into an ExportBatch.
+
+One query for the intervals, one for the registers before the period; every format
+renders the result, so a CSV and an MSCONS file of the same period can never disagree.
+Sums before the period come from ``battery_daily`` when the battery keeps the partner's
+timezone (its days then tile the time before the period exactly) and from the intervals
+otherwise, so registers are exact whatever the timezones.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, text
+
+from vbatt.exports.model import BatteryExport, ExportBatch, IntervalRow, Period, Registers
+from vbatt.exports.partners import PartnerConfig
+
+_TOTALS = ("charge", "discharge", "overflow", "shortfall", "forfeited")
+
+
+class ExportDataError(ValueError):
+    """The warehouse cannot give what the partner's configuration asks for."""
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def read_batch(
+    engine: Engine,
+    partner: PartnerConfig,
+    period: Period,
+    schema: str = "analytics",
+    raw_schema: str = "raw",
+) -> ExportBatch:
+    marts = f"{schema}_marts"
+    params = {
+        "partner": partner.partner_id,
+        "start": period.start_utc,
+        "end": period.end_utc,
+        "first_day": period.first_day,
+        "tz": period.timezone,
+    }
+    with engine.connect() as conn:
+        batteries = [
+            dict(r._mapping)
+            for r in conn.execute(
+                text(
+                    f"select battery_id, name, customer_id, meter_id, timezone, capacity_kwh,"
+                    f" initial_level_kwh from {raw_schema}.batteries where partner_id = :partner"
+                    f" and start_date <= cast(:end as timestamptz) at time zone timezone"
+                    f" and (end_date is null or end_date > :first_day) order by battery_id"
+                ),
+                params,
+            )
+        ]
+        if partner.batteries is not None:
+            known = {b["battery_id"] for b in batteries}
+            missing = sorted(set(partner.batteries) - known)
+            if missing:
+                raise ExportDataError(
+                    f"partner {partner.partner_id}: batteries {', '.join(missing)} are configured in its YAML "
+                    "but are not its batteries in the warehouse for this period (raw.batteries.partner_id, "
+                    "start_date/end_date); fix the YAML or load the batteries"
+                )
+            batteries = [b for b in batteries if b["battery_id"] in partner.batteries]
+        ids = [b["battery_id"] for b in batteries]
+        params["ids"] = ids
+        intervals: dict[str, list[IntervalRow]] = defaultdict(list)
+        for r in conn.execute(
+            text(
+                f"select battery_id, interval_start, interval_end, import_kwh, export_kwh, charge_kwh,"
+                f" discharge_kwh, overflow_kwh, shortfall_kwh, forfeited_kwh, level_kwh, estimated"
+                f" from {marts}.battery_intervals where battery_id = any(:ids)"
+                f" and interval_start >= :start and interval_start < :end"
+                f" order by battery_id, interval_start"
+            ),
+            params,
+        ):
+            intervals[r.battery_id].append(
+                IntervalRow(
+                    _utc(r.interval_start),
+                    _utc(r.interval_end),
+                    r.import_kwh,
+                    r.export_kwh,
+                    r.charge_kwh,
+                    r.discharge_kwh,
+                    r.overflow_kwh,
+                    r.shortfall_kwh,
+                    r.forfeited_kwh,
+                    r.level_kwh,
+                    r.estimated,
+                )
+            )
+        before = _registers_before(conn, marts, raw_schema, params)
+    exports = []
+    for b in batteries:
+        rows = intervals.get(b["battery_id"], [])
+        sums, level = before.get(b["battery_id"], ({k: 0.0 for k in _TOTALS}, None))
+        start = Registers(
+            period.start_utc,
+            level if level is not None else b["initial_level_kwh"],
+            sums["charge"],
+            sums["discharge"],
+            sums["overflow"],
+            sums["shortfall"],
+            sums["forfeited"],
+        )
+        exports.append(
+            BatteryExport(
+                battery_id=b["battery_id"],
+                metering_point=partner.metering_point(b["battery_id"]),
+                name=b["name"],
+                customer_id=b["customer_id"],
+                meter_id=b["meter_id"],
+                timezone=b["timezone"],
+                capacity_kwh=b["capacity_kwh"],
+                intervals=tuple(rows),
+                registers_start=start,
+                registers_end=_advance(start, rows),
+            )
+        )
+    return ExportBatch(
+        partner_id=partner.partner_id,
+        partner_name=partner.name,
+        sender=partner.sender.party(),
+        receiver=partner.receiver.party(),
+        period=period,
+        batteries=tuple(exports),
+        channels=partner.channel_list(),
+    )
+
+
+def _advance(start: Registers, rows: list[IntervalRow]) -> Registers:
+    """Registers after the period's intervals: a running sum in interval order, like the ledger's."""
+    if not rows:
+        return start
+    c, d, o, s, f = (
+        start.charged_total,
+        start.discharged_total,
+        start.overflow_total,
+        start.shortfall_total,
+        start.forfeited_total,
+    )
+    for r in rows:
+        c, d, o, s, f = (
+            c + r.charge,
+            d + r.discharge,
+            o + r.overflow,
+            s + r.shortfall,
+            f + r.forfeited,
+        )
+    return Registers(rows[-1].end, rows[-1].level, c, d, o, s, f)
+
+
+def _registers_before(
+    conn, marts: str, raw_schema: str, params: dict
+) -> dict[str, tuple[dict[str, float], float | None]]:
+    """Totals since each battery's start up to the period, and the level at its start."""
+    daily = ", ".join(f"coalesce(sum({k}_kwh order by local_date), 0) as {k}" for k in _TOTALS)
+    by_interval = ", ".join(
+        f"coalesce(sum({k}_kwh order by interval_start), 0) as {k}" for k in _TOTALS
+    )
+    rows = conn.execute(
+        text(
+            f"with b as (select battery_id, timezone = :tz as same_tz from {raw_schema}.batteries"
+            f"   where battery_id = any(:ids))"
+            f" select b.battery_id, s.*, last.level_kwh as level from b"
+            f" cross join lateral ("
+            f"   select {daily} from {marts}.battery_daily d"
+            f"   where b.same_tz and d.battery_id = b.battery_id and d.local_date < :first_day"
+            f"   union all"
+            f"   select {by_interval} from {marts}.battery_intervals i"
+            f"   where not b.same_tz and i.battery_id = b.battery_id and i.interval_start < :start"
+            f" ) s"
+            f" left join lateral ("
+            f"   select level_kwh from {marts}.battery_intervals i"
+            f"   where i.battery_id = b.battery_id and i.interval_start < :start"
+            f"   order by i.interval_start desc limit 1"
+            f" ) last on true"
+        ),
+        params,
+    )
+    out: dict[str, tuple[dict[str, float], float | None]] = {}
+    for r in rows:
+        # one row per branch of the union; the branch not taken sums nothing (all zeros)
+        sums = {k: r._mapping[k] for k in _TOTALS}
+        if r.battery_id in out:
+            sums = {k: out[r.battery_id][0][k] + sums[k] for k in _TOTALS}
+        out[r.battery_id] = (sums, r.level)
+    return out
