@@ -3,7 +3,10 @@
 
 At 01:00 Europe/Zurich, settle the previous local day (92, 96 or 100 quarter hours):
 the day of the run's data interval start, in Zurich time. Reports per battery whether
-the day is complete; the partner exports hang off this DAG.
+the day is complete, then issues each partner's files (one mapped task per partner, so
+one partner's failure holds back only its own files): the formats of its
+`partners/<id>.yaml`, into `outbox/<partner>/<format>/`, and over SFTP where configured.
+Re-running a day issues nothing twice; changed data is re-issued as a correction.
 """
 
 from __future__ import annotations
@@ -35,7 +38,57 @@ def daily_settlement():
         local_day = pendulum.instance(data_interval_start).in_timezone(ZURICH).date()
         return day_report(WarehouseHook().get_url(), local_day)
 
-    settle_previous_day()
+    @task
+    def partners_due(data_interval_start=None) -> list[str]:
+        from vbatt.exports.partners import load_partners
+        from vbatt.exports.schedule import periods_due
+        from vbatt.settings import get_settings
+
+        day = pendulum.instance(data_interval_start).in_timezone(ZURICH).date()
+        partners = load_partners(get_settings().partners_dir)
+        return [p for p, config in partners.items() if periods_due(config, day)]
+
+    @task(map_index_template="{{ task.op_kwargs['partner_id'] }}")
+    def export_partner_files(partner_id: str, data_interval_start=None) -> list[dict]:
+        from airflow.exceptions import AirflowFailException
+
+        from vbatt.exports.partners import get_partner
+        from vbatt.exports.run import export_partner
+        from vbatt.exports.schedule import periods_due
+        from vbatt.settings import get_settings
+        from vbatt.warehouse.db import get_engine
+        from warehouse_hook import WarehouseHook
+
+        settings = get_settings()
+        partner = get_partner(settings.partners_dir, partner_id)
+        day = pendulum.instance(data_interval_start).in_timezone(ZURICH).date()
+        engine = get_engine(WarehouseHook().get_url())
+        summary = []
+        for period in periods_due(partner, day):
+            results, delivered = export_partner(engine, partner, period, settings.outbox_dir)
+            for r in results:
+                summary.append(
+                    {
+                        "format": r.format_key,
+                        "period": r.period_label,
+                        "status": r.status,
+                        "version": r.version,
+                        "files": [p.name for p in r.files],
+                        "reason": r.reason,
+                    }
+                )
+            blocked = [r for r in results if r.status == "blocked"]
+            if blocked:
+                raise AirflowFailException(
+                    f"{partner_id} {period.label}: files held back: "
+                    + "; ".join(f"{r.format_key}: {r.reason}" for r in blocked)
+                )
+        return summary
+
+    report = settle_previous_day()
+    due = partners_due()
+    report >> due
+    export_partner_files.expand(partner_id=due)
 
 
 daily_settlement()

@@ -230,6 +230,7 @@ def _export(args: argparse.Namespace) -> int:
             "correction": f"data changed: correction v{r.version} ({r.reference}) issued: {files}",
             "unchanged": f"already issued as v{r.version} ({r.reference}), files unchanged: {files}",
             "blocked": f"[red]blocked, nothing issued: {r.reason}[/red]",
+            "empty": "[yellow]no computed intervals in the period, nothing issued[/yellow]",
         }[r.status]
         console.print(
             f"{partner.partner_id} {r.format_key} {r.period_label}: {line}", highlight=False

@@ -19,6 +19,15 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ.setdefault("AIRFLOW__SCARF__ENABLED", "False")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# the DAG runs export for a test partner into a temporary outbox, never the repo's
+PARTNERS = Path(tempfile.mkdtemp(prefix="vbatt-partners-"))
+OUTBOX = Path(tempfile.mkdtemp(prefix="vbatt-outbox-"))
+os.environ["VBATT_PARTNERS_DIR"] = str(PARTNERS)
+os.environ["VBATT_OUTBOX_DIR"] = str(OUTBOX)
+(PARTNERS / "p.yaml").write_text(
+    "partner_id: p\nname: Test partner\nsender: {id: '9900000000017'}\n"
+    "receiver: {id: '9900000000024'}\nformats: [{format: csv}, {format: mscons}]\n"
+)
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,14 @@ def snapshot(engine) -> dict:
     return out
 
 
+def outbox_files() -> dict[str, bytes]:
+    from tests.dags.conftest import OUTBOX
+
+    return {
+        str(p.relative_to(OUTBOX)): p.read_bytes() for p in sorted(OUTBOX.rglob("*")) if p.is_file()
+    }
+
+
 def test_ingest_and_ledger_through_airflow(dags, airflow_metadata, warehouse_url, engine):
     from vbatt import airflow_local
     from vbatt.simulator import running
@@ -71,8 +79,17 @@ def test_ingest_and_ledger_through_airflow(dags, airflow_metadata, warehouse_url
             for dag_id in ("meter_ingest", "battery_ledger", "daily_settlement"):
                 assert airflow_local.run_dag(dag_id, now) == "success", dag_id
             if _ == 0:
-                first = snapshot(engine)
+                first, files = snapshot(engine), outbox_files()
     assert snapshot(engine) == first
+    # daily_settlement issued the partner's files for 2026-06-02, once, byte-identical
+    assert any(name.startswith("p/csv/") for name in files), files
+    assert any(name.startswith("p/mscons/") for name in files), files
+    assert outbox_files() == files
+    with engine.connect() as conn:
+        issued = conn.execute(
+            text("select period_label, status, count(*) from raw.export_files group by 1, 2")
+        ).all()
+    assert [(label, status) for label, status, _n in issued] == [("2026-06-02", "delivered")]
 
     readings = first["raw.meter_readings"]
     assert readings, "nothing was ingested"

@@ -48,24 +48,34 @@ def read_batch(
             dict(r._mapping)
             for r in conn.execute(
                 text(
-                    f"select battery_id, name, customer_id, meter_id, timezone, capacity_kwh,"
-                    f" initial_level_kwh from {raw_schema}.batteries where partner_id = :partner"
-                    f" and start_date <= cast(:end as timestamptz) at time zone timezone"
-                    f" and (end_date is null or end_date > :first_day) order by battery_id"
+                    f"select battery_id, name, partner_id, customer_id, meter_id, timezone, capacity_kwh,"
+                    f" initial_level_kwh, start_date < cast(:end as timestamptz) at time zone timezone"
+                    f" and (end_date is null or end_date > :first_day) as active"
+                    f" from {raw_schema}.batteries where partner_id = :partner or battery_id = any(:listed)"
+                    f" order by battery_id"
                 ),
-                params,
+                {**params, "listed": sorted(partner.batteries or ())},
             )
         ]
         if partner.batteries is not None:
-            known = {b["battery_id"] for b in batteries}
-            missing = sorted(set(partner.batteries) - known)
-            if missing:
+            found = {b["battery_id"]: b["partner_id"] for b in batteries}
+            missing = sorted(set(partner.batteries) - set(found))
+            foreign = sorted(
+                b
+                for b in partner.batteries
+                if found.get(b, partner.partner_id) != partner.partner_id
+            )
+            if missing or foreign:
+                problems = [f"unknown to the warehouse: {', '.join(missing)}"] if missing else []
+                problems += [f"belong to another partner: {', '.join(foreign)}"] if foreign else []
                 raise ExportDataError(
-                    f"partner {partner.partner_id}: batteries {', '.join(missing)} are configured in its YAML "
-                    "but are not its batteries in the warehouse for this period (raw.batteries.partner_id, "
-                    "start_date/end_date); fix the YAML or load the batteries"
+                    f"partners/{partner.partner_id}.yaml lists batteries that are not its own ("
+                    + "; ".join(problems)
+                    + "); fix the YAML or raw.batteries (vbatt batteries FILE)"
                 )
             batteries = [b for b in batteries if b["battery_id"] in partner.batteries]
+        # a battery that ended before the period, or starts after it, has nothing to export
+        batteries = [b for b in batteries if b["active"] and b["partner_id"] == partner.partner_id]
         ids = [b["battery_id"] for b in batteries]
         params["ids"] = ids
         intervals: dict[str, list[IntervalRow]] = defaultdict(list)

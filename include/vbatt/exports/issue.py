@@ -31,7 +31,7 @@ class IssueResult:
     partner_id: str
     format_key: str
     period_label: str
-    status: str  # new | correction | unchanged | blocked
+    status: str  # new | correction | unchanged | blocked | empty (no data: nothing issued)
     version: int = 0
     reference: str = ""
     files: list[Path] = field(default_factory=list)

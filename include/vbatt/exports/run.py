@@ -39,6 +39,9 @@ def export_partner(
             f"partner {partner.partner_id} receives no format {formats}; it receives {offered}"
         )
     batch = read_batch(engine, partner, period, schema=schema, raw_schema=raw_schema)
-    results = [issue_format(engine, batch, fmt, outbox_dir, raw_schema, gate) for fmt in chosen]
+    if not any(b.intervals for b in batch.batteries):  # nothing computed yet: issue nothing
+        results = [IssueResult(partner.partner_id, f.key, period.label, "empty") for f in chosen]
+    else:
+        results = [issue_format(engine, batch, fmt, outbox_dir, raw_schema, gate) for fmt in chosen]
     delivered = deliver(engine, partner, outbox_dir, raw_schema) if send else []
     return results, delivered
