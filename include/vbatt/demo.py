@@ -94,6 +94,32 @@ def summary_table(engine) -> Table:
     return table
 
 
+def exports_table(engine, outbox) -> Table:
+    """What daily_settlement issued: one row per file, newest period first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "select partner_id, format_key, period_label, version, file_name, rows, status"
+                " from raw.export_files where period_label = (select max(period_label) from raw.export_files)"
+                " order by partner_id, format_key, file_name"
+            )
+        ).all()
+    table = Table(title=f"Files issued to partners (in {outbox})")
+    for col in ("partner", "format", "period", "version", "file", "values", "status"):
+        table.add_column(col, justify="right" if col in ("version", "values") else "left")
+    for r in rows:
+        table.add_row(
+            r.partner_id,
+            r.format_key,
+            r.period_label,
+            str(r.version),
+            r.file_name,
+            f"{r.rows:,}",
+            r.status,
+        )
+    return table
+
+
 def main() -> int:
     from vbatt import airflow_local
     from vbatt.settings import get_settings
@@ -138,11 +164,13 @@ def main() -> int:
                 return 1
 
     console.print(summary_table(engine))
+    console.print(exports_table(engine, get_settings().outbox_dir))
     console.print(
         "\nNext:\n"
         "  make airflow                      # the Airflow UI (airflow standalone), DAGs from dags/\n"
         "  psql \"$(.venv/bin/vbatt warehouse url | sed 's/+psycopg2//')\"   # query the warehouse\n"
         "      e.g. select * from analytics_marts.battery_daily order by battery_id, local_date;\n"
+        "  .venv/bin/vbatt export --partner ewa --period YYYY-MM-DD   # files by hand (partners/*.yaml)\n"
         "  .venv/bin/vbatt simulate --readings examples/readings.csv"
         " --batteries examples/batteries.csv --out out/\n"
     )
