@@ -222,18 +222,11 @@ def render(batch: ExportBatch, options: FormatOptions, ctx: RenderContext) -> li
     """
     plan = _plan(batch, options or {}, ctx)
     files: list[ExportFile] = []
-    kinds = options.get("messages", ("profiles", "registers")) if options else None
-    kinds = tuple(kinds or ("profiles", "registers"))
-    unknown = set(kinds) - {"profiles", "registers"}
-    if unknown:
-        raise ValueError(
-            f"MSCONS option messages: unknown {sorted(unknown)}; use profiles, registers"
-        )
     if not batch.batteries:
         return files
-    if "profiles" in kinds and plan.profiles:
+    if plan.profiles:
         files.append(_profiles_file(plan))
-    if "registers" in kinds and plan.registers:
+    if plan.registers:
         files.append(_registers_file(plan))
     return files
 
@@ -253,6 +246,12 @@ def _plan(batch: ExportBatch, options: FormatOptions, ctx: RenderContext) -> _Pl
                 f"{batch.partner_id} (it has {', '.join(sorted(known))})"
             )
         channels = tuple(c for c in channels if c.name in wanted)
+    kinds = set(options.get("messages") or ("profiles", "registers"))
+    if kinds - {"profiles", "registers"}:
+        raise ValueError(
+            f"MSCONS option messages: unknown {sorted(kinds - {'profiles', 'registers'})}; "
+            "use profiles and/or registers"
+        )
     if not _REFERENCE.match(ctx.reference):
         raise ValueError(
             f"interchange reference {ctx.reference!r}: MSCONS needs 1-13 digits or capital "
@@ -268,8 +267,8 @@ def _plan(batch: ExportBatch, options: FormatOptions, ctx: RenderContext) -> _Pl
             )
     return _Plan(
         variant=variant,
-        profiles=tuple(c for c in channels if c.kind == "profile"),
-        registers=tuple(c for c in channels if c.kind == "register"),
+        profiles=tuple(c for c in channels if c.kind == "profile" and "profiles" in kinds),
+        registers=tuple(c for c in channels if c.kind == "register" and "registers" in kinds),
         batch=batch,
         ctx=ctx,
     )
