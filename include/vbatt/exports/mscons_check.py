@@ -151,6 +151,7 @@ class Entry:
     codes: dict[str, set[str]] = field(default_factory=dict)  # data element -> codes
     rules: dict[str, set[str]] = field(default_factory=dict)  # data element -> [nnn]
     key: str | None = None  # the first data element with codes: tells entries apart
+    allowed: dict[tuple[str, str], set[str]] = field(default_factory=dict, repr=False)
 
     @property
     def trigger(self) -> bool:
@@ -450,6 +451,13 @@ def _check_envelope_segment(
 
 
 def _allowed(entry: Entry, key: str, version: str) -> set[str]:
+    found = entry.allowed.get((key, version))
+    if found is None:
+        found = entry.allowed[(key, version)] = _allowed_codes(entry, key, version)
+    return found
+
+
+def _allowed_codes(entry: Entry, key: str, version: str) -> set[str]:
     codes = set(entry.codes.get(key, set()))
     extra = _VERSION_CODES.get(version, {})
     element = key.split("/")[0]
@@ -520,8 +528,15 @@ def _decimal(value: str) -> Decimal | None:
 
 def _instant(seg: _Seg) -> datetime | None:
     """A DTM value in format 303 as a UTC instant (None for other formats)."""
-    match = re.fullmatch(r"(\d{12})([+-]\d{2})", seg.value(0, 1))
-    if seg.value(0, 2) != "303" or not match:
+    if seg.value(0, 2) != "303":
+        return None
+    return _instant_303(seg.value(0, 1))
+
+
+@cache
+def _instant_303(value: str) -> datetime | None:
+    match = re.fullmatch(r"(\d{12})([+-]\d{2})", value)
+    if not match:
         return None
     try:
         local = datetime.strptime(match.group(1), "%Y%m%d%H%M")
