@@ -36,6 +36,7 @@ class Settings:
     dbt_threads: int
     task_retries: int  # Airflow task retries; the demo and tests run with 0
     partners_dir: Path  # one YAML per partner (formats, ids, delivery)
+    reference_dir: Path  # ../shared/reference: published rule tables (MSCONS AHB) and samples
 
     @property
     def embedded(self) -> bool:
@@ -60,6 +61,7 @@ def get_settings() -> Settings:
         dbt_threads=int(env("VBATT_DBT_THREADS", "2")),
         task_retries=int(env("VBATT_TASK_RETRIES", "3")),
         partners_dir=Path(env("VBATT_PARTNERS_DIR", root / "partners")),
+        reference_dir=Path(env("VBATT_SHARED_DIR", root.parent / "shared")) / "reference",
     )
 
 
