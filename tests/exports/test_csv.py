@@ -246,3 +246,22 @@ def test_fixed_refuses_what_is_not_a_number():
     for bad in (math.nan, math.inf):
         with pytest.raises(ValueError, match="finite"):
             fixed(bad, 3)
+
+
+@pytest.mark.parametrize("separator", [",", ";", "|", "\t"])
+def test_fast_writer_writes_exactly_what_the_csv_module_writes(separator):
+    from vbatt.exports import delimited
+
+    rows = [
+        ["B1", "1.5", "2025-06-01T00:00:00Z"],
+        ["Müller, Hans", 'say "hi"', "two\nlines"],
+        ["", "", ""],
+        [""],
+        ["only"],
+        ["a;b", "c,d", "e|f\tg"],
+        ["cr\rhere", "x", "-0,5"],
+    ]
+    for ending in ("\r\n", "\n"):
+        expected = io.StringIO(newline="")
+        csv.writer(expected, delimiter=separator, lineterminator=ending).writerows(rows)
+        assert delimited.write(rows, separator=separator, line_ending=ending) == expected.getvalue()

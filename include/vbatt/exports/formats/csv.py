@@ -16,12 +16,13 @@ reading one reads the other once it knows the separators.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
+from vbatt.exports import delimited
 from vbatt.exports.days import DayRow, day_rows
 from vbatt.exports.localtime import offset_text, to_local, utc_text
 from vbatt.exports.model import ExportBatch, ExportFile, IntervalRow, RenderContext
@@ -92,17 +93,23 @@ def _number(dialect: str) -> Callable[[float], str]:
     return lambda value: fixed(value, DECIMALS, decimal_point=point, trim=True)
 
 
-def _times(row: IntervalRow, timezone: str, dialect: str) -> list[str]:
+def _times(row: IntervalRow, timezone: str, dialect: str) -> tuple[str, ...]:
+    return _instants(row.start, row.end, timezone, dialect)
+
+
+@lru_cache(maxsize=8192)
+def _instants(start: datetime, end: datetime, timezone: str, dialect: str) -> tuple[str, ...]:
+    """Cached: all batteries of a period share the same quarter hours."""
     if dialect == "default":
-        return [utc_text(row.start), utc_text(row.end)]
-    start = to_local(row.start, timezone)
-    end = to_local(row.end, timezone)
-    return [
-        start.strftime("%d.%m.%Y"),
-        start.strftime("%H:%M"),
-        end.strftime("%H:%M"),
-        offset_text(start),
-    ]
+        return (utc_text(start), utc_text(end))
+    local_start = to_local(start, timezone)
+    local_end = to_local(end, timezone)
+    return (
+        local_start.strftime("%d.%m.%Y"),
+        local_start.strftime("%H:%M"),
+        local_end.strftime("%H:%M"),
+        offset_text(local_start),
+    )
 
 
 def _intervals_file(batch: ExportBatch, dialect: str, name: str) -> ExportFile:
@@ -148,19 +155,13 @@ def _days_file(batch: ExportBatch, dialect: str, name: str) -> ExportFile:
 
 
 def _file(name: str, dialect: str, header: list[str], rows: list[list[str]]) -> ExportFile:
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(
-        buffer,
-        delimiter="," if dialect == "default" else ";",
-        lineterminator="\r\n",
-        quoting=csv.QUOTE_MINIMAL,
+    text = delimited.write(
+        [header, *rows], separator="," if dialect == "default" else ";", line_ending="\r\n"
     )
-    writer.writerow(header)
-    writer.writerows(rows)
     encoding = "utf-8" if dialect == "default" else "utf-8-sig"
     return ExportFile(
         name=name,
-        content=buffer.getvalue().encode(encoding),
+        content=text.encode(encoding),
         rows=len(rows),
         values=_sums(header, rows, dialect),
         media_type="text/csv",

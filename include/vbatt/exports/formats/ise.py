@@ -24,7 +24,6 @@ is a substitute value.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import re
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
+from vbatt.exports import delimited
 from vbatt.exports.formats import ise_template
 from vbatt.exports.formats.ise_template import Column, Template
 from vbatt.exports.localtime import offset_text, zone
@@ -41,7 +41,6 @@ from vbatt.exports.numbers import fixed
 
 DEFAULT_TEMPLATES = ("readings", "vorschub", "timeseries")
 _REGISTER_CODE = re.compile(r"^(\d+-\d+:\d+)\.8\.(\d+)(\*\d+)?$")
-_QUOTING = {"minimal": csv.QUOTE_MINIMAL, "all": csv.QUOTE_ALL, "none": csv.QUOTE_NONE}
 
 
 def render(batch: ExportBatch, options: dict[str, Any], ctx: RenderContext) -> list[ExportFile]:
@@ -95,15 +94,22 @@ def render_template(batch: ExportBatch, template: Template) -> ExportFile:
             codes[row.channel] = advance_code(channel.obis)
         else:
             codes[row.channel] = channel.obis
-    lines = []
+    lines: list[list[str]] = []
     written: dict[str, list[float]] = {row.channel: [] for row, _ in rows}
-    values_column = next(i for i, c in enumerate(template.columns) if c.field == "value")
+    value_at = next(i for i, c in enumerate(template.columns) if c.field == "value")
     for battery in batch.batteries:
-        for record in _records(batch, battery, template, rows, codes):
-            line = [
-                _cell(column, record, template, battery.timezone) for column in template.columns
-            ]
-            written[record["channel"]].append(float(line[values_column].replace(",", ".")))
+        if template.variant == "timeseries":
+            interval_cells = _interval_cells(battery, template)
+            for row, channel in rows:
+                base = {**_base(batch, battery), "channel": row.channel, "obis": codes[row.channel]}
+                base["unit"] = channel.unit
+                before = len(lines)
+                lines.extend(_series_lines(battery, template, base, interval_cells))
+                written[row.channel].extend(_number(line[value_at]) for line in lines[before:])
+            continue
+        for record in _readings(batch, battery, template, rows, codes):
+            line = [_cell(c, record, template, battery.timezone) for c in template.columns]
+            written[record["channel"]].append(_number(line[value_at]))
             lines.append(line)
     name = template.file_name.format(
         partner=safe_part(batch.partner_id, "partner id"),
@@ -120,14 +126,8 @@ def render_template(batch: ExportBatch, template: Template) -> ExportFile:
     )
 
 
-def _records(
-    batch: ExportBatch,
-    battery: BatteryExport,
-    template: Template,
-    rows: list[tuple[ise_template.Row, Channel]],
-    codes: dict[str, str],
-) -> Iterator[dict[str, Any]]:
-    base = {
+def _base(batch: ExportBatch, battery: BatteryExport) -> dict[str, Any]:
+    return {
         "metering_point": battery.metering_point,
         "battery_id": battery.battery_id,
         "battery_name": battery.name,
@@ -137,38 +137,87 @@ def _records(
         "period_from": batch.period.first_day,
         "period_to": batch.period.last_day,
     }
-    if template.variant == "timeseries":
-        for row, channel in rows:
-            for interval in battery.intervals:
-                yield {
-                    **base,
-                    "channel": row.channel,
-                    "obis": codes[row.channel],
-                    "unit": channel.unit,
-                    "value": getattr(interval, row.channel),
-                    "estimated": interval.estimated,
-                    "interval_start": interval.start,
-                    "interval_end": interval.end,
-                }
-        return
+
+
+def _readings(
+    batch: ExportBatch,
+    battery: BatteryExport,
+    template: Template,
+    rows: list[tuple[ise_template.Row, Channel]],
+    codes: dict[str, str],
+) -> Iterator[dict[str, Any]]:
+    """Readings and Vorschub: one record per register row."""
     estimated = any(i.estimated for i in battery.intervals)
     for row, channel in rows:
         end = getattr(battery.registers_end, row.channel)
-        value = (
-            end
-            if template.variant == "readings"
-            else end - getattr(battery.registers_start, row.channel)
-        )
+        start = getattr(battery.registers_start, row.channel)
         yield {
-            **base,
+            **_base(batch, battery),
             "channel": row.channel,
             "obis": codes[row.channel],
             "unit": channel.unit,
-            "value": value,
+            "value": end if template.variant == "readings" else end - start,
             "estimated": estimated,
             "reading_from": battery.registers_start.at,
             "reading_at": battery.registers_end.at,
         }
+
+
+PER_INTERVAL = {"value", "status", "interval_start", "interval_end", "utc_offset"}
+
+
+def _interval_cells(battery: BatteryExport, template: Template) -> list[list[tuple[int, str]]]:
+    """Per quarter hour, the cells that change with it but not with the channel (times, status)."""
+    zone_name = "UTC" if template.timezone == "utc" else battery.timezone
+    columns = [
+        (i, c)
+        for i, c in enumerate(template.columns)
+        if c.field in PER_INTERVAL and c.field != "value"
+    ]
+    cells = []
+    for interval in battery.intervals:
+        mine = []
+        for i, column in columns:
+            field = column.field
+            if field == "status":
+                text = template.status_estimated if interval.estimated else template.status_measured
+            elif field == "utc_offset":
+                text = _offset(getattr(interval, column.of.removeprefix("interval_")), zone_name)
+            else:
+                instant = interval.start if field == "interval_start" else interval.end
+                text = _instant(instant, zone_name, column.format or template.datetime_format)
+            mine.append((i, text))
+        cells.append(mine)
+    return cells
+
+
+def _series_lines(
+    battery: BatteryExport,
+    template: Template,
+    base: dict[str, Any],
+    interval_cells: list[list[tuple[int, str]]],
+) -> Iterator[list[str]]:
+    """A channel's quarter hours: the cells that do not change are formatted once."""
+    static = [
+        "" if c.field in PER_INTERVAL else _cell(c, base, template, battery.timezone)
+        for c in template.columns
+    ]
+    channel = base["channel"]
+    values = [(i, c) for i, c in enumerate(template.columns) if c.field == "value"]
+    point = template.decimal_point
+    for interval, cells in zip(battery.intervals, interval_cells, strict=True):
+        line = static.copy()
+        for i, text in cells:
+            line[i] = text
+        value = getattr(interval, channel)
+        for i, column in values:
+            decimals = template.decimals if column.decimals is None else column.decimals
+            line[i] = fixed(value, decimals, decimal_point=point)
+        yield line
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", "."))
 
 
 def _cell(column: Column, record: dict[str, Any], template: Template, timezone: str) -> str:
@@ -205,23 +254,19 @@ def _offset(instant: datetime, zone_name: str) -> str:
 
 
 def _encode(template: Template, lines: list[list[str]]) -> bytes:
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(
-        buffer,
-        delimiter=template.separator,
-        quoting=_QUOTING[template.quoting],
-        lineterminator=template.line_ending,
-    )
+    rows = [[c.header for c in template.columns], *lines] if template.header else lines
     try:
-        if template.header:
-            writer.writerow([c.header for c in template.columns])
-        writer.writerows(lines)
+        text = delimited.write(
+            rows,
+            separator=template.separator,
+            line_ending=template.line_ending,
+            quoting=template.quoting,
+        )
     except csv.Error as exc:
         raise ValueError(
             f"IS-E template {template.source}: quoting 'none' but a value contains the separator "
             f"{template.separator!r} or a quote ({exc}); use quoting: minimal"
         ) from exc
-    text = buffer.getvalue()
     try:
         content = text.encode(template.encoding)
     except UnicodeEncodeError as exc:
