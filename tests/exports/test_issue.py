@@ -32,6 +32,11 @@ def export(warehouse, partner, outbox, **kw):
     )
 
 
+@pytest.fixture
+def outbox(tmp_path):
+    return tmp_path / "outbox"
+
+
 def tree(folder) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -84,31 +89,31 @@ def test_batch_reads_the_marts_and_registers_continue_across_periods(warehouse):
     ]
 
 
-def test_rerun_is_byte_identical_and_delivers_nothing_twice(warehouse, tmp_path):
+def test_rerun_is_byte_identical_and_delivers_nothing_twice(warehouse, outbox):
     partner = make_partner("p1", [{"format": "csv"}, {"format": "mscons"}])
-    results, delivered = export(warehouse, partner, tmp_path)
+    results, delivered = export(warehouse, partner, outbox)
     assert [r.status for r in results] == ["new", "new"]
     assert len({r.reference for r in results}) == 2
-    first = tree(tmp_path)
+    first = tree(outbox)
     assert first and len(delivered) == len(first)
     assert {r["status"] for r in ledger(warehouse)} == {"delivered"}
 
-    results, delivered = export(warehouse, partner, tmp_path)
+    results, delivered = export(warehouse, partner, outbox)
     assert [r.status for r in results] == ["unchanged", "unchanged"]
     assert delivered == []
-    assert tree(tmp_path) == first
+    assert tree(outbox) == first
     # a file deleted from the outbox is restored byte for byte, not re-issued
-    victim = next(p for p in tmp_path.rglob("*") if p.is_file())
+    victim = next(p for p in outbox.rglob("*") if p.is_file())
     victim.unlink()
-    results, delivered = export(warehouse, partner, tmp_path)
+    results, delivered = export(warehouse, partner, outbox)
     assert {r.status for r in results} == {"unchanged"} and delivered == []
-    assert tree(tmp_path) == first
+    assert tree(outbox) == first
 
 
-def test_changed_data_is_reissued_as_a_correction(warehouse, tmp_path):
+def test_changed_data_is_reissued_as_a_correction(warehouse, outbox):
     partner = make_partner("p1", [{"format": "csv"}])
-    (original,), _ = export(warehouse, partner, tmp_path)
-    before = tree(tmp_path)
+    (original,), _ = export(warehouse, partner, outbox)
+    before = tree(outbox)
     # a late, corrected reading inside the day (the newest version wins downstream)
     ts = DAY.start_utc + timedelta(hours=12)
     with warehouse.engine.connect() as conn:
@@ -121,11 +126,11 @@ def test_changed_data_is_reissued_as_a_correction(warehouse, tmp_path):
         ).one()
     warehouse.load([Reading("SIM-0001", ts, imp + 0.5, exp)])
     warehouse.run()
-    (correction,), delivered = export(warehouse, partner, tmp_path)
+    (correction,), delivered = export(warehouse, partner, outbox)
     assert correction.status == "correction" and correction.version == 2
     assert correction.reference != original.reference
     assert all("_v2" in p.name for p in correction.files) and delivered
-    after = tree(tmp_path)
+    after = tree(outbox)
     assert {k: v for k, v in after.items() if k in before} == before  # the original stays
     rows = ledger(warehouse)
     assert {r["status"] for r in rows if r["version"] == 1} == {"superseded"}
@@ -166,19 +171,19 @@ def test_sftp_delivery_happens_once_and_is_retried_after_a_failure(
         server.stop()
 
 
-def test_a_blocking_gate_stops_only_that_partner(warehouse, tmp_path):
+def test_a_blocking_gate_stops_only_that_partner(warehouse, outbox):
     p1 = make_partner("p1", [{"format": "csv"}])
     p2 = make_partner("p2", [{"format": "csv"}])
 
     def gate(batch, fmt, files):
         return "ledger check failed: 3 rows" if batch.partner_id == "p1" else None
 
-    (blocked,), delivered = export(warehouse, p1, tmp_path, gate=gate)
+    (blocked,), delivered = export(warehouse, p1, outbox, gate=gate)
     assert blocked.status == "blocked" and "3 rows" in blocked.reason and delivered == []
-    assert not (tmp_path / "p1").exists()
-    (sent,), delivered = export(warehouse, p2, tmp_path, gate=gate)
+    assert not (outbox / "p1").exists()
+    (sent,), delivered = export(warehouse, p2, outbox, gate=gate)
     assert sent.status == "new" and delivered
     assert {r["partner_id"] for r in ledger(warehouse)} == {"p2"}
     # the blocked attempt used no reference: p1's first issue still gets the first one
-    (later,), _ = export(warehouse, p1, tmp_path)
+    (later,), _ = export(warehouse, p1, outbox)
     assert later.reference == sent.reference == "VB00000001"

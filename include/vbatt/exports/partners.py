@@ -165,6 +165,10 @@ def load_partner(path: Path) -> PartnerConfig:
         raise PartnerConfigError(
             f"{path.name}: expected a mapping of settings, got {type(data).__name__}"
         )
+    for entry in data.get("formats") or []:
+        if isinstance(entry, dict) and entry.get("format") == "ise":
+            # a partner's own IS-E template path is relative to its partner file
+            entry.setdefault("options", {}).setdefault("base_dir", str(path.parent.resolve()))
     try:
         config = PartnerConfig.model_validate(data)
     except ValidationError as exc:
