@@ -35,6 +35,7 @@ class Settings:
     ingest_lookback_minutes: int
     dbt_threads: int
     task_retries: int  # Airflow task retries; the demo and tests run with 0
+    api_run_dir: Path  # pid file and log of a detached `vbatt serve`
 
     @property
     def embedded(self) -> bool:
@@ -58,6 +59,7 @@ def get_settings() -> Settings:
         ingest_lookback_minutes=int(env("VBATT_INGEST_LOOKBACK_MINUTES", "120")),
         dbt_threads=int(env("VBATT_DBT_THREADS", "2")),
         task_retries=int(env("VBATT_TASK_RETRIES", "3")),
+        api_run_dir=Path(env("VBATT_API_RUN_DIR", root / ".api")),
     )
 
 

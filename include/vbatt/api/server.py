@@ -1,0 +1,99 @@
+"""Running the API: in the foreground (``vbatt serve``) or detached with a pid file
+(``vbatt serve --detach`` / ``--stop``), which is how ``make demo`` leaves it running."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from vbatt.settings import get_settings
+
+READY_TIMEOUT_S = 30.0
+
+
+def run(host: str, port: int, *, log_level: str = "info") -> None:
+    """Serve until interrupted, over the configured warehouse (WAREHOUSE_URL or embedded)."""
+    import uvicorn
+
+    from vbatt.api.app import create_app
+    from vbatt.warehouse.embedded import warehouse_url
+
+    app = create_app(url=warehouse_url())
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _pid_file() -> Path:
+    return get_settings().api_run_dir / "api.pid"
+
+
+def running_pid() -> int | None:
+    """The pid of a detached API that is still alive, else None (a stale file is removed)."""
+    path = _pid_file()
+    try:
+        pid = int(path.read_text().split()[0])
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, IndexError, ProcessLookupError):
+        path.unlink(missing_ok=True)
+        return None
+    return pid
+
+
+def start_detached(host: str, port: int) -> tuple[str, int]:
+    """Start the API as a background process; return its URL and pid once it answers."""
+    url = f"http://{host}:{port}"
+    if (pid := running_pid()) is not None:
+        return _pid_file().read_text().split()[1], pid
+    run_dir = get_settings().api_run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = (run_dir / "api.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vbatt.api", "--host", host, "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # survives the shell of `make demo`
+    )
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the API exited at start (code {proc.returncode}): see {log.name}")
+        try:
+            if httpx.get(f"{url}/api/Health", timeout=1).status_code == 200:
+                _pid_file().write_text(f"{proc.pid} {url}\n")
+                return url, proc.pid
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError(f"the API did not answer within {READY_TIMEOUT_S:.0f}s: see {log.name}")
+
+
+def stop_detached() -> int | None:
+    """Stop the detached API of this checkout; return its pid, or None if none ran."""
+    pid = running_pid()
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    _pid_file().unlink(missing_ok=True)
+    return pid
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m vbatt.api")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8800)
+    args = parser.parse_args(argv)
+    run(args.host, args.port)
