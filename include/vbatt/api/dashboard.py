@@ -26,8 +26,8 @@ HERE = Path(__file__).parent
 router = APIRouter(include_in_schema=False)
 
 
-def _page(name: str, **values: str) -> HTMLResponse:
-    text = Template((HERE / "templates" / f"{name}.html").read_text())
+def _page(template: str, **values: str) -> HTMLResponse:
+    text = Template((HERE / "templates" / f"{template}.html").read_text())
     return HTMLResponse(text.substitute({k: html.escape(v) for k, v in values.items()}))
 
 

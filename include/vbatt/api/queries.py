@@ -125,14 +125,14 @@ class Marts:
             sql += " and b.battery_id > :after"
             params["after"] = after
         sql += " order by b.battery_id limit :limit"
-        return [Battery.model_validate(r) for r in conn.execute(text(sql), params)]
+        return [Battery.model_validate(r._asdict()) for r in conn.execute(text(sql), params)]
 
     def battery(self, conn: Connection, p: Principal, battery_id: str) -> Battery | None:
         row = conn.execute(
             text(self._battery_sql() + " and b.battery_id = :id"),
             {**self._who(p), "id": battery_id},
         ).first()
-        return Battery.model_validate(row) if row else None
+        return Battery.model_validate(row._asdict()) if row else None
 
     # -- rows of one battery (call visible() first) ----------------------------------------
 
@@ -166,7 +166,7 @@ class Marts:
         result = conn.execution_options(stream_results=True, yield_per=2000).execute(
             text(sql), params
         )
-        return (Interval.model_validate(r) for r in result)
+        return (Interval.model_validate(r._asdict()) for r in result)
 
     def days(
         self,
@@ -195,7 +195,7 @@ class Marts:
         if limit is not None:
             sql += " limit :limit"
             params["limit"] = limit
-        return [Day.model_validate(r) for r in conn.execute(text(sql), params)]
+        return [Day.model_validate(r._asdict()) for r in conn.execute(text(sql), params)]
 
     def settlements(
         self, conn: Connection, battery_id: str, *, after: datetime | None, limit: int | None
@@ -212,7 +212,7 @@ class Marts:
         if limit is not None:
             sql += " limit :limit"
             params["limit"] = limit
-        return [Settlement.model_validate(r) for r in conn.execute(text(sql), params)]
+        return [Settlement.model_validate(r._asdict()) for r in conn.execute(text(sql), params)]
 
     def series(
         self,
@@ -261,7 +261,7 @@ class Marts:
                 " group by 1 order by 1"
             )
             params["bucket"] = f"{resolution_minutes} minutes"
-        points = [SeriesPoint.model_validate(r) for r in conn.execute(text(sql), params)]
+        points = [SeriesPoint.model_validate(r._asdict()) for r in conn.execute(text(sql), params)]
         return bounds.start, bounds.end, points
 
     # -- the battery as a meter at an instant (smart-me MeterValues, ValuesInPastMultiple) --
