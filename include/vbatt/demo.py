@@ -138,6 +138,9 @@ def main() -> int:
                 return 1
 
     console.print(summary_table(engine))
+    from vbatt.api.server import demo_handoff
+
+    demo_handoff(engine, console)
     console.print(
         "\nNext:\n"
         "  make airflow                      # the Airflow UI (airflow standalone), DAGs from dags/\n"

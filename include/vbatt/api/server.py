@@ -97,3 +97,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8800)
     args = parser.parse_args(argv)
     run(args.host, args.port)
+
+
+DEMO_KEY_LABEL = "make demo"
+
+
+def demo_handoff(engine, console, *, host: str = "127.0.0.1", port: int = 8800) -> None:
+    """End of `make demo`: a fresh key for partner ewa (the previous demo key is revoked)
+    and the API left running detached, so the demo itself still terminates."""
+    from sqlalchemy import text
+
+    from vbatt.api.keys import Principal, create_key
+
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "update raw.api_keys set revoked_at = now()"
+                " where label = :label and revoked_at is null"
+            ),
+            {"label": DEMO_KEY_LABEL},
+        )
+    created = create_key(engine, Principal(partner_id="ewa"), label=DEMO_KEY_LABEL)
+    try:
+        url, pid = start_detached(host, port)
+    except RuntimeError as exc:
+        console.print(f"[yellow]the API did not start ({exc}); start it with:[/yellow]")
+        console.print(f"  .venv/bin/vbatt serve --port {port}")
+        url = f"http://{host}:{port}"
+    else:
+        console.log(f"API and dashboard running at {url} (pid {pid}); `make api-down` stops it")
+    console.print(
+        f"\nDashboard of partner ewa: {url}/dashboard?key={created.key}\n"
+        f"Demo API key (partner ewa; shown once): {created.key}\n"
+        f'  curl -H "Authorization: ApiKey {created.key}" {url}/api/Devices\n'
+    )
