@@ -18,14 +18,23 @@ from vbatt.settings import get_settings
 READY_TIMEOUT_S = 30.0
 
 
-def run(host: str, port: int, *, log_level: str = "info") -> None:
-    """Serve until interrupted, over the configured warehouse (WAREHOUSE_URL or embedded)."""
+def run(
+    host: str,
+    port: int,
+    *,
+    url: str | None = None,
+    marts_schema: str = "analytics_marts",
+    raw_schema: str = "raw",
+    log_level: str = "info",
+) -> None:
+    """Serve until interrupted, over ``url`` or the configured warehouse (WAREHOUSE_URL or
+    the embedded one); the schemas are parameters for benchmarks over a throw-away one."""
     import uvicorn
 
     from vbatt.api.app import create_app
     from vbatt.warehouse.embedded import warehouse_url
 
-    app = create_app(url=warehouse_url())
+    app = create_app(url=url or warehouse_url(), marts_schema=marts_schema, raw_schema=raw_schema)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 
@@ -95,8 +104,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vbatt.api")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8800)
+    parser.add_argument("--warehouse-url", help="default: WAREHOUSE_URL or the embedded one")
+    parser.add_argument("--marts-schema", default="analytics_marts")
+    parser.add_argument("--raw-schema", default="raw")
+    parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    run(args.host, args.port)
+    run(
+        args.host,
+        args.port,
+        url=args.warehouse_url,
+        marts_schema=args.marts_schema,
+        raw_schema=args.raw_schema,
+        log_level=args.log_level,
+    )
 
 
 DEMO_KEY_LABEL = "make demo"
