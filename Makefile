@@ -11,7 +11,7 @@ export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export PYTHONPATH := $(CURDIR)/plugins:$(PYTHONPATH)
 
-.PHONY: install demo test lint docs airflow warehouse-down clean bench chromium api-down
+.PHONY: install demo test lint docs airflow warehouse-down clean bench bench-api chromium api-down
 
 DBT_SOURCES := $(shell find dbt/models dbt/macros dbt/tests -type f 2>/dev/null) dbt/dbt_project.yml
 MANIFEST := dbt/target/manifest.json
@@ -60,6 +60,9 @@ airflow: install
 
 bench: install
 	$(BIN)/python benchmarks/ledger.py
+
+bench-api: install
+	$(BIN)/python benchmarks/api.py
 
 warehouse-down: install
 	$(BIN)/vbatt warehouse down
