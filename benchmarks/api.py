@@ -270,7 +270,7 @@ def main() -> None:
             for p in ("P0", "P1")
         }
         port = free_port()
-        api = start_api(url, port, data_dir.parent / f"{data_dir.name}-api.log")
+        api = start_api(url, port, data_dir / "api.log")  # removed with the cluster
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base) as warm:  # connections and plans, not measured
             for m in range(1, min(args.batteries, 20) + 1):
