@@ -11,7 +11,7 @@ export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export PYTHONPATH := $(CURDIR)/plugins:$(PYTHONPATH)
 
-.PHONY: install demo test lint docs airflow warehouse-down clean bench
+.PHONY: install demo test lint docs airflow warehouse-down clean bench bench-api chromium api-down
 
 DBT_SOURCES := $(shell find dbt/models dbt/macros dbt/tests -type f 2>/dev/null) dbt/dbt_project.yml
 MANIFEST := dbt/target/manifest.json
@@ -31,8 +31,21 @@ $(STAMP): requirements.txt pyproject.toml
 demo: install
 	$(BIN)/python -m vbatt.demo
 
-test: install
+test: install chromium
 	$(BIN)/pytest -n 2 -q
+
+# The dashboard's browser tests drive Debian's chromium through Playwright (Playwright's
+# own browser download cannot work here): installed once, as root or through sudo.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "chromium is missing: install Debian's chromium package as root"; exit 1; fi; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# `make demo` leaves the API running (detached, pid file in .api/); this stops it.
+api-down: install
+	$(BIN)/vbatt serve --stop
 
 lint: install
 	$(BIN)/ruff check include plugins dags tests benchmarks
@@ -48,8 +61,11 @@ airflow: install
 bench: install
 	$(BIN)/python benchmarks/ledger.py
 
+bench-api: install
+	$(BIN)/python benchmarks/api.py
+
 warehouse-down: install
 	$(BIN)/vbatt warehouse down
 
-clean: warehouse-down
+clean: api-down warehouse-down
 	rm -rf $(VENV) .airflow dbt/target dbt/logs .pytest_cache .hypothesis

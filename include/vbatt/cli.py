@@ -240,6 +240,39 @@ def _export(args: argparse.Namespace) -> int:
     return 1 if any(r.status == "blocked" for r in results) else 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from vbatt.api import server
+
+    if args.stop:
+        pid = server.stop_detached()
+        console.print(f"API (pid {pid}) stopped" if pid else "no detached API was running")
+        return 0
+    if args.detach:
+        url, pid = server.start_detached(args.host, args.port)
+        console.print(f"API running at {url} (pid {pid}); stop it with: vbatt serve --stop")
+        return 0
+    console.print(f"API and dashboard at http://{args.host}:{args.port}/dashboard (Ctrl-C stops)")
+    server.run(args.host, args.port)
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from vbatt.api.keys import Principal, create_key, revoke_key
+    from vbatt.warehouse.db import get_engine
+    from vbatt.warehouse.migrate import migrate
+
+    engine = get_engine()
+    migrate(engine)
+    if args.action == "revoke":
+        n = revoke_key(engine, args.prefix)
+        console.print(f"{n} key(s) with prefix {args.prefix} revoked")
+        return 0 if n else 1
+    created = create_key(engine, Principal(args.partner, args.customer), label=args.label or "")
+    console.print(f"API key for {created.principal.label} (shown once, only its hash is stored):")
+    print(created.key)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vbatt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -299,6 +332,24 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", help="outbox folder (default: outbox/ or VBATT_OUTBOX_DIR)")
     exp.add_argument("--no-delivery", action="store_true", help="issue files but send nothing")
     exp.set_defaults(func=_export)
+    srv = sub.add_parser("serve", help="the read API and dashboard over the marts")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8800)
+    how = srv.add_mutually_exclusive_group()
+    how.add_argument("--detach", action="store_true", help="run in the background (pid file)")
+    how.add_argument("--stop", action="store_true", help="stop the detached API")
+    srv.set_defaults(func=_serve)
+
+    keys = sub.add_parser("keys", help="API keys for partners and customers")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    kc = keys_sub.add_parser("create", help="create a key; it is printed once")
+    owner = kc.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--partner", help="sees all batteries of this partner_id")
+    owner.add_argument("--customer", help="sees the batteries of this customer_id")
+    kc.add_argument("--label", help="a note for people, e.g. who got the key")
+    kr = keys_sub.add_parser("revoke", help="revoke a key by its prefix (vb_ + 8 characters)")
+    kr.add_argument("prefix")
+    keys.set_defaults(func=_keys)
 
     dbt = sub.add_parser("dbt", help="run dbt against the warehouse, e.g. vbatt dbt build")
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)

@@ -165,6 +165,9 @@ def main() -> int:
 
     console.print(summary_table(engine))
     console.print(exports_table(engine, get_settings().outbox_dir))
+    from vbatt.api.server import demo_handoff
+
+    demo_handoff(engine, console)
     console.print(
         "\nNext:\n"
         "  make airflow                      # the Airflow UI (airflow standalone), DAGs from dags/\n"

@@ -37,6 +37,7 @@ class Settings:
     task_retries: int  # Airflow task retries; the demo and tests run with 0
     partners_dir: Path  # one YAML per partner (formats, ids, delivery)
     reference_dir: Path  # ../shared/reference: published rule tables (MSCONS AHB) and samples
+    api_run_dir: Path  # pid file and log of a detached `vbatt serve`
 
     @property
     def embedded(self) -> bool:
@@ -62,6 +63,7 @@ def get_settings() -> Settings:
         task_retries=int(env("VBATT_TASK_RETRIES", "3")),
         partners_dir=Path(env("VBATT_PARTNERS_DIR", root / "partners")),
         reference_dir=Path(env("VBATT_SHARED_DIR", root.parent / "shared")) / "reference",
+        api_run_dir=Path(env("VBATT_API_RUN_DIR", root / ".api")),
     )
 
 

@@ -1,3 +1,4 @@
+{{ config(indexes=[{'columns': ['battery_id', 'period_start'], 'unique': True}]) }}
 -- One row per battery and settlement period (from a reset instant, or the start, to the
 -- next): the totals a partner bills. forfeited_kwh is the level given up when the period
 -- began (rule book: it belongs to the first interval at or after the reset instant).

@@ -45,16 +45,25 @@ from vbatt.simulator.households import (
     meter_index,
     power_kw,
 )
+from vbatt.smartme_schema import (
+    MAX_VALUES_PER_CALL,
+    OBIS_EXPORT,
+    OBIS_IMPORT,
+    OBIS_POWER,
+    Device,
+    DeviceInPast,
+    ValueData,
+    ValuesData,
+    camel,
+    iso,
+    parse_instant,
+)
 
 DEMO_API_KEY = "sim-demo-api-key"
 DEMO_USER = "demo"
 DEMO_PASSWORD = "sim-demo-password"
 DEMO_CLIENT_ID = "sim-demo-client"
 DEMO_CLIENT_SECRET = "sim-demo-client-secret"
-MAX_VALUES_PER_CALL = 1000  # "Only 1000 values can be get in one call" (spec)
-OBIS_IMPORT = "1-0:1.8.0*255"
-OBIS_EXPORT = "1-0:2.8.0*255"
-OBIS_POWER = "1-0:16.7.0*255"  # net active power in kW; clients should ignore it
 
 
 @dataclass
@@ -94,30 +103,6 @@ class SimState:
 
     def registers(self, meter_id: str, ts: datetime) -> tuple[float, float]:
         return ground_truth(meter_id, ts, seed=self.seed, counter_drops=self.faults.counter_drop)
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_instant(text: str | None) -> datetime | None:
-    """Query dates as smart-me accepts them; naive means UTC."""
-    if not text:
-        return None
-    try:
-        ts = datetime.fromisoformat(text.strip().replace(" ", "+"))
-    except ValueError:
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def camel(obj: Any) -> Any:
-    """PascalCase keys -> camelCase keys, recursively (the current host's dialect)."""
-    if isinstance(obj, dict):
-        return {k[:1].lower() + k[1:]: camel(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [camel(v) for v in obj]
-    return obj
 
 
 def _message(status: int, text: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -198,23 +183,23 @@ def _render(request: Request, payload: Any, legacy: bool) -> Response:
 def _device(state: SimState, meter_id: str, now: datetime) -> dict[str, Any]:
     hh = household(state.seed, meter_index(meter_id))
     imp, exp = state.registers(meter_id, now)
-    return {
-        "Id": meter_id,
-        "Name": hh.name,
-        "Serial": hh.serial,
-        "DeviceEnergyType": "MeterTypeElectricity",
-        "FamilyType": "MeterFamilyTypeSmartMe3PhaseMeter80A",
-        "MeterSubType": "MeterSubTypeElectricity",
-        "ActivePower": power_kw(meter_id, now, seed=state.seed),
-        "ActivePowerUnit": "kW",
-        "CounterReading": imp,
-        "CounterReadingImport": imp,
-        "CounterReadingExport": exp,
-        "CounterReadingUnit": "kWh",
-        "Voltage": 230.0,
-        "SwitchOn": True,
-        "ValueDate": iso(now),
-    }
+    return Device(
+        Id=meter_id,
+        Name=hh.name,
+        Serial=hh.serial,
+        DeviceEnergyType="MeterTypeElectricity",
+        FamilyType="MeterFamilyTypeSmartMe3PhaseMeter80A",
+        MeterSubType="MeterSubTypeElectricity",
+        ActivePower=power_kw(meter_id, now, seed=state.seed),
+        ActivePowerUnit="kW",
+        CounterReading=imp,
+        CounterReadingImport=imp,
+        CounterReadingExport=exp,
+        CounterReadingUnit="kWh",
+        Voltage=230.0,
+        SwitchOn=True,
+        ValueDate=iso(now),
+    ).wire()
 
 
 def _spoil_value(state: SimState, request: Request, entry: dict[str, Any], item: int) -> None:
@@ -258,15 +243,15 @@ def _values_rows(
     while ts <= last and len(rows) < MAX_VALUES_PER_CALL:
         imp, exp = state.registers(meter_id, ts)
         rows.append(
-            {
-                "Date": iso(ts),
-                "DeviceId": meter_id,
-                "Values": [
-                    {"Obis": OBIS_IMPORT, "Value": imp},
-                    {"Obis": OBIS_EXPORT, "Value": exp},
-                    {"Obis": OBIS_POWER, "Value": power_kw(meter_id, ts, seed=state.seed)},
+            ValuesData(
+                Date=iso(ts),
+                DeviceId=meter_id,
+                Values=[
+                    ValueData(Obis=OBIS_IMPORT, Value=imp),
+                    ValueData(Obis=OBIS_EXPORT, Value=exp),
+                    ValueData(Obis=OBIS_POWER, Value=power_kw(meter_id, ts, seed=state.seed)),
                 ],
-            }
+            ).wire()
         )
         ts += step
     return rows
@@ -298,15 +283,15 @@ def _add_api_routes(app: FastAPI, state: SimState, prefix: str, legacy: bool) ->
         if at < EPOCH:
             return _message(404, f"No values found before {iso(date)}.")
         imp, exp = state.registers(id, at)
-        payload: dict[str, Any] = {
-            "Id": id,
-            "Serial": household(state.seed, meter_index(id)).serial,
-            "Date": iso(at),
-            "CounterReading": imp,
-            "CounterReadingImport": imp,
-            "CounterReadingExport": exp,
-            "CounterReadingUnit": "kWh",
-        }
+        payload = DeviceInPast(
+            Id=id,
+            Serial=household(state.seed, meter_index(id)).serial,
+            Date=iso(at),
+            CounterReading=imp,
+            CounterReadingImport=imp,
+            CounterReadingExport=exp,
+            CounterReadingUnit="kWh",
+        ).wire()
         if (
             state.dice.roll(request.url.path, request.state.n, "missing")
             < state.faults.rate_missing

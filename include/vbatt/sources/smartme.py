@@ -37,6 +37,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from vbatt.readings import Reading, Rejected
+from vbatt.smartme_schema import iso
 
 log = logging.getLogger(__name__)
 
@@ -204,10 +205,6 @@ def _ci(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k).lower(): v for k, v in obj.items()}
 
 
-def _utc_text(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _need_aware(ts: datetime, name: str) -> datetime:
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware (UTC), got naive {ts.isoformat()}")
@@ -325,7 +322,7 @@ def merge_readings(items: Iterable[Reading | Rejected]) -> FetchResult:
             by_ts[item.ts] = item
         elif (seen.import_kwh, seen.export_kwh) != (item.import_kwh, item.export_kwh):
             reason = (
-                f"conflicting duplicate for {_utc_text(item.ts)}: kept import={seen.import_kwh}"
+                f"conflicting duplicate for {iso(item.ts)}: kept import={seen.import_kwh}"
                 f" export={seen.export_kwh}"
             )
             rejected.append(Rejected(item.meter_id, repr(item), reason, ""))
@@ -395,7 +392,7 @@ class SmartMeClient:
         """The registers smart-me has for ``meter_id`` last before ``at`` (MeterValues)."""
         at = _need_aware(at, "at")
         resource = f"MeterValues/{quote(meter_id, safe='')}"
-        params = {"date": _utc_text(at)}
+        params = {"date": iso(at)}
         data = self._get(resource, params=params, what=f"MeterValues for meter {meter_id}")
         return merge_readings([parse_device_in_past(meter_id, data, self._where(resource, params))])
 
@@ -429,8 +426,8 @@ class SmartMeClient:
         while chunk_start <= end:
             chunk_end = min(chunk_start + span, end)
             params = {
-                "startDate": _utc_text(chunk_start),
-                "endDate": _utc_text(chunk_end),
+                "startDate": iso(chunk_start),
+                "endDate": iso(chunk_end),
                 "interval": str(interval),
             }
             data = self._get(resource, params=params, what=f"ValuesInPastMultiple for {meter_id}")

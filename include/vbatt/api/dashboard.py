@@ -1,0 +1,123 @@
+"""The dashboard: plain HTML pages whose scripts read the native API with the same key.
+
+How the key gets there: the login form (``/dashboard/login``) or ``?key=`` on any
+dashboard URL (what ``make demo`` prints) stores it in the ``vbatt_key`` cookie (HttpOnly,
+SameSite=Strict) and redirects to the same URL without it, so the key leaves the address
+bar. The pages' scripts then call ``/v1/...``, which accepts the cookie. No build step, no
+asset from the internet: the charts are SVG drawn by ``static/charts.js``.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from string import Template
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Connection
+
+from vbatt.api.access import COOKIE, Conn, NotFound, key_from, marts
+from vbatt.api.keys import Principal
+
+HERE = Path(__file__).parent
+router = APIRouter(include_in_schema=False)
+
+
+def _page(template: str, **values: str) -> HTMLResponse:
+    text = Template((HERE / "templates" / f"{template}.html").read_text())
+    return HTMLResponse(text.substitute({k: html.escape(v) for k, v in values.items()}))
+
+
+def mount_static(app: FastAPI) -> None:
+    app.mount("/dashboard/static", StaticFiles(directory=HERE / "static"), name="static")
+
+
+def error_page(request: Request, exc: HTTPException) -> Response:
+    page = _page("error", status=str(exc.status_code), message=str(exc.detail))
+    page.status_code = exc.status_code
+    return page
+
+
+def _set_cookie(response: Response, request: Request, key: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        key,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+def _visitor(request: Request, conn: Connection) -> Principal | Response:
+    """The principal of the cookie; or a redirect that stores ``?key=``, or to the login."""
+    m = marts(request)
+    if "key" in request.query_params:
+        key = request.query_params["key"]
+        clean = str(request.url.remove_query_params("key"))
+        if key and m.principal(conn, key):
+            response = RedirectResponse(clean, status_code=303)
+            _set_cookie(response, request, key)
+            return response
+        return RedirectResponse("/dashboard/login?failed=1", status_code=303)
+    key = key_from(request.headers.get("authorization"), request.cookies.get(COOKIE))
+    who = m.principal(conn, key) if key else None
+    if who is None:
+        return RedirectResponse("/dashboard/login", status_code=303)
+    return who
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    return RedirectResponse("/dashboard", status_code=307)
+
+
+@router.get("/dashboard/login")
+def login_form(failed: str | None = None) -> HTMLResponse:
+    note = "That key is not valid." if failed else ""
+    return _page("login", note=note)
+
+
+@router.post("/dashboard/login")
+def login(request: Request, conn: Conn, key: Annotated[str, Form()]) -> Response:
+    key = key.strip()
+    if not key or marts(request).principal(conn, key) is None:
+        return RedirectResponse("/dashboard/login?failed=1", status_code=303)
+    response = RedirectResponse("/dashboard", status_code=303)
+    _set_cookie(response, request, key)
+    return response
+
+
+@router.get("/dashboard/logout")
+def logout() -> Response:
+    response = RedirectResponse("/dashboard/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/dashboard")
+def partner_page(request: Request, conn: Conn) -> Response:
+    who = _visitor(request, conn)
+    if isinstance(who, Response):
+        return who
+    return _page("partner", who=who.label)
+
+
+@router.get("/dashboard/batteries/{id}")
+def battery_page(id: str, request: Request, conn: Conn) -> Response:  # noqa: A002
+    who = _visitor(request, conn)
+    if isinstance(who, Response):
+        return who
+    b = marts(request).battery(conn, who, id)
+    if b is None:
+        raise NotFound()
+    return _page(
+        "battery",
+        battery_id=b.battery_id,
+        name=b.name,
+        who=who.label,
+        timezone=b.timezone,
+    )

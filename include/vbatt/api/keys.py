@@ -1,0 +1,92 @@
+"""API keys: one per partner or per customer, stored as a SHA-256 hash only.
+
+A key is 32 random bytes (URL-safe text) behind a readable prefix, ``vb_`` plus 8
+characters, which is also stored so a person can tell keys apart in the table. Keys are
+random and long, so a plain SHA-256 is enough (nothing to brute-force, unlike passwords)
+and lets a request find its key with one index lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, text
+
+from vbatt.warehouse.migrate import check_schema_name
+
+KEY_PREFIX = "vb_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: a partner (all its batteries) or a customer (its own only)."""
+
+    partner_id: str | None = None
+    customer_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.partner_id is None) == (self.customer_id is None):
+            raise ValueError("a key belongs to exactly one partner or one customer")
+
+    @property
+    def label(self) -> str:
+        return f"partner {self.partner_id}" if self.partner_id else f"customer {self.customer_id}"
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    key: str  # shown once, never stored
+    prefix: str
+    principal: Principal
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(
+    engine: Engine, principal: Principal, *, label: str = "", raw_schema: str = "raw"
+) -> CreatedKey:
+    """Store a new key's hash for ``principal``; the key itself is returned once."""
+    raw = check_schema_name(raw_schema)
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    prefix = key[: len(KEY_PREFIX) + 8]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"insert into {raw}.api_keys (key_prefix, key_hash, partner_id, customer_id, label)"
+                " values (:prefix, :hash, :partner, :customer, :label)"
+            ),
+            {
+                "prefix": prefix,
+                "hash": hash_key(key),
+                "partner": principal.partner_id,
+                "customer": principal.customer_id,
+                "label": label,
+            },
+        )
+    return CreatedKey(key, prefix, principal)
+
+
+def revoke_key(engine: Engine, prefix: str, *, raw_schema: str = "raw") -> int:
+    """Revoke every live key with this prefix; returns how many."""
+    raw = check_schema_name(raw_schema)
+    with engine.begin() as conn:
+        result = conn.execute(
+            text(
+                f"update {raw}.api_keys set revoked_at = now()"
+                " where key_prefix = :prefix and revoked_at is null"
+            ),
+            {"prefix": prefix},
+        )
+    return result.rowcount
+
+
+def lookup_sql(raw_schema: str) -> str:
+    raw = check_schema_name(raw_schema)
+    return (
+        f"select partner_id, customer_id from {raw}.api_keys"
+        " where key_hash = :hash and revoked_at is null"
+    )

@@ -1,0 +1,147 @@
+"""The native API's shapes (``/v1``). Field names are the marts' column names, and the SQL
+selects exactly these fields, so a model is the one place that says what a row carries
+(JSON, CSV header and OpenAPI schema alike)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Battery(_Row):
+    """A battery as a meter (battery_registers) with its configuration (raw.batteries)."""
+
+    battery_id: str
+    name: str
+    partner_id: str
+    customer_id: str
+    meter_id: str
+    capacity_kwh: float
+    timezone: str
+    start_date: date
+    end_date: date | None
+    level_kwh: float | None
+    charged_total_kwh: float | None
+    discharged_total_kwh: float | None
+    overflow_total_kwh: float | None
+    shortfall_total_kwh: float | None
+    forfeited_total_kwh: float | None
+    active_power_kw: float | None
+    reading_at: datetime | None
+    intervals: int | None
+    estimated_intervals: int | None
+
+
+class Interval(_Row):
+    """One quarter hour of battery_intervals."""
+
+    interval_start: datetime
+    interval_end: datetime
+    import_kwh: float
+    export_kwh: float
+    net_kwh: float
+    charge_kwh: float
+    discharge_kwh: float
+    overflow_kwh: float
+    shortfall_kwh: float
+    forfeited_kwh: float
+    level_kwh: float
+    power_kw: float
+    estimated: bool
+    period_start: datetime
+
+
+class Day(_Row):
+    """One local day of battery_daily."""
+
+    local_date: date
+    import_kwh: float
+    export_kwh: float
+    charge_kwh: float
+    discharge_kwh: float
+    overflow_kwh: float
+    shortfall_kwh: float
+    forfeited_kwh: float
+    level_end_kwh: float
+    level_min_kwh: float
+    level_max_kwh: float
+    intervals: int
+    estimated_intervals: int
+    expected_intervals: int
+
+
+class Settlement(_Row):
+    """One settlement period of settlement_periods."""
+
+    period_start: datetime
+    period_end: datetime | None
+    first_local_date: date
+    last_local_date: date
+    import_kwh: float
+    export_kwh: float
+    charge_kwh: float
+    discharge_kwh: float
+    overflow_kwh: float
+    shortfall_kwh: float
+    forfeited_kwh: float
+    level_end_kwh: float
+    intervals: int
+    estimated_intervals: int
+    is_closed: bool
+
+
+class SeriesPoint(_Row):
+    """A chart bucket: sums of energy, mean power, level at the bucket's end."""
+
+    t: datetime
+    import_kwh: float
+    export_kwh: float
+    charge_kwh: float
+    discharge_kwh: float
+    power_kw: float
+    level_kwh: float
+    intervals: int
+    estimated_intervals: int
+
+
+Period = Literal["day", "week", "month", "year"]
+
+
+class Series(BaseModel):
+    battery_id: str
+    period: Period
+    first_date: date  # local dates of the battery's timezone, inclusive
+    last_date: date
+    start: datetime
+    end: datetime
+    resolution_minutes: int
+    points: list[SeriesPoint]
+
+
+class BatteryPage(BaseModel):
+    items: list[Battery]
+    next: str | None  # URL of the next page, None on the last
+
+
+class IntervalPage(BaseModel):
+    battery_id: str
+    items: list[Interval]
+    next: str | None
+
+
+class DayPage(BaseModel):
+    battery_id: str
+    items: list[Day]
+    next: str | None
+
+
+class SettlementPage(BaseModel):
+    battery_id: str
+    items: list[Settlement]
+    next: str | None

@@ -1,0 +1,395 @@
+"""Read-only SQL over the marts, always through what a key may see.
+
+Every battery-level query first asks ``raw.batteries`` whether the battery belongs to the
+caller's partner or customer (``visible``); the routers answer 404 when it does not, the
+same as for a battery that does not exist. The ledger logic stays in dbt: this module
+only selects, sums and buckets rows the marts already hold. Month of intervals, day rows
+and the latest interval are index range scans on (battery_id, interval_start) and
+(battery_id, local_date); see docs/api.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, create_engine, text
+
+from vbatt.api.keys import Principal, hash_key, lookup_sql
+from vbatt.api.models import Battery, Day, Interval, SeriesPoint, Settlement
+from vbatt.warehouse.embedded import normalise_url
+from vbatt.warehouse.migrate import check_schema_name
+
+INTERVAL = timedelta(minutes=15)
+
+
+def read_only_engine(url: str) -> Engine:
+    """Sessions that cannot write (default_transaction_read_only) and speak UTC."""
+    return create_engine(
+        normalise_url(url),
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        connect_args={"options": "-c default_transaction_read_only=on -c timezone=UTC"},
+    )
+
+
+def _columns(model: type, prefix: str) -> str:
+    return ", ".join(f"{prefix}.{name}" for name in model.model_fields)
+
+
+@dataclass(frozen=True)
+class Registers:
+    """The battery's registers at an instant (end of a computed interval)."""
+
+    at: datetime
+    level_kwh: float
+    charged_total_kwh: float
+    discharged_total_kwh: float
+    power_kw: float
+
+
+class Marts:
+    """The queries of the API over one warehouse (marts schema + raw schema)."""
+
+    def __init__(self, engine: Engine, marts_schema: str, raw_schema: str = "raw") -> None:
+        self.engine = engine
+        self.marts = check_schema_name(marts_schema)
+        self.raw = check_schema_name(raw_schema)
+
+    def connect(self) -> Connection:
+        return self.engine.connect()
+
+    # -- who is asking ---------------------------------------------------------------
+
+    def principal(self, conn: Connection, key: str) -> Principal | None:
+        row = conn.execute(text(lookup_sql(self.raw)), {"hash": hash_key(key)}).first()
+        return Principal(row.partner_id, row.customer_id) if row else None
+
+    def _scope(self, alias: str = "b") -> str:
+        return f"({alias}.partner_id = :partner or {alias}.customer_id = :customer)"
+
+    @staticmethod
+    def _who(p: Principal) -> dict[str, str | None]:
+        return {"partner": p.partner_id, "customer": p.customer_id}
+
+    def visible(self, conn: Connection, p: Principal, battery_id: str) -> str | None:
+        """The battery's timezone if ``p`` may see it, else None (404 either way)."""
+        return conn.execute(
+            text(
+                f"select b.timezone from {self.raw}.batteries b"
+                f" where b.battery_id = :id and {self._scope()}"
+            ),
+            {"id": battery_id, **self._who(p)},
+        ).scalar()
+
+    # -- batteries -----------------------------------------------------------------------
+
+    def _battery_sql(self) -> str:
+        cols = [
+            f"b.{c}"
+            for c in (
+                "battery_id",
+                "name",
+                "partner_id",
+                "customer_id",
+                "meter_id",
+                "capacity_kwh",
+                "timezone",
+                "start_date",
+                "end_date",
+            )
+        ]
+        reg = [f"r.{c}" for c in Battery.model_fields if c not in {x.split(".")[1] for x in cols}]
+        return (
+            f"select {', '.join(cols + reg)} from {self.raw}.batteries b"
+            f" left join {self.marts}.battery_registers r on r.battery_id = b.battery_id"
+            f" where {self._scope()}"
+        )
+
+    def batteries(
+        self, conn: Connection, p: Principal, *, q: str | None, after: str | None, limit: int
+    ) -> list[Battery]:
+        sql = self._battery_sql()
+        params: dict = {**self._who(p), "limit": limit}
+        if q:
+            sql += (
+                " and (b.battery_id ilike :q or b.name ilike :q or b.customer_id ilike :q"
+                " or b.meter_id ilike :q)"
+            )
+            params["q"] = (
+                "%" + q.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+            )
+        if after is not None:
+            sql += " and b.battery_id > :after"
+            params["after"] = after
+        sql += " order by b.battery_id limit :limit"
+        return [Battery.model_validate(r._asdict()) for r in conn.execute(text(sql), params)]
+
+    def battery(self, conn: Connection, p: Principal, battery_id: str) -> Battery | None:
+        row = conn.execute(
+            text(self._battery_sql() + " and b.battery_id = :id"),
+            {**self._who(p), "id": battery_id},
+        ).first()
+        return Battery.model_validate(row._asdict()) if row else None
+
+    # -- rows of one battery (call visible() first) ----------------------------------------
+
+    def intervals(
+        self,
+        conn: Connection,
+        battery_id: str,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        after: datetime | None,
+        limit: int | None,
+    ) -> Iterator[Interval]:
+        sql = (
+            f"select {_columns(Interval, 'i')} from {self.marts}.battery_intervals i"
+            " where i.battery_id = :id"
+        )
+        params: dict = {"id": battery_id}
+        for clause, name, value in (
+            ("i.interval_start >= :start", "start", start),
+            ("i.interval_start < :end", "end", end),
+            ("i.interval_start > :after", "after", after),
+        ):
+            if value is not None:
+                sql += f" and {clause}"
+                params[name] = value
+        sql += " order by i.interval_start"
+        if limit is not None:
+            sql += " limit :limit"
+            params["limit"] = limit
+        if limit is None:  # a download of any length: a server-side cursor, 2000 at a time
+            conn = conn.execution_options(stream_results=True, yield_per=2000)
+        result = conn.execute(text(sql), params)
+        return (Interval.model_validate(r._asdict()) for r in result)
+
+    def intervals_json(
+        self,
+        conn: Connection,
+        battery_id: str,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        after: datetime | None,
+        limit: int,
+    ) -> tuple[str, int, datetime | None]:
+        """One page as a JSON array built by PostgreSQL (json_agg is C; turning 3,000 rows
+        into Python objects and back is most of a month's cost), its length and last key."""
+        sql = (
+            f"select {_columns(Interval, 'i')} from {self.marts}.battery_intervals i"
+            " where i.battery_id = :id"
+        )
+        params: dict = {"id": battery_id, "limit": limit}
+        for clause, name, value in (
+            ("i.interval_start >= :start", "start", start),
+            ("i.interval_start < :end", "end", end),
+            ("i.interval_start > :after", "after", after),
+        ):
+            if value is not None:
+                sql += f" and {clause}"
+                params[name] = value
+        sql += " order by i.interval_start limit :limit"
+        row = conn.execute(
+            text(
+                "select count(*) as n, max(page.interval_start) as last,"
+                " coalesce(json_agg(page order by page.interval_start), '[]')::text as items"
+                f" from ({sql}) as page"
+            ),
+            params,
+        ).one()
+        return row.items, row.n, row.last
+
+    def days(
+        self,
+        conn: Connection,
+        battery_id: str,
+        *,
+        start: date | None,
+        end: date | None,
+        after: date | None,
+        limit: int | None,
+    ) -> list[Day]:
+        sql = (
+            f"select {_columns(Day, 'd')} from {self.marts}.battery_daily d"
+            " where d.battery_id = :id"
+        )
+        params: dict = {"id": battery_id}
+        for clause, name, value in (
+            ("d.local_date >= :start", "start", start),
+            ("d.local_date < :end", "end", end),
+            ("d.local_date > :after", "after", after),
+        ):
+            if value is not None:
+                sql += f" and {clause}"
+                params[name] = value
+        sql += " order by d.local_date"
+        if limit is not None:
+            sql += " limit :limit"
+            params["limit"] = limit
+        return [Day.model_validate(r._asdict()) for r in conn.execute(text(sql), params)]
+
+    def settlements(
+        self, conn: Connection, battery_id: str, *, after: datetime | None, limit: int | None
+    ) -> list[Settlement]:
+        sql = (
+            f"select {_columns(Settlement, 's')} from {self.marts}.settlement_periods s"
+            " where s.battery_id = :id"
+        )
+        params: dict = {"id": battery_id}
+        if after is not None:
+            sql += " and s.period_start > :after"
+            params["after"] = after
+        sql += " order by s.period_start"
+        if limit is not None:
+            sql += " limit :limit"
+            params["limit"] = limit
+        return [Settlement.model_validate(r._asdict()) for r in conn.execute(text(sql), params)]
+
+    def series(
+        self,
+        conn: Connection,
+        battery_id: str,
+        timezone: str,
+        first: date,
+        last: date,
+        resolution_minutes: int,
+    ) -> tuple[datetime, datetime, list[SeriesPoint]]:
+        """Chart buckets over local days first..last; a day per bucket reads battery_daily."""
+        bounds = conn.execute(
+            text(
+                "select cast(:first as timestamp) at time zone :tz as start,"
+                " cast(:after_last as timestamp) at time zone :tz as end"
+            ),
+            {"first": first, "after_last": last + timedelta(days=1), "tz": timezone},
+        ).one()
+        params = {"id": battery_id, "start": bounds.start, "end": bounds.end}
+        if resolution_minutes >= 24 * 60:
+            sql = (
+                "select cast(d.local_date as timestamp) at time zone :tz as t,"
+                " d.import_kwh, d.export_kwh, d.charge_kwh, d.discharge_kwh,"
+                " (d.charge_kwh - d.discharge_kwh) / (d.intervals * :hours) as power_kw,"
+                " d.level_end_kwh as level_kwh, d.intervals, d.estimated_intervals"
+                f" from {self.marts}.battery_daily d where d.battery_id = :id"
+                " and d.local_date >= :first and d.local_date <= :last order by d.local_date"
+            )
+            params |= {
+                "tz": timezone,
+                "first": first,
+                "last": last,
+                "hours": INTERVAL.total_seconds() / 3600,
+            }
+        else:
+            sql = (
+                "select date_bin(cast(:bucket as interval), i.interval_start,"
+                " timestamptz '2000-01-01 00:00:00+00') as t,"
+                " sum(i.import_kwh) as import_kwh, sum(i.export_kwh) as export_kwh,"
+                " sum(i.charge_kwh) as charge_kwh, sum(i.discharge_kwh) as discharge_kwh,"
+                " avg(i.power_kw) as power_kw,"
+                " (array_agg(i.level_kwh order by i.interval_start desc))[1] as level_kwh,"
+                " count(*) as intervals, count(*) filter (where i.estimated) as estimated_intervals"
+                f" from {self.marts}.battery_intervals i where i.battery_id = :id"
+                " and i.interval_start >= :start and i.interval_start < :end"
+                " group by 1 order by 1"
+            )
+            params["bucket"] = f"{resolution_minutes} minutes"
+        points = [SeriesPoint.model_validate(r._asdict()) for r in conn.execute(text(sql), params)]
+        return bounds.start, bounds.end, points
+
+    # -- the battery as a meter at an instant (smart-me MeterValues, ValuesInPastMultiple) --
+
+    def _totals_before_sql(self) -> str:
+        """Charge and discharge summed over intervals ending at or before :at: whole local
+        days from battery_daily plus the quarter hours of :at's own local day."""
+        return (
+            "with day as (select (cast(:at as timestamptz) at time zone :tz)::date as d),"
+            " whole as ("
+            "  select coalesce(sum(d.charge_kwh), 0) as charged,"
+            "         coalesce(sum(d.discharge_kwh), 0) as discharged"
+            f"  from {self.marts}.battery_daily d, day"
+            "  where d.battery_id = :id and d.local_date < day.d),"
+            " part as ("
+            "  select coalesce(sum(i.charge_kwh), 0) as charged,"
+            "         coalesce(sum(i.discharge_kwh), 0) as discharged"
+            f"  from {self.marts}.battery_intervals i, day"
+            "  where i.battery_id = :id"
+            "    and i.interval_start >= cast(day.d as timestamp) at time zone :tz"
+            "    and i.interval_end <= :at)"
+            " select whole.charged + part.charged as charged,"
+            "        whole.discharged + part.discharged as discharged from whole, part"
+        )
+
+    def registers_at(
+        self, conn: Connection, battery_id: str, timezone: str, at: datetime
+    ) -> Registers | None:
+        """The registers at the end of the last interval ending at or before ``at``."""
+        last = conn.execute(
+            text(
+                "select i.interval_end, i.level_kwh, i.power_kw"
+                f" from {self.marts}.battery_intervals i"
+                " where i.battery_id = :id and i.interval_start <= :latest_start"
+                " order by i.interval_start desc limit 1"
+            ),
+            {"id": battery_id, "latest_start": at - INTERVAL},
+        ).first()
+        if last is None:
+            return None
+        totals = conn.execute(
+            text(self._totals_before_sql()),
+            {"id": battery_id, "tz": timezone, "at": last.interval_end},
+        ).one()
+        return Registers(
+            last.interval_end, last.level_kwh, totals.charged, totals.discharged, last.power_kw
+        )
+
+    def registers_series(
+        self,
+        conn: Connection,
+        battery_id: str,
+        timezone: str,
+        start: datetime,
+        end: datetime,
+        step_minutes: int,
+        limit: int,
+    ) -> list[Registers]:
+        """Registers at every interval end in [start, end] on the step's grid."""
+        epoch_s = start.timestamp()
+        quarter_s = INTERVAL.total_seconds()
+        first_end = datetime.fromtimestamp(-(-epoch_s // quarter_s) * quarter_s, start.tzinfo)
+        first_start = first_end - INTERVAL  # the interval ending at the first boundary
+        base = conn.execute(
+            text(self._totals_before_sql()), {"id": battery_id, "tz": timezone, "at": first_start}
+        ).one()
+        rows = conn.execute(
+            text(
+                "select i.interval_end, i.level_kwh, i.power_kw,"
+                " sum(i.charge_kwh) over w as charged, sum(i.discharge_kwh) over w as discharged"
+                f" from {self.marts}.battery_intervals i"
+                " where i.battery_id = :id and i.interval_start >= :first_start"
+                " and i.interval_start <= :last_start"
+                " window w as (order by i.interval_start)"
+                " order by i.interval_start"
+            ),
+            {"id": battery_id, "first_start": first_start, "last_start": end - INTERVAL},
+        )
+        step_s = step_minutes * 60
+        out: list[Registers] = []
+        for r in rows:
+            if int(r.interval_end.timestamp()) % step_s:
+                continue
+            out.append(
+                Registers(
+                    r.interval_end,
+                    r.level_kwh,
+                    base.charged + r.charged,
+                    base.discharged + r.discharged,
+                    r.power_kw,
+                )
+            )
+            if len(out) >= limit:
+                break
+        return out

@@ -1,0 +1,139 @@
+"""A key sees its partner's (or customer's) batteries and nothing else, on every route.
+
+The cases are parametrised over the app's own routes: a new route that has no entry in
+BATTERY_ROUTES, LIST_ROUTES or PUBLIC fails ``test_every_route_has_an_access_case``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import auth
+
+PUBLIC = {
+    "/",
+    "/api/Health",
+    "/dashboard/login",
+    "/dashboard/logout",
+    "/dashboard/static",
+    "/openapi.json",
+}
+# route -> query string that makes a valid request for a battery the key may see
+BATTERY_ROUTES = {
+    "/api/Devices/{id}": "",
+    "/api/MeterValues/{id}": "?date=2025-06-28T12:00:00Z",
+    "/api/ValuesInPastMultiple/{id}": "?startDate=2025-06-28T00:00:00Z&endDate=2025-06-28T06:00:00Z&interval=15",
+    "/v1/batteries/{id}": "",
+    "/v1/batteries/{id}/intervals": "?start=2025-06-28&end=2025-06-29",
+    "/v1/batteries/{id}/intervals?format=csv": "",
+    "/v1/batteries/{id}/daily": "?start=2025-06-25",
+    "/v1/batteries/{id}/daily?format=csv": "",
+    "/v1/batteries/{id}/settlements": "",
+    "/v1/batteries/{id}/settlements?format=csv": "",
+    "/v1/batteries/{id}/series": "?period=week&date=2025-06-28",
+    "/dashboard/batteries/{id}": "",
+}
+LIST_ROUTES = {"/api/Devices", "/v1/batteries", "/dashboard"}
+# key -> batteries it may see
+SEES = {
+    "ewa": {"b-ewa-1", "b-ewa-2"},
+    "stadtwerk": {"b-sw-1"},
+    "c-1": {"b-ewa-1"},
+}
+ALL = {"b-ewa-1", "b-ewa-2", "b-sw-1"}
+
+
+def _url(route: str, battery_id: str) -> str:
+    path, _, fixed = route.partition("?")
+    query = BATTERY_ROUTES[route]
+    url = path.replace("{id}", battery_id) + query
+    return url + (("&" if "?" in url else "?") + fixed if fixed else "")
+
+
+def test_every_route_has_an_access_case(api_app):
+    paths = {getattr(r, "path", None) for r in api_app.routes} - {None}
+    covered = {r.partition("?")[0] for r in BATTERY_ROUTES} | LIST_ROUTES | PUBLIC
+    assert paths - covered == set(), "a route without an access test"
+    assert covered - paths == set(), "an access case for a route that is gone"
+
+
+@pytest.mark.parametrize("route", sorted(BATTERY_ROUTES))
+@pytest.mark.parametrize("who", sorted(SEES))
+def test_battery_routes_answer_only_for_own_batteries(client, api_warehouse, route, who):
+    key = api_warehouse.keys[who]
+    missing = client.get(_url(route, "no-such-battery"), headers=auth(key))
+    assert missing.status_code == 404
+    for battery_id in sorted(ALL):
+        response = client.get(_url(route, battery_id), headers=auth(key))
+        if battery_id in SEES[who]:
+            assert response.status_code == 200, (battery_id, response.text[:200])
+            assert len(response.content) > 0
+        else:
+            assert response.status_code == 404, (battery_id, response.status_code)
+            # indistinguishable from a battery that does not exist
+            assert response.text == missing.text.replace("no-such-battery", battery_id)
+
+
+@pytest.mark.parametrize("route", sorted(BATTERY_ROUTES))
+def test_battery_routes_need_a_key(client, route):
+    url = _url(route, "b-ewa-1")
+    for headers in ({}, auth("vb_not-a-key"), {"Authorization": "Basic Zm9vOmJhcg=="}):
+        response = client.get(url, headers=headers)
+        if route.startswith("/dashboard"):  # people are sent to the login form
+            assert response.status_code == 303
+            assert response.headers["location"] == "/dashboard/login"
+        else:
+            assert response.status_code == 401
+
+
+def test_the_cookie_is_a_key_like_the_header(client, api_warehouse):
+    cookie = {"vbatt_key": api_warehouse.keys["stadtwerk"]}
+    assert client.get("/v1/batteries/b-sw-1", cookies=cookie).status_code == 200
+    assert client.get("/v1/batteries/b-ewa-1", cookies=cookie).status_code == 404
+
+
+@pytest.mark.parametrize("who", sorted(SEES))
+def test_lists_hold_only_own_batteries(client, api_warehouse, who):
+    key = api_warehouse.keys[who]
+    devices = client.get("/api/Devices", headers=auth(key)).json()
+    assert {d["Id"] for d in devices} == SEES[who]
+    page = client.get("/v1/batteries", headers=auth(key)).json()
+    assert {b["battery_id"] for b in page["items"]} == SEES[who]
+    searched = client.get("/v1/batteries", params={"q": "b-"}, headers=auth(key)).json()
+    assert {b["battery_id"] for b in searched["items"]} == SEES[who]
+    # the partner page itself holds no battery data: its script reads /v1/batteries
+    assert client.get("/dashboard", headers=auth(key)).status_code == 200
+
+
+@pytest.mark.parametrize("route", sorted(LIST_ROUTES - {"/dashboard"}))
+def test_list_routes_need_a_key(client, route):
+    assert client.get(route).status_code == 401
+    assert client.get(route, headers=auth("vb_wrong")).status_code == 401
+
+
+def test_revoked_key_is_refused(client, api_warehouse, engine):
+    from vbatt.api.keys import Principal, create_key, revoke_key
+
+    created = create_key(engine, Principal(partner_id="ewa"), raw_schema=api_warehouse.raw)
+    assert client.get("/api/Devices", headers=auth(created.key)).status_code == 200
+    assert revoke_key(engine, created.prefix, raw_schema=api_warehouse.raw) == 1
+    assert client.get("/api/Devices", headers=auth(created.key)).status_code == 401
+
+
+def test_keys_are_stored_hashed(api_warehouse):
+    stored = api_warehouse.query("select key_prefix, key_hash from {raw}.api_keys")
+    text = repr(stored)
+    for key in api_warehouse.keys.values():
+        assert key not in text
+        assert any(key.startswith(r["key_prefix"]) for r in stored)
+
+
+def test_dashboard_key_in_the_url_becomes_a_cookie(client, api_warehouse):
+    key = api_warehouse.keys["c-1"]
+    response = client.get("/dashboard/batteries/b-ewa-1", params={"key": key})
+    assert response.status_code == 303
+    assert response.headers["location"].endswith("/dashboard/batteries/b-ewa-1")
+    cookie = response.headers["set-cookie"]
+    assert "vbatt_key=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    bad = client.get("/dashboard", params={"key": "vb_nope"})
+    assert bad.status_code == 303 and bad.headers["location"].startswith("/dashboard/login")
