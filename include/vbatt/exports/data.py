@@ -10,7 +10,6 @@ otherwise, so registers are exact whatever the timezones.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
 
 from sqlalchemy import Engine, text
 
@@ -22,10 +21,6 @@ _TOTALS = ("charge", "discharge", "overflow", "shortfall", "forfeited")
 
 class ExportDataError(ValueError):
     """The warehouse cannot give what the partner's configuration asks for."""
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
 
 
 def read_batch(
@@ -43,7 +38,7 @@ def read_batch(
         "first_day": period.first_day,
         "tz": period.timezone,
     }
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         batteries = [
             dict(r._mapping)
             for r in conn.execute(
@@ -78,32 +73,7 @@ def read_batch(
         batteries = [b for b in batteries if b["active"] and b["partner_id"] == partner.partner_id]
         ids = [b["battery_id"] for b in batteries]
         params["ids"] = ids
-        intervals: dict[str, list[IntervalRow]] = defaultdict(list)
-        for r in conn.execute(
-            text(
-                f"select battery_id, interval_start, interval_end, import_kwh, export_kwh, charge_kwh,"
-                f" discharge_kwh, overflow_kwh, shortfall_kwh, forfeited_kwh, level_kwh, estimated"
-                f" from {marts}.battery_intervals where battery_id = any(:ids)"
-                f" and interval_start >= :start and interval_start < :end"
-                f" order by battery_id, interval_start"
-            ),
-            params,
-        ):
-            intervals[r.battery_id].append(
-                IntervalRow(
-                    _utc(r.interval_start),
-                    _utc(r.interval_end),
-                    r.import_kwh,
-                    r.export_kwh,
-                    r.charge_kwh,
-                    r.discharge_kwh,
-                    r.overflow_kwh,
-                    r.shortfall_kwh,
-                    r.forfeited_kwh,
-                    r.level_kwh,
-                    r.estimated,
-                )
-            )
+        intervals = _intervals(conn, marts, params)
         before = _registers_before(conn, marts, raw_schema, params)
     exports = []
     for b in batteries:
@@ -141,6 +111,29 @@ def read_batch(
         batteries=tuple(exports),
         channels=partner.channel_list(),
     )
+
+
+def _intervals(conn, marts: str, params: dict) -> dict[str, list[IntervalRow]]:
+    """The period's quarter hours per battery, through the DBAPI cursor: a day of 10,000
+    batteries is a million rows, and per-row attribute lookups would dominate the export."""
+    out: dict[str, list[IntervalRow]] = defaultdict(list)
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute("set local time zone 'UTC'")  # timestamps arrive in UTC, no conversion
+        cursor.execute(
+            f"select battery_id, interval_start, interval_end, import_kwh, export_kwh, charge_kwh,"
+            f" discharge_kwh, overflow_kwh, shortfall_kwh, forfeited_kwh, level_kwh, estimated"
+            f" from {marts}.battery_intervals where battery_id = any(%(ids)s)"
+            f" and interval_start >= %(start)s and interval_start < %(end)s"
+            f" order by battery_id, interval_start",
+            params,
+        )
+        while chunk := cursor.fetchmany(50_000):
+            for battery_id, *values in chunk:
+                out[battery_id].append(IntervalRow(*values))
+    finally:
+        cursor.close()
+    return out
 
 
 def _advance(start: Registers, rows: list[IntervalRow]) -> Registers:
