@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import shutil
 import socket
@@ -37,6 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from report import write_report
 from rich.console import Console
 from sqlalchemy import create_engine, text
 
@@ -302,17 +301,7 @@ def main() -> None:
         },
         "full_size": args.batteries >= 10_000 and args.days >= 365,
     }
-    report = {
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "summary": summary,
-        "load": measured,
-        "steps": steps,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    console.print_json(json.dumps(summary))
-    console.log(f"written to {args.out}")
+    write_report(args.out, summary, console, load=measured, steps=steps)
 
 
 if __name__ == "__main__":

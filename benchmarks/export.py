@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import platform
 import shutil
 import tempfile
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 from ledger import console, setup_history, timed
+from report import write_report
 from sqlalchemy import create_engine, text
 
 from vbatt.exports.data import read_batch
@@ -155,16 +153,7 @@ def main() -> None:
             if k != "baseline: COPY the day to CSV"
         },
     }
-    report = {
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "summary": summary,
-        "steps": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    console.print_json(json.dumps(summary))
-    console.log(f"written to {args.out}")
+    write_report(args.out, summary, console, steps=results)
 
 
 if __name__ == "__main__":

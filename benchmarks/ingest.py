@@ -18,9 +18,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
-import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -32,6 +29,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from report import write_report
 from rich.console import Console
 from sqlalchemy import Engine, create_engine, event, text
 
@@ -332,18 +330,14 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)  # a throw-away cluster: leave no trace
 
     summary = summarise(args, api, load, len(readings))
-    report = {
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "summary": summary,
-        "api": api,
-        "load": load["steps"],
-        "load_breakdown_seconds": load["breakdown_seconds"],
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    console.print_json(json.dumps(summary))
-    console.log(f"written to {args.out}")
+    write_report(
+        args.out,
+        summary,
+        console,
+        api=api,
+        load=load["steps"],
+        load_breakdown_seconds=load["breakdown_seconds"],
+    )
 
 
 if __name__ == "__main__":

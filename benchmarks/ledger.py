@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import tempfile
 import time
@@ -24,6 +22,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from report import write_report
 from rich.console import Console
 from sqlalchemy import create_engine, text
 
@@ -245,16 +244,7 @@ def main() -> None:
             "incremental_long_over_short": 1.3,
         },
     }
-    report = {
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "summary": summary,
-        "steps": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    console.print_json(json.dumps(summary))
-    console.log(f"written to {args.out}")
+    write_report(args.out, summary, console, steps=results)
 
 
 if __name__ == "__main__":

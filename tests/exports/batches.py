@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tests import oracle
+from vbatt.exports import period
 from vbatt.exports.channels import channels_for
 from vbatt.exports.model import (
     BatteryExport,
@@ -31,34 +32,12 @@ RECEIVER = Party("12X-LIPPUNEREM-T", "305", "Abrechnung Beispiel")
 CONTEXT = RenderContext(reference="VB000042", created_at=datetime(2025, 11, 2, 5, 30, tzinfo=UTC))
 
 
-def midnight(day: date, timezone: str = ZURICH) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
-
-
 def day_period(day: date, timezone: str = ZURICH) -> Period:
-    return Period(
-        "day",
-        day.isoformat(),
-        day,
-        day,
-        midnight(day, timezone),
-        midnight(day + timedelta(days=1), timezone),
-        timezone,
-    )
+    return period.day_period(day, timezone)
 
 
 def month_period(year: int, month: int, timezone: str = ZURICH) -> Period:
-    first = date(year, month, 1)
-    following = date(year + month // 12, month % 12 + 1, 1)
-    return Period(
-        "month",
-        f"{year:04d}-{month:02d}",
-        first,
-        following - timedelta(days=1),
-        midnight(first, timezone),
-        midnight(following, timezone),
-        timezone,
-    )
+    return period.month_period(year, month, timezone)
 
 
 def metering_point(n: int) -> str:
