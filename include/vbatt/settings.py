@@ -35,6 +35,10 @@ class Settings:
     ingest_lookback_minutes: int
     dbt_threads: int
     task_retries: int  # Airflow task retries; the demo and tests run with 0
+    expectations_dir: Path  # the Great Expectations suites (JSON), one file per suite
+    data_docs_dir: Path  # HTML validation reports (git-ignored)
+    max_household_kw: float  # quality gate: more than this per quarter hour is implausible
+    max_estimated_share: float  # quality gate: share of estimated intervals per battery-day
 
     @property
     def embedded(self) -> bool:
@@ -58,6 +62,10 @@ def get_settings() -> Settings:
         ingest_lookback_minutes=int(env("VBATT_INGEST_LOOKBACK_MINUTES", "120")),
         dbt_threads=int(env("VBATT_DBT_THREADS", "2")),
         task_retries=int(env("VBATT_TASK_RETRIES", "3")),
+        expectations_dir=root / "expectations",
+        data_docs_dir=Path(env("VBATT_DATA_DOCS_DIR", root / "build" / "data_docs")),
+        max_household_kw=float(env("VBATT_MAX_HOUSEHOLD_KW", "60")),
+        max_estimated_share=float(env("VBATT_MAX_ESTIMATED_SHARE", "0.25")),
     )
 
 

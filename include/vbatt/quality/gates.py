@@ -1,0 +1,291 @@
+"""The checkpoints: which suites run when, how their failures count, and what is recorded.
+
+A checkpoint validates each of its suites against a batch of the warehouse (a query in
+the suite's ``meta.batch_query``) and ends ``passed``, ``warned`` or ``blocked``. A
+``critical`` expectation blocks where the checkpoint may block (after the ledger, before
+an export); everything else warns. Every run and each failure is written to
+``raw.quality_runs`` / ``raw.quality_failures`` (the daily summary reads them), and each
+run starts where the previous one of its checkpoint ended, so a run's cost follows the
+new data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from vbatt.quality.context import docs_index, gx_context
+from vbatt.quality.result import Failure, QualityResult
+from vbatt.quality.suites import load_suite, schema_names
+from vbatt.quality.suites import parameters as suite_parameters
+from vbatt.warehouse.db import get_engine
+from vbatt.warehouse.migrate import check_schema_name, migrate
+
+log = logging.getLogger(__name__)
+
+EXAMPLES_KEPT = 5
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    suites: tuple[str, ...]
+    may_block: bool
+    quarantines: bool = False
+
+
+CHECKPOINTS = {
+    "after_ingest": Checkpoint(("raw_readings",), may_block=False, quarantines=True),
+    "after_ledger": Checkpoint(("meter_intervals", "ledger"), may_block=True),
+    "before_export": Checkpoint(("exports",), may_block=True),
+}
+
+
+class QualityGateError(RuntimeError):
+    """A blocking expectation failed; the message is the readable summary."""
+
+    def __init__(self, result: QualityResult):
+        self.result = result
+        super().__init__(result.summary)
+
+
+def _examples(result: dict) -> list[dict]:
+    rows = result.get("details", {}).get("unexpected_rows")
+    if rows is None:
+        rows = [{"value": v} for v in result.get("partial_unexpected_list", [])]
+    return [dict(r) for r in rows[:EXAMPLES_KEPT]]
+
+
+def _count(result: dict) -> int | None:
+    if "unexpected_count" in result:
+        return int(result["unexpected_count"])
+    observed = result.get("observed_value")
+    return int(observed) if isinstance(observed, int | float) else None
+
+
+def validate(
+    context,
+    checkpoint_name: str,
+    suites: list[dict],
+    batch: dict,
+    parameters: dict,
+    may_block: bool,
+) -> tuple[QualityResult, dict[str, dict]]:
+    """Run ``suites`` (GX dicts) against their batches; the failures and failed configs.
+
+    ``batch`` maps each suite's name to its GX batch definition, and ``parameters`` are
+    the ``$PARAMETER`` values; batch parameters (a DataFrame) may be passed via
+    ``parameters['__batch_parameters__']``.
+    """
+    import great_expectations as gx
+    from great_expectations.core.expectation_suite import ExpectationSuite
+
+    batch_parameters = parameters.pop("__batch_parameters__", None)
+    definitions = []
+    for suite in suites:
+        gx_suite = context.suites.add(ExpectationSuite(**suite))
+        definitions.append(
+            context.validation_definitions.add(
+                gx.ValidationDefinition(
+                    name=f"{checkpoint_name}:{suite['name']}",
+                    data=batch[suite["name"]],
+                    suite=gx_suite,
+                )
+            )
+        )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=checkpoint_name,
+            validation_definitions=definitions,
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+            result_format={"result_format": "COMPLETE", "partial_unexpected_count": EXAMPLES_KEPT},
+        )
+    )
+    # GX prints (not logs) a hint about {batch} for every SQL expectation it re-reads
+    with contextlib.redirect_stdout(io.StringIO()):
+        run = checkpoint.run(batch_parameters=batch_parameters, expectation_parameters=parameters)
+    result = QualityResult(checkpoint=checkpoint_name)
+    failed: dict[str, dict] = {}
+    for validation in run.run_results.values():
+        suite_name = validation.suite_name
+        for outcome in validation.results:
+            result.expectations += 1
+            if outcome.exception_info and outcome.exception_info.get("raised_exception"):
+                raise RuntimeError(
+                    f"{suite_name}: expectation {outcome.expectation_config.meta.get('name')}"
+                    f" could not run: {outcome.exception_info.get('exception_message')}"
+                )
+            if outcome.success:
+                continue
+            config = outcome.expectation_config
+            name = config.meta.get("name", config.type)
+            critical = config.to_json_dict().get("severity", "critical") == "critical"
+            result.failures.append(
+                Failure(
+                    suite=suite_name,
+                    expectation=name,
+                    level="block" if (critical and may_block) else "warn",
+                    unexpected_count=_count(outcome.result),
+                    examples=_examples(outcome.result),
+                    description=config.description or "",
+                )
+            )
+            failed[name] = config.to_json_dict()
+    return result, failed
+
+
+def _last_watermarks(engine: Engine, raw: str, checkpoint: str) -> tuple[int, str]:
+    with engine.connect() as conn:
+        load_id, computed_at = conn.execute(
+            text(
+                f"select coalesce(max(checked_load_id), 0), max(checked_computed_at)::text"
+                f" from {raw}.quality_runs where checkpoint = :c"
+            ),
+            {"c": checkpoint},
+        ).one()
+    return load_id, computed_at or "-infinity"
+
+
+def _current_watermarks(engine: Engine, raw: str, schema: str) -> tuple[int, str | None]:
+    with engine.connect() as conn:
+        load_id = conn.execute(text(f"select coalesce(max(load_id), 0) from {raw}.loads")).scalar()
+        ledger = conn.execute(
+            text("select to_regclass(:t)"), {"t": f"{schema}_intermediate.int_battery_ledger"}
+        ).scalar()
+        computed_at = None
+        if ledger:
+            computed_at = conn.execute(
+                text(f"select max(computed_at)::text from {ledger}")
+            ).scalar()
+    return load_id, computed_at
+
+
+def record_run(
+    engine: Engine,
+    raw: str,
+    result: QualityResult,
+    started_at: datetime,
+    checked_load_id: int | None = None,
+    checked_computed_at: str | None = None,
+) -> int:
+    with engine.begin() as conn:
+        run_id = conn.execute(
+            text(
+                f"insert into {raw}.quality_runs (checkpoint, scope, started_at, finished_at,"
+                " outcome, checked_load_id, checked_computed_at, summary, data_docs)"
+                " values (:c, :s, :started, clock_timestamp(), :o, :l, :t, :summary, :docs)"
+                " returning run_id"
+            ),
+            {
+                "c": result.checkpoint,
+                "s": result.scope,
+                "started": started_at,
+                "o": result.outcome,
+                "l": checked_load_id,
+                "t": checked_computed_at,
+                "summary": result.summary,
+                "docs": str(result.data_docs or ""),
+            },
+        ).scalar_one()
+        for f in result.failures:
+            conn.execute(
+                text(
+                    f"insert into {raw}.quality_failures"
+                    " (run_id, suite, expectation, level, unexpected_count, examples)"
+                    " values (:r, :s, :e, :l, :n, :x)"
+                ),
+                {
+                    "r": run_id,
+                    "s": f.suite,
+                    "e": f.expectation,
+                    "l": f.level,
+                    "n": f.unexpected_count,
+                    "x": json.dumps(f.examples, default=str, sort_keys=True),
+                },
+            )
+    result.run_id = run_id
+    return run_id
+
+
+def run_checkpoint(
+    checkpoint: str,
+    url: str | None = None,
+    *,
+    schema: str = "analytics",
+    raw_schema: str = "raw",
+    docs_dir: Path | None = None,
+) -> QualityResult:
+    """Validate what is new since this checkpoint's last run; record and return the result.
+
+    ``after_ingest`` quarantines the readings that fail a row-level expectation. A
+    blocked ``after_ledger`` run does not move the watermark: the next run checks the
+    same rows again (plus what is new) until they pass.
+    """
+    from vbatt.quality.quarantine import quarantine_failures
+
+    if checkpoint not in CHECKPOINTS or checkpoint == "before_export":
+        raise ValueError(
+            f"unknown checkpoint {checkpoint!r}: use after_ingest or after_ledger"
+            " (exports: vbatt.quality.check_export)"
+        )
+    spec = CHECKPOINTS[checkpoint]
+    raw, schema = check_schema_name(raw_schema), check_schema_name(schema)
+    engine = get_engine(url)
+    migrate(engine, raw)
+    started_at = datetime.now().astimezone()
+    since_load, since_computed = _last_watermarks(engine, raw, checkpoint)
+    until_load, computed_now = _current_watermarks(engine, raw, schema)
+    if checkpoint == "after_ledger" and computed_now is None:
+        raise ValueError(f"no ledger in {schema}_intermediate yet: run dbt (vbatt dbt run) first")
+    values = {
+        **schema_names(schema, raw),
+        "since_load_id": since_load,
+        "until_load_id": until_load,
+        "since_computed_at": f"'{since_computed}'::timestamptz",
+    }
+    suites = [load_suite(name, values) for name in spec.suites]
+    context = gx_context(docs_dir)
+    source = context.data_sources.add_sql(
+        "warehouse", connection_string=engine.url.render_as_string(hide_password=False)
+    )
+    batches = {
+        suite["name"]: source.add_query_asset(
+            suite["name"], query=suite["meta"]["batch_query"]
+        ).add_batch_definition_whole_table("new rows")
+        for suite in suites
+    }
+    parameters = {k: v for suite in suites for k, v in suite_parameters(suite).items()}
+    result, failed = validate(context, checkpoint, suites, batches, parameters, spec.may_block)
+    result.data_docs = docs_index(docs_dir)
+    if spec.quarantines and failed:
+        batch_query = {s["name"]: s["meta"]["batch_query"] for s in suites}
+        result.quarantined, skipped = quarantine_failures(
+            engine, raw, schema, failed, batch_query["raw_readings"]
+        )
+        if skipped:
+            result.notes.append(
+                f"{skipped} failing readings were already in the ledger and stay there;"
+                " fix them and run vbatt rebuild --full"
+            )
+    run_id = record_run(
+        engine,
+        raw,
+        result,
+        started_at,
+        checked_load_id=until_load if checkpoint == "after_ingest" else None,
+        checked_computed_at=None if result.blocked else computed_now,
+    )
+    if result.quarantined:
+        with engine.begin() as conn:
+            conn.execute(
+                text(f"update {raw}.quarantined_readings set run_id = :r where run_id is null"),
+                {"r": run_id},
+            )
+    (log.warning if result.failures else log.info)("%s", result.summary)
+    return result
