@@ -254,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     reb.add_argument("--full", action="store_true", help="rebuild every model from raw")
     reb.set_defaults(func=_rebuild)
 
+    from vbatt.quality.commands import add_parsers as add_quality_parsers
+
+    add_quality_parsers(sub)  # vbatt quality CHECKPOINT, vbatt quarantine list|release
+
     dbt = sub.add_parser("dbt", help="run dbt against the warehouse, e.g. vbatt dbt build")
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
     dbt.set_defaults(func=_dbt)

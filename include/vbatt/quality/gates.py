@@ -85,6 +85,7 @@ def validate(
     """
     import great_expectations as gx
     from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.core.run_identifier import RunIdentifier
 
     batch_parameters = parameters.pop("__batch_parameters__", None)
     definitions = []
@@ -109,7 +110,11 @@ def validate(
     )
     # GX prints (not logs) a hint about {batch} for every SQL expectation it re-reads
     with contextlib.redirect_stdout(io.StringIO()):
-        run = checkpoint.run(batch_parameters=batch_parameters, expectation_parameters=parameters)
+        run = checkpoint.run(
+            batch_parameters=batch_parameters,
+            expectation_parameters=parameters,
+            run_id=RunIdentifier(run_name=checkpoint_name),
+        )
     result = QualityResult(checkpoint=checkpoint_name)
     failed: dict[str, dict] = {}
     for validation in run.run_results.values():
