@@ -96,6 +96,7 @@ def summary_table(engine) -> Table:
 
 def main() -> int:
     from vbatt import airflow_local
+    from vbatt.quality.report import overview as quality_overview
     from vbatt.settings import get_settings
     from vbatt.simulator import running
     from vbatt.simulator.app import DEMO_API_KEY
@@ -138,6 +139,7 @@ def main() -> int:
                 return 1
 
     console.print(summary_table(engine))
+    console.print(quality_overview(url), highlight=False)  # the gates' outcomes, data docs
     console.print(
         "\nNext:\n"
         "  make airflow                      # the Airflow UI (airflow standalone), DAGs from dags/\n"

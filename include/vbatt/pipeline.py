@@ -137,4 +137,18 @@ def day_report(url: str, local_day: date, schema: str = "analytics") -> list[dic
         len(incomplete),
         incomplete[:20],
     )
+    from vbatt.quality.report import failures_on
+
+    for f in failures_on(url, local_day):  # the quality gates' warnings of the day
+        log.warning(
+            "%s: quality %s %s %s.%s failed in %d runs (%s rows)%s",
+            local_day,
+            f["level"],
+            f["checkpoint"],
+            f["suite"],
+            f["expectation"],
+            f["runs"],
+            f["rows"],
+            f" [{f['scope']}]" if f["scope"] else "",
+        )
     return report

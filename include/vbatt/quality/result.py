@@ -51,6 +51,17 @@ class QualityResult:
     def outcome(self) -> str:
         return "blocked" if self.blocked else "warned" if self.failures else "passed"
 
+    def as_dict(self) -> dict:
+        """A small record for an Airflow task's return value (XCom)."""
+        return {
+            "checkpoint": self.checkpoint,
+            "outcome": self.outcome,
+            "failed": [f"{f.level}:{f.suite}.{f.expectation}" for f in self.failures],
+            "quarantined": self.quarantined,
+            "run_id": self.run_id,
+            "data_docs": str(self.data_docs or ""),
+        }
+
     @property
     def summary(self) -> str:
         scope = f" [{self.scope}]" if self.scope else ""
