@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -145,6 +146,20 @@ def validate(
     return result, failed
 
 
+def warehouse_source(context, engine: Engine):
+    """A GX data source on the warehouse: PostgreSQL, or generic SQL for a Unix socket.
+
+    GX's PostgresDatasource wants a host in the URL; the embedded warehouse is reached
+    through a socket directory (``?host=/path``), which only the generic one accepts.
+    """
+    url = engine.url.render_as_string(hide_password=False)
+    if engine.url.host:
+        return context.data_sources.add_postgres("warehouse", connection_string=url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "a more specific PostgresDatasource may be..."
+        return context.data_sources.add_sql("warehouse", connection_string=url)
+
+
 def _last_watermarks(engine: Engine, raw: str, checkpoint: str) -> tuple[int, str]:
     with engine.connect() as conn:
         load_id, computed_at = conn.execute(
@@ -256,9 +271,7 @@ def run_checkpoint(
     }
     suites = [load_suite(name, values) for name in spec.suites]
     context = gx_context(docs_dir)
-    source = context.data_sources.add_sql(
-        "warehouse", connection_string=engine.url.render_as_string(hide_password=False)
-    )
+    source = warehouse_source(context, engine)
     batches = {
         suite["name"]: source.add_query_asset(
             suite["name"], query=suite["meta"]["batch_query"]
