@@ -305,3 +305,12 @@ def test_export_frame_needs_its_columns(pipeline, gate):
             schema=pipeline.schema,
             raw_schema=pipeline.raw,
         )
+
+
+def test_a_gate_that_cannot_look_does_not_pass(pipeline, gate):
+    pipeline.batteries([battery_row()])
+    pipeline.load(clean_readings())
+    pipeline.run()
+    gate.sql("drop table {marts}.battery_registers")
+    with pytest.raises(RuntimeError, match="registers_equal_running_sums could not run"):
+        gate.run("after_ledger")

@@ -63,6 +63,19 @@ def _examples(result: dict) -> list[dict]:
     return [dict(r) for r in rows[:EXAMPLES_KEPT]]
 
 
+def _exception(info: dict | None) -> str | None:
+    """GX reports an expectation that raised either flat or per metric; either way, say so
+    (a gate that could not look must not pass)."""
+    if not info:
+        return None
+    if info.get("raised_exception"):
+        return str(info.get("exception_message"))
+    for value in info.values():
+        if isinstance(value, dict) and value.get("raised_exception"):
+            return str(value.get("exception_message"))
+    return None
+
+
 def _count(result: dict) -> int | None:
     if "unexpected_count" in result:
         return int(result["unexpected_count"])
@@ -122,10 +135,10 @@ def validate(
         suite_name = validation.suite_name
         for outcome in validation.results:
             result.expectations += 1
-            if outcome.exception_info and outcome.exception_info.get("raised_exception"):
+            if error := _exception(outcome.exception_info):
                 raise RuntimeError(
-                    f"{suite_name}: expectation {outcome.expectation_config.meta.get('name')}"
-                    f" could not run: {outcome.exception_info.get('exception_message')}"
+                    f"quality {checkpoint_name}: {suite_name}."
+                    f"{outcome.expectation_config.meta.get('name')} could not run: {error}"
                 )
             if outcome.success:
                 continue
