@@ -64,11 +64,12 @@ def field_problems(row: dict) -> list[tuple[str, str]]:
     repeat = row.get("reset_repeat") or "yearly"
     if repeat not in REPEATS:
         found.append(("reset_repeat", f"{repeat!r}: use yearly or none"))
-    timezone = row.get("timezone") or "Europe/Zurich"
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        found.append(("timezone", f"{timezone!r} is not an IANA time zone"))
+    timezone = row.get("timezone")  # None: the default of raw.batteries applies
+    if timezone is not None:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            found.append(("timezone", f"{timezone!r} is not an IANA time zone"))
     return found
 
 

@@ -37,7 +37,7 @@ class Settings:
     task_retries: int  # Airflow task retries; the demo and tests run with 0
     expectations_dir: Path  # the Great Expectations suites (JSON), one file per suite
     data_docs_dir: Path  # HTML validation reports (git-ignored)
-    max_household_kw: float  # quality gate: more than this per quarter hour is implausible
+    max_household_kw: float  # quality gate: more power (kW) than a household draws or feeds in
     max_estimated_share: float  # quality gate: share of estimated intervals per battery-day
 
     @property

@@ -314,3 +314,24 @@ def test_a_gate_that_cannot_look_does_not_pass(pipeline, gate):
     gate.sql("drop table {marts}.battery_registers")
     with pytest.raises(RuntimeError, match="registers_equal_running_sums could not run"):
         gate.run("after_ledger")
+
+
+def test_export_register_channels_noted_unknown_refused(pipeline, gate):
+    def with_level(frame):
+        return pd.concat([frame, pd.DataFrame([(BATTERY, "level", 2, 1.5)], columns=frame.columns)])
+
+    result = export_check(pipeline, gate, spoil=with_level)
+    assert result.ok, result.summary
+    assert "not compared (register channels): level" in result.summary
+    with pytest.raises(ValueError, match="unknown channel"):
+        check_export(
+            pipeline.url,
+            "P1",
+            *PERIOD,
+            pd.DataFrame(
+                [(BATTERY, "chrage", 1, 1.0)],
+                columns=["battery_id", "channel", "value_count", "sum_kwh"],
+            ),
+            schema=pipeline.schema,
+            raw_schema=pipeline.raw,
+        )

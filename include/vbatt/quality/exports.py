@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from vbatt.exports.channels import PROFILE_CHANNELS
+from vbatt.exports.channels import CHANNEL_NAMES, PROFILE_CHANNELS
 from vbatt.quality.context import docs_index, gx_context
 from vbatt.quality.gates import CHECKPOINTS, record_run, validate
 from vbatt.quality.result import QualityResult
@@ -24,20 +24,9 @@ from vbatt.warehouse.db import get_engine
 from vbatt.warehouse.migrate import check_schema_name, migrate
 
 EXPORTED_COLUMNS = ("battery_id", "channel", "value_count", "sum_kwh")
-# channels that are a column of battery_intervals, one value per quarter hour
-INTERVAL_COLUMNS = {
-    name: f"{name}_kwh"
-    for name in (
-        "import",
-        "export",
-        "charge",
-        "discharge",
-        "overflow",
-        "shortfall",
-        "forfeited",
-        "level",
-    )
-}
+# profile channels carry one value per quarter hour, each a column of battery_intervals;
+# register channels (level, totals) are readings at instants and are not compared here
+INTERVAL_COLUMNS = {c.name: f"{c.name}_kwh" for c in PROFILE_CHANNELS}
 
 
 def warehouse_series(engine, schema: str, partner_id: str, start_utc, end_utc, channels):
@@ -117,10 +106,13 @@ def check_export(
     migrate(engine, raw)
     started_at = datetime.now().astimezone()
     exported = pd.DataFrame(exported.loc[:, list(EXPORTED_COLUMNS)])
+    unknown = sorted(set(exported["channel"]) - set(CHANNEL_NAMES))
+    if unknown:
+        raise ValueError(f"unknown channel(s) {unknown}; known: {', '.join(CHANNEL_NAMES)}")
     skipped = sorted(set(exported["channel"]) - set(INTERVAL_COLUMNS))
     exported = exported[exported["channel"].isin(INTERVAL_COLUMNS)]
     # the channels the partner should have received, whether or not the files hold them
-    expected = channels if channels is not None else [c.name for c in PROFILE_CHANNELS]
+    expected = channels if channels is not None else list(INTERVAL_COLUMNS)
     channels = sorted((set(expected) & set(INTERVAL_COLUMNS)) | set(exported["channel"]))
     suite = load_suite("exports")
     params = parameters(suite)
