@@ -145,3 +145,23 @@ def test_release_filters_by_time(pipeline, gate, when):
         == 1
     )
     assert len(list_quarantine(pipeline.url, raw_schema=pipeline.raw)) == 1
+
+
+def test_a_load_committed_after_a_later_one_is_still_checked(pipeline, gate):
+    """Loads commit out of order (file drops beside the API ingest): none escapes the gate."""
+    from vbatt.warehouse.loader import append_readings, begin_load, finish_load
+
+    pipeline.batteries([battery_row()])
+    pipeline.load(clean_readings())
+    gate.run("after_ingest")
+    with pipeline.engine.connect() as slow:
+        with slow.begin():
+            load_id = begin_load(slow, pipeline.raw, "test", "slow file")
+            received, loaded = append_readings(slow, pipeline.raw, load_id, "test", [DIP])
+            finish_load(slow, pipeline.raw, load_id, received, loaded, 0)
+            # meanwhile a later load commits and is checked
+            pipeline.load([near("2025-06-03T05:00:00+00:00")])
+            assert gate.run("after_ingest").outcome == "passed"
+        # the slow load is committed now: the next run checks it
+    result = gate.run("after_ingest")
+    assert result.quarantined == 1, result.summary

@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from vbatt.exports.channels import CHANNEL_NAMES, PROFILE_CHANNELS
 from vbatt.quality.context import docs_index, gx_context
-from vbatt.quality.gates import CHECKPOINTS, record_run, validate
+from vbatt.quality.gates import CHECKPOINTS, begin_run, finish_run, validate
 from vbatt.quality.result import QualityResult
 from vbatt.quality.suites import load_suite, parameters
 from vbatt.warehouse.db import get_engine
@@ -104,7 +104,6 @@ def check_export(
     raw, schema = check_schema_name(raw_schema), check_schema_name(schema)
     engine = get_engine(url)
     migrate(engine, raw)
-    started_at = datetime.now().astimezone()
     exported = pd.DataFrame(exported.loc[:, list(EXPORTED_COLUMNS)])
     unknown = sorted(set(exported["channel"]) - set(CHANNEL_NAMES))
     if unknown:
@@ -121,6 +120,8 @@ def check_export(
         warehouse_series(engine, schema, partner_id, start_utc, end_utc, channels),
         params["export_rounding_kwh"],
     )
+    scope = f"{partner_id} {start_utc.isoformat()}..{end_utc.isoformat()}"
+    run_id = begin_run(engine, raw, "before_export", scope)
     context = gx_context(docs_dir)
     batch = (
         context.data_sources.add_pandas("export")
@@ -135,9 +136,8 @@ def check_export(
         {**params, "__batch_parameters__": {"dataframe": frame}},
         CHECKPOINTS["before_export"].may_block,
     )
-    result.scope = f"{partner_id} {start_utc.isoformat()}..{end_utc.isoformat()}"
-    result.data_docs = docs_index(docs_dir)
+    result.scope, result.run_id, result.data_docs = scope, run_id, docs_index(docs_dir)
     if skipped:
         result.notes.append(f"not compared (register channels): {', '.join(skipped)}")
-    record_run(engine, raw, result, started_at)
+    finish_run(engine, raw, result)
     return result

@@ -17,7 +17,6 @@ import json
 import logging
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -173,59 +172,72 @@ def warehouse_source(context, engine: Engine):
         return context.data_sources.add_sql("warehouse", connection_string=url)
 
 
-def _last_watermarks(engine: Engine, raw: str, checkpoint: str) -> tuple[int, str]:
+def _ledger_watermarks(engine: Engine, raw: str, schema: str) -> tuple[str, str]:
+    """(where after_ledger starts: the newest stamp a passing run covered, the newest now)."""
     with engine.connect() as conn:
-        load_id, computed_at = conn.execute(
+        since = conn.execute(
             text(
-                f"select coalesce(max(checked_load_id), 0), max(checked_computed_at)::text"
-                f" from {raw}.quality_runs where checkpoint = :c"
-            ),
-            {"c": checkpoint},
-        ).one()
-    return load_id, computed_at or "-infinity"
-
-
-def _current_watermarks(engine: Engine, raw: str, schema: str) -> tuple[int, str | None]:
-    with engine.connect() as conn:
-        load_id = conn.execute(text(f"select coalesce(max(load_id), 0) from {raw}.loads")).scalar()
+                f"select max(checked_computed_at)::text from {raw}.quality_runs"
+                " where checkpoint = 'after_ledger'"
+            )
+        ).scalar()
         ledger = conn.execute(
             text("select to_regclass(:t)"), {"t": f"{schema}_intermediate.int_battery_ledger"}
         ).scalar()
-        computed_at = None
-        if ledger:
-            computed_at = conn.execute(
-                text(f"select max(computed_at)::text from {ledger}")
-            ).scalar()
-    return load_id, computed_at
+        if not ledger:
+            raise ValueError(f"no ledger in {schema}_intermediate yet: run dbt (vbatt dbt run)")
+        now = conn.execute(text(f"select max(computed_at)::text from {ledger}")).scalar()
+    return since or "-infinity", now or "-infinity"
 
 
-def record_run(
+def _unchecked_loads(engine: Engine, raw: str) -> list[int]:
+    """Loads after_ingest has not looked at: a set, so a load committed late is not missed."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    f"select load_id from {raw}.loads as l where not exists (select 1"
+                    f" from {raw}.quality_checked_loads as c where c.load_id = l.load_id)"
+                    " order by load_id"
+                )
+            ).scalars()
+        )
+
+
+def begin_run(engine: Engine, raw: str, checkpoint: str, scope: str = "") -> int:
+    with engine.begin() as conn:
+        return conn.execute(
+            text(
+                f"insert into {raw}.quality_runs (checkpoint, scope, outcome)"
+                " values (:c, :s, 'running') returning run_id"
+            ),
+            {"c": checkpoint, "s": scope},
+        ).scalar_one()
+
+
+def finish_run(
     engine: Engine,
     raw: str,
     result: QualityResult,
-    started_at: datetime,
-    checked_load_id: int | None = None,
+    checked_loads: list[int] = (),
     checked_computed_at: str | None = None,
-) -> int:
+) -> None:
+    """Record the outcome, each failure and what the run covered."""
     with engine.begin() as conn:
-        run_id = conn.execute(
+        conn.execute(
             text(
-                f"insert into {raw}.quality_runs (checkpoint, scope, started_at, finished_at,"
-                " outcome, checked_load_id, checked_computed_at, summary, data_docs)"
-                " values (:c, :s, :started, clock_timestamp(), :o, :l, :t, :summary, :docs)"
-                " returning run_id"
+                f"update {raw}.quality_runs set finished_at = clock_timestamp(), outcome = :o,"
+                " checked_computed_at = :t, summary = :summary, data_docs = :docs"
+                " where run_id = :r"
             ),
             {
-                "c": result.checkpoint,
-                "s": result.scope,
-                "started": started_at,
+                "r": result.run_id,
                 "o": result.outcome,
-                "l": checked_load_id,
                 "t": checked_computed_at,
                 "summary": result.summary,
                 "docs": str(result.data_docs or ""),
             },
-        ).scalar_one()
+        )
         for f in result.failures:
             conn.execute(
                 text(
@@ -234,7 +246,7 @@ def record_run(
                     " values (:r, :s, :e, :l, :n, :x)"
                 ),
                 {
-                    "r": run_id,
+                    "r": result.run_id,
                     "s": f.suite,
                     "e": f.expectation,
                     "l": f.level,
@@ -242,8 +254,14 @@ def record_run(
                     "x": json.dumps(f.examples, default=str, sort_keys=True),
                 },
             )
-    result.run_id = run_id
-    return run_id
+        if checked_loads:
+            conn.execute(
+                text(
+                    f"insert into {raw}.quality_checked_loads (load_id, run_id)"
+                    " select unnest(cast(:ids as bigint[])), :r on conflict do nothing"
+                ),
+                {"ids": list(checked_loads), "r": result.run_id},
+            )
 
 
 def run_checkpoint(
@@ -256,9 +274,10 @@ def run_checkpoint(
 ) -> QualityResult:
     """Validate what is new since this checkpoint's last run; record and return the result.
 
-    ``after_ingest`` quarantines the readings that fail a row-level expectation. A
-    blocked ``after_ledger`` run does not move the watermark: the next run checks the
-    same rows again (plus what is new) until they pass.
+    ``after_ingest`` checks the loads it has not seen and quarantines the readings that
+    fail a row-level expectation. ``after_ledger`` checks the rows computed since its last
+    passing run: a blocked run does not move on, the next one checks the same rows again
+    (plus what is new) until they pass.
     """
     from vbatt.quality.quarantine import quarantine_failures
 
@@ -271,18 +290,19 @@ def run_checkpoint(
     raw, schema = check_schema_name(raw_schema), check_schema_name(schema)
     engine = get_engine(url)
     migrate(engine, raw)
-    started_at = datetime.now().astimezone()
-    since_load, since_computed = _last_watermarks(engine, raw, checkpoint)
-    until_load, computed_now = _current_watermarks(engine, raw, schema)
-    if checkpoint == "after_ledger" and computed_now is None:
-        raise ValueError(f"no ledger in {schema}_intermediate yet: run dbt (vbatt dbt run) first")
+    loads: list[int] = []
+    since_computed = computed_now = "-infinity"
+    if checkpoint == "after_ingest":
+        loads = _unchecked_loads(engine, raw)
+    else:
+        since_computed, computed_now = _ledger_watermarks(engine, raw, schema)
     values = {
         **schema_names(schema, raw),
-        "since_load_id": since_load,
-        "until_load_id": until_load,
+        "unchecked_load_ids": f"array[{', '.join(map(str, loads))}]::bigint[]",
         "since_computed_at": f"'{since_computed}'::timestamptz",
     }
     suites = [load_suite(name, values) for name in spec.suites]
+    run_id = begin_run(engine, raw, checkpoint)
     context = gx_context(docs_dir)
     source = warehouse_source(context, engine)
     batches = {
@@ -293,30 +313,22 @@ def run_checkpoint(
     }
     parameters = {k: v for suite in suites for k, v in suite_parameters(suite).items()}
     result, failed = validate(context, checkpoint, suites, batches, parameters, spec.may_block)
-    result.data_docs = docs_index(docs_dir)
+    result.run_id, result.data_docs = run_id, docs_index(docs_dir)
     if spec.quarantines and failed:
-        batch_query = {s["name"]: s["meta"]["batch_query"] for s in suites}
-        result.quarantined, skipped = quarantine_failures(
-            engine, raw, schema, failed, batch_query["raw_readings"]
+        result.quarantined, late = quarantine_failures(
+            engine, raw, schema, failed, suites[0]["meta"]["batch_query"], run_id
         )
-        if skipped:
+        if late:
             result.notes.append(
-                f"{skipped} failing readings were already in the ledger and stay there;"
+                f"{late} failing readings were already in the ledger and stay there;"
                 " fix them and run vbatt rebuild --full"
             )
-    run_id = record_run(
+    finish_run(
         engine,
         raw,
         result,
-        started_at,
-        checked_load_id=until_load if checkpoint == "after_ingest" else None,
+        checked_loads=loads,
         checked_computed_at=None if result.blocked else computed_now,
     )
-    if result.quarantined:
-        with engine.begin() as conn:
-            conn.execute(
-                text(f"update {raw}.quarantined_readings set run_id = :r where run_id is null"),
-                {"r": run_id},
-            )
     (log.warning if result.failures else log.info)("%s", result.summary)
     return result

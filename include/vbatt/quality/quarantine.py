@@ -39,7 +39,7 @@ def _consumed_load_id(conn, schema: str) -> int:
 
 
 def quarantine_failures(
-    engine: Engine, raw: str, schema: str, failed: dict[str, dict], batch_query: str
+    engine: Engine, raw: str, schema: str, failed: dict[str, dict], batch_query: str, run_id: int
 ) -> tuple[int, int]:
     """Hold back every reading a failed row-level expectation names: (held, too late).
 
@@ -60,14 +60,14 @@ def quarantine_failures(
             rows = conn.execute(
                 text(
                     f"insert into {raw}.quarantined_readings"
-                    " (meter_id, ts, import_kwh, export_kwh, load_id, reason)"
+                    " (meter_id, ts, import_kwh, export_kwh, load_id, reason, run_id)"
                     " select distinct on (meter_id, ts, import_kwh, export_kwh)"
-                    "  meter_id, ts, import_kwh, export_kwh, load_id, :reason"
+                    "  meter_id, ts, import_kwh, export_kwh, load_id, :reason, :run"
                     f" from ({failing}) as failing where load_id > :c"
                     " on conflict do nothing"
                     " returning meter_id, ts, import_kwh, export_kwh, load_id"
                 ),
-                {"reason": name, "c": consumed},
+                {"reason": name, "c": consumed, "run": run_id},
             ).all()
             for r in rows:
                 conn.execute(

@@ -51,7 +51,7 @@ def latest_summaries(url: str, raw_schema: str = "raw") -> list[str]:
             conn.execute(
                 text(
                     f"select distinct on (checkpoint, scope) summary from {raw}.quality_runs"
-                    f" order by checkpoint, scope, run_id desc"
+                    f" where outcome <> 'running' order by checkpoint, scope, run_id desc"
                 )
             ).scalars()
         )

@@ -7,16 +7,23 @@ create table if not exists {raw}.quality_runs (
     scope          text        not null default '',  -- e.g. the partner of an export check
     started_at     timestamptz not null default now(),
     finished_at    timestamptz,
-    outcome        text        not null,             -- passed | warned | blocked
-    -- what the run covered, so the next run of the checkpoint starts where this one ended
-    checked_load_id     bigint,
+    outcome        text        not null,             -- running | passed | warned | blocked
+    -- after_ledger: the ledger's newest computed_at covered, where the next run starts
     checked_computed_at timestamptz,
     summary        text        not null default '',
     data_docs      text        not null default '',
-    constraint quality_runs_outcome check (outcome in ('passed', 'warned', 'blocked'))
+    -- a run that stays 'running' crashed (its task failed with the error)
+    constraint quality_runs_outcome check (outcome in ('running', 'passed', 'warned', 'blocked'))
 );
 create index if not exists quality_runs_checkpoint on {raw}.quality_runs (checkpoint, run_id);
 create index if not exists quality_runs_started on {raw}.quality_runs (started_at);
+
+-- The loads the after_ingest gate has looked at: a set, not a high-water mark, so a load
+-- that commits after a later one (file drops beside the API ingest) is still checked.
+create table if not exists {raw}.quality_checked_loads (
+    load_id bigint primary key references {raw}.loads (load_id),
+    run_id  bigint not null references {raw}.quality_runs (run_id)
+);
 
 create table if not exists {raw}.quality_failures (
     run_id           bigint  not null references {raw}.quality_runs (run_id),
