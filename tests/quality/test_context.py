@@ -10,10 +10,11 @@ from vbatt.quality.gates import warehouse_source
 
 
 def test_only_the_project_docs_site(tmp_path):
-    context = gx_context(tmp_path / "docs")
+    context = gx_context("before_export/P 1", tmp_path / "docs")
     sites = context.list_data_docs_sites()
     assert list(sites) == [DOCS_SITE]
-    assert sites[DOCS_SITE]["store_backend"]["base_directory"] == str((tmp_path / "docs").resolve())
+    folder = (tmp_path / "docs" / "before_export" / "P_1").resolve()
+    assert sites[DOCS_SITE]["store_backend"]["base_directory"] == str(folder)
 
 
 class _Sources:
@@ -55,4 +56,4 @@ def test_gx_accepts_an_external_warehouse_url(tmp_path):
 
     engine = create_engine("postgresql+psycopg2://vbatt:pa%24%24@127.0.0.1:1/vbatt")
     with pytest.raises(TestConnectionError, match="127.0.0.1"):
-        warehouse_source(gx_context(tmp_path / "docs"), engine)
+        warehouse_source(gx_context("after_ledger", tmp_path / "docs"), engine)

@@ -286,6 +286,9 @@ def test_one_partner_blocked_another_passes(pipeline, gate):
     assert passed.ok, passed.summary
     # P1's frame holds no series of P2 and the other way round: scoped by partner
     assert "every_exported_series_in_warehouse" not in blocked.summary
+    # each partner's latest report in a folder of its own
+    assert blocked.data_docs == gate.docs_dir / "before_export" / "P1" / "index.html"
+    assert blocked.data_docs.is_file() and passed.data_docs.is_file()
 
 
 def test_empty_export_of_a_partner_with_data_is_blocked(pipeline, gate):

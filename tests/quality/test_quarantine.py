@@ -87,15 +87,23 @@ def test_data_docs_written(pipeline, gate):
     pipeline.batteries([battery_row()])
     pipeline.load(clean_readings() + [DIP])
     result = gate.run("after_ingest")
-    assert result.data_docs == gate.docs_dir / "index.html"
+    assert result.data_docs == gate.docs_dir / "after_ingest" / "index.html"
     assert result.data_docs.is_file()
-    pages = list((gate.docs_dir / "validations" / "raw_readings").rglob("*.html"))
-    assert len(pages) == 1, "a validation page per run"
+    assert str(result.data_docs) in result.summary
+    pages = list((gate.docs_dir / "after_ingest" / "validations").rglob("*.html"))
+    assert len(pages) == 1, "the latest run's report"
     shown = " ".join(re.sub(r"<[^>]+>", " ", pages[0].read_text()).split())
     assert "Unsuccessful Expectations 1 " in shown
     assert "drops and then comes back" in shown  # the failed expectation's description
-    assert "after_ingest" in str(pages[0])  # the run is named after its checkpoint
-    assert str(result.data_docs) in result.summary
+
+    # every checkpoint keeps its latest report; the index above links them all
+    pipeline.run()
+    assert gate.run("after_ledger").data_docs.is_file()
+    gate.run("after_ingest")
+    assert len(list((gate.docs_dir / "after_ingest" / "validations").rglob("*.html"))) == 1
+    index = (gate.docs_dir / "index.html").read_text()
+    assert 'href="after_ingest/index.html"' in index
+    assert 'href="after_ledger/index.html"' in index
 
 
 def test_cli_list_and_release(engine, warehouse_url, monkeypatch, tmp_path, capsys):

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from vbatt.exports.channels import CHANNEL_NAMES, PROFILE_CHANNELS
-from vbatt.quality.context import docs_index, gx_context
+from vbatt.quality.context import gx_context, publish_index, site_dir
 from vbatt.quality.gates import CHECKPOINTS, begin_run, finish_run, validate
 from vbatt.quality.result import QualityResult
 from vbatt.quality.suites import load_suite, parameters
@@ -122,7 +122,8 @@ def check_export(
     )
     scope = f"{partner_id} {start_utc.isoformat()}..{end_utc.isoformat()}"
     run_id = begin_run(engine, raw, "before_export", scope)
-    context = gx_context(docs_dir)
+    site = f"before_export/{partner_id}"
+    context = gx_context(site, docs_dir)
     batch = (
         context.data_sources.add_pandas("export")
         .add_dataframe_asset(f"{partner_id}")
@@ -136,7 +137,9 @@ def check_export(
         {**params, "__batch_parameters__": {"dataframe": frame}},
         CHECKPOINTS["before_export"].may_block,
     )
-    result.scope, result.run_id, result.data_docs = scope, run_id, docs_index(docs_dir)
+    result.scope, result.run_id = scope, run_id
+    result.data_docs = site_dir(site, docs_dir) / "index.html"
+    publish_index(docs_dir)
     if skipped:
         result.notes.append(f"not compared (register channels): {', '.join(skipped)}")
     finish_run(engine, raw, result)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from vbatt.quality.context import docs_index, gx_context
+from vbatt.quality.context import gx_context, publish_index, site_dir
 from vbatt.quality.result import Failure, QualityResult
 from vbatt.quality.suites import load_suite, schema_names
 from vbatt.quality.suites import parameters as suite_parameters
@@ -303,7 +303,7 @@ def run_checkpoint(
     }
     suites = [load_suite(name, values) for name in spec.suites]
     run_id = begin_run(engine, raw, checkpoint)
-    context = gx_context(docs_dir)
+    context = gx_context(checkpoint, docs_dir)
     source = warehouse_source(context, engine)
     batches = {
         suite["name"]: source.add_query_asset(
@@ -313,7 +313,8 @@ def run_checkpoint(
     }
     parameters = {k: v for suite in suites for k, v in suite_parameters(suite).items()}
     result, failed = validate(context, checkpoint, suites, batches, parameters, spec.may_block)
-    result.run_id, result.data_docs = run_id, docs_index(docs_dir)
+    result.run_id, result.data_docs = run_id, site_dir(checkpoint, docs_dir) / "index.html"
+    publish_index(docs_dir)
     if spec.quarantines and failed:
         result.quarantined, late = quarantine_failures(
             engine, raw, schema, failed, suites[0]["meta"]["batch_query"], run_id

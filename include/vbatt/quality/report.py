@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
-from vbatt.quality.context import docs_index
+from vbatt.quality.context import docs_root
 from vbatt.quality.suites import dbt_vars
 from vbatt.warehouse.db import get_engine
 from vbatt.warehouse.migrate import check_schema_name
@@ -62,6 +62,6 @@ def overview(url: str, raw_schema: str = "raw") -> str:
     summaries = latest_summaries(url, raw_schema)
     if not summaries:
         return "no quality checkpoint has run yet"
-    index = docs_index()
+    index = docs_root() / "index.html"
     body = "\n".join(s.split("\n  data docs:")[0] for s in summaries)
     return f"{body}\nData docs (HTML validation reports): {index}"
