@@ -283,6 +283,11 @@ def test_one_partner_blocked_another_passes(pipeline, gate):
     blocked = check_export(pipeline.url, "P1", *PERIOD, p1, **kwargs)
     passed = check_export(pipeline.url, "P2", *PERIOD, p2, **kwargs)
     assert not blocked.ok and "sums_equal" in blocked.summary
+    [failure] = blocked.failures
+    assert (failure.examples[0]["battery_id"], failure.examples[0]["channel"]) == (
+        BATTERY,
+        p1.loc[0, "channel"],
+    )  # the summary names the series, not just the numbers
     assert passed.ok, passed.summary
     # P1's frame holds no series of P2 and the other way round: scoped by partner
     assert "every_exported_series_in_warehouse" not in blocked.summary

@@ -134,8 +134,9 @@ def check_export(
         "before_export",
         [suite],
         {"exports": batch},
-        {**params, "__batch_parameters__": {"dataframe": frame}},
+        params,
         CHECKPOINTS["before_export"].may_block,
+        frame=frame,
     )
     result.scope, result.run_id = scope, run_id
     result.data_docs = site_dir(site, docs_dir) / "index.html"

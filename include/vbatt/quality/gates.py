@@ -55,8 +55,14 @@ class QualityGateError(RuntimeError):
         super().__init__(result.summary)
 
 
-def _examples(result: dict) -> list[dict]:
+def _examples(result: dict, frame=None) -> list[dict]:
+    """A few offending rows: SQL expectations return them; for a DataFrame batch, the
+    rows at GX's unexpected indices; else the offending values."""
     rows = result.get("details", {}).get("unexpected_rows")
+    if rows is None and frame is not None and result.get("unexpected_index_list"):
+        indices = result["unexpected_index_list"][:EXAMPLES_KEPT]
+        rows = frame.loc[indices].astype(object).where(frame.loc[indices].notna(), None)
+        rows = rows.to_dict("records")
     if rows is None:
         rows = [{"value": v} for v in result.get("partial_unexpected_list", [])]
     return [dict(r) for r in rows[:EXAMPLES_KEPT]]
@@ -82,25 +88,32 @@ def _count(result: dict) -> int | None:
     return int(observed) if isinstance(observed, int | float) else None
 
 
-def validate(
+def validate(*args, **kwargs) -> tuple[QualityResult, dict[str, dict]]:
+    """See :func:`_validate`; GX prints (not logs) a hint about ``{batch}`` each time it
+    re-reads a SQL expectation whose query it has filled in: kept out of the task logs."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return _validate(*args, **kwargs)
+
+
+def _validate(
     context,
     checkpoint_name: str,
     suites: list[dict],
     batch: dict,
     parameters: dict,
     may_block: bool,
+    frame=None,
 ) -> tuple[QualityResult, dict[str, dict]]:
     """Run ``suites`` (GX dicts) against their batches; the failures and failed configs.
 
-    ``batch`` maps each suite's name to its GX batch definition, and ``parameters`` are
-    the ``$PARAMETER`` values; batch parameters (a DataFrame) may be passed via
-    ``parameters['__batch_parameters__']``.
+    ``batch`` maps each suite's name to its GX batch definition, ``parameters`` are the
+    ``$PARAMETER`` values, and ``frame`` is the DataFrame of a pandas batch.
     """
     import great_expectations as gx
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.core.run_identifier import RunIdentifier
 
-    batch_parameters = parameters.pop("__batch_parameters__", None)
+    batch_parameters = None if frame is None else {"dataframe": frame}
     definitions = []
     for suite in suites:
         gx_suite = context.suites.add(ExpectationSuite(**suite))
@@ -121,13 +134,11 @@ def validate(
             result_format={"result_format": "COMPLETE", "partial_unexpected_count": EXAMPLES_KEPT},
         )
     )
-    # GX prints (not logs) a hint about {batch} for every SQL expectation it re-reads
-    with contextlib.redirect_stdout(io.StringIO()):
-        run = checkpoint.run(
-            batch_parameters=batch_parameters,
-            expectation_parameters=parameters,
-            run_id=RunIdentifier(run_name=checkpoint_name),
-        )
+    run = checkpoint.run(
+        batch_parameters=batch_parameters,
+        expectation_parameters=parameters,
+        run_id=RunIdentifier(run_name=checkpoint_name),
+    )
     result = QualityResult(checkpoint=checkpoint_name)
     failed: dict[str, dict] = {}
     for validation in run.run_results.values():
@@ -150,7 +161,7 @@ def validate(
                     expectation=name,
                     level="block" if (critical and may_block) else "warn",
                     unexpected_count=_count(outcome.result),
-                    examples=_examples(outcome.result),
+                    examples=_examples(outcome.result, frame),
                     description=config.description or "",
                 )
             )
