@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -107,19 +108,27 @@ def test_data_docs_written(pipeline, gate):
 
 
 def test_cli_list_and_release(engine, warehouse_url, monkeypatch, tmp_path, capsys):
-    """The commands people use, against the default schemas of a throw-away cluster."""
+    """The commands people use, on the default schemas of a database of their own."""
+    from sqlalchemy import make_url
+
     from vbatt import cli
     from vbatt.settings import get_settings
+    from vbatt.warehouse.db import get_engine
     from vbatt.warehouse.loader import load_readings, upsert_batteries
     from vbatt.warehouse.migrate import migrate
 
-    monkeypatch.setenv("WAREHOUSE_URL", warehouse_url)
+    database = f"cli_{secrets.token_hex(4)}"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"create database {database}"))
+    url = make_url(warehouse_url).set(database=database).render_as_string(hide_password=False)
+    monkeypatch.setenv("WAREHOUSE_URL", url)
     monkeypatch.setenv("VBATT_DATA_DOCS_DIR", str(tmp_path / "docs"))
     get_settings.cache_clear()
     try:
-        migrate(engine)
-        upsert_batteries(engine, [battery_row()])
-        load_readings(engine, clean_readings() + [DIP], source="test")
+        own = get_engine(url)
+        migrate(own)
+        upsert_batteries(own, [battery_row()])
+        load_readings(own, clean_readings() + [DIP], source="test")
         assert cli.main(["quality", "after_ingest"]) == 0
         assert "1 readings quarantined" in capsys.readouterr().out
         assert cli.main(["quarantine", "list"]) == 0
@@ -129,10 +138,12 @@ def test_cli_list_and_release(engine, warehouse_url, monkeypatch, tmp_path, caps
         assert "1 readings released" in capsys.readouterr().out
         assert cli.main(["quarantine", "list"]) == 0
         assert "no readings in quarantine" in capsys.readouterr().out
+        assert (tmp_path / "docs" / "after_ingest" / "index.html").is_file()
     finally:
         get_settings.cache_clear()
-        with engine.begin() as conn:
-            conn.execute(text("drop schema if exists raw cascade"))
+        get_engine.cache_clear()  # the CLI's engine points at the database dropped below
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f"drop database if exists {database} with (force)"))
 
 
 @pytest.mark.parametrize("when", [datetime(2025, 6, 2, tzinfo=UTC)])
