@@ -35,7 +35,11 @@ def _consumed_load_id(conn, schema: str) -> int:
     ).scalar()
     if not table:
         return 0
-    return conn.execute(text(f"select coalesce(max(max_load_id), 0) from {table}")).scalar()
+    # the newest run's watermark, through the computed_at index (as the model reads it)
+    newest = conn.execute(
+        text(f"select max_load_id from {table} order by computed_at desc limit 1")
+    ).scalar()
+    return newest or 0
 
 
 def quarantine_failures(
