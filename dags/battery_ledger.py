@@ -4,11 +4,13 @@
 Runs whenever new meter data lands (the raw meter data Asset): the dbt project through
 Cosmos, staging to marts, incremental, then its tests (the rule book's invariants among
 them). One run at a time: the ledger continues each battery from its stored level.
+Then the `after_ledger` quality gate: a failed rule-book check fails the run with a
+summary (expectation, rows, examples; HTML report in `build/data_docs/`).
 """
 
 from __future__ import annotations
 
-from airflow.sdk import dag
+from airflow.sdk import dag, task
 
 from dag_defaults import DEFAULT_ARGS, LEDGER, RAW_METER_DATA, START_DATE, TAGS
 from dbt_cosmos import ledger_task_group
@@ -24,7 +26,22 @@ from dbt_cosmos import ledger_task_group
     doc_md=__doc__,
 )
 def battery_ledger():
-    ledger_task_group(default_args={**DEFAULT_ARGS, "outlets": [LEDGER]})
+    ledger = ledger_task_group(default_args={**DEFAULT_ARGS, "outlets": [LEDGER]})
+
+    @task
+    def check_ledger() -> dict:
+        """Quality gate (block): the ledger against the rule book; fails with a summary."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from vbatt.quality import QualityGateError, run_checkpoint
+        from warehouse_hook import WarehouseHook
+
+        result = run_checkpoint("after_ledger", WarehouseHook().get_url())
+        if result.blocked:  # not transient: no retries; fix the data, then clear the task
+            raise AirflowFailException(result.summary) from QualityGateError(result)
+        return result.as_dict()
+
+    ledger >> check_ledger()
 
 
 battery_ledger()

@@ -4,7 +4,7 @@
 Every five minutes, load the files waiting in the drop folder (`VBATT_DROP_DIR`):
 readings CSV and MSCONS (load profiles, meter readings). Each file is loaded whole or
 moved to `refused/` with a `.reason.txt`; loaded files go to `loaded/`. The same file
-twice is loaded once.
+twice is loaded once. The `after_ingest` quality gate then checks the new readings.
 """
 
 from __future__ import annotations
@@ -25,14 +25,22 @@ from dag_defaults import DEFAULT_ARGS, RAW_METER_DATA, START_DATE, TAGS
     doc_md=__doc__,
 )
 def file_drop():
-    @task(outlets=[RAW_METER_DATA])
+    @task
     def load_dropped_files() -> dict:
         from vbatt.pipeline import ingest_drop_folder
         from warehouse_hook import WarehouseHook
 
         return ingest_drop_folder(WarehouseHook().get_url())
 
-    load_dropped_files()
+    @task(outlets=[RAW_METER_DATA])
+    def check_new_readings() -> dict:
+        """Quality gate (warn): bad readings are quarantined before the ledger runs."""
+        from vbatt.quality import run_checkpoint
+        from warehouse_hook import WarehouseHook
+
+        return run_checkpoint("after_ingest", WarehouseHook().get_url()).as_dict()
+
+    load_dropped_files() >> check_new_readings()
 
 
 file_drop()

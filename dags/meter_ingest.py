@@ -4,7 +4,8 @@
 Every quarter hour, fetch the readings of every live meter from the smart-me cloud
 (connection `smartme_default`) for the run's data interval plus a lookback for late
 data, and append them to `raw.meter_readings`. A meter missing earlier data is fetched
-from where it is complete. Updates the raw meter data Asset, which triggers
+from where it is complete. The `after_ingest` quality gate then checks the new readings
+(warns; quarantines bad ones). Updates the raw meter data Asset, which triggers
 `battery_ledger`. Backfill: `airflow backfill create --dag-id meter_ingest --from-date ... --to-date ...`.
 """
 
@@ -26,7 +27,7 @@ from dag_defaults import DEFAULT_ARGS, RAW_METER_DATA, START_DATE, TAGS
     doc_md=__doc__,
 )
 def meter_ingest():
-    @task(outlets=[RAW_METER_DATA])
+    @task
     def fetch_and_load(data_interval_start=None, data_interval_end=None) -> dict:
         from smartme_hook import SmartMeHook
         from vbatt.pipeline import ingest_window
@@ -37,7 +38,15 @@ def meter_ingest():
                 WarehouseHook().get_url(), client, data_interval_start, data_interval_end
             )
 
-    fetch_and_load()
+    @task(outlets=[RAW_METER_DATA])
+    def check_new_readings() -> dict:
+        """Quality gate (warn): bad readings are quarantined before the ledger runs."""
+        from vbatt.quality import run_checkpoint
+        from warehouse_hook import WarehouseHook
+
+        return run_checkpoint("after_ingest", WarehouseHook().get_url()).as_dict()
+
+    fetch_and_load() >> check_new_readings()
 
 
 meter_ingest()

@@ -332,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", help="outbox folder (default: outbox/ or VBATT_OUTBOX_DIR)")
     exp.add_argument("--no-delivery", action="store_true", help="issue files but send nothing")
     exp.set_defaults(func=_export)
+
     srv = sub.add_parser("serve", help="the read API and dashboard over the marts")
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8800)
@@ -350,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     kr = keys_sub.add_parser("revoke", help="revoke a key by its prefix (vb_ + 8 characters)")
     kr.add_argument("prefix")
     keys.set_defaults(func=_keys)
+
+    from vbatt.quality.commands import add_parsers as add_quality_parsers
+
+    add_quality_parsers(sub)  # vbatt quality CHECKPOINT, vbatt quarantine list|release
 
     dbt = sub.add_parser("dbt", help="run dbt against the warehouse, e.g. vbatt dbt build")
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)

@@ -11,14 +11,13 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from vbatt.battery_config import field_problems
 from vbatt.readings import Reading
 from vbatt.warehouse.loader import BATTERY_COLUMNS
 
 READINGS_HEADER = ("meter_id", "timestamp", "import_kwh", "export_kwh")
 BATTERIES_HEADER = BATTERY_COLUMNS  # the columns of raw.batteries, in the same order
-REQUIRED_BATTERY_FIELDS = ("battery_id", "meter_id", "start_date")
 DEFAULT_TIMEZONE = "Europe/Zurich"
 
 
@@ -140,12 +139,16 @@ def read_batteries_csv(path: Path, known_meters: set[str] | None = None) -> list
     for line, row in _rows(path, BATTERIES_HEADER, problems):
         found: list[InputProblem] = []
 
-        def problem(column: str, message: str, line: int = line, found: list = found) -> None:
-            found.append(InputProblem(name, line, column, message))
+        def problem(
+            column: str,
+            message: str,
+            line: int = line,
+            found: list = found,
+            battery_id: str = row["battery_id"],
+        ) -> None:
+            battery = f" (battery {battery_id!r})" if battery_id else ""
+            found.append(InputProblem(name, line, column, message + battery))
 
-        for column in REQUIRED_BATTERY_FIELDS:
-            if not row[column]:
-                problem(column, "is required")
         if row["battery_id"] in seen:
             problem("battery_id", f"{row['battery_id']!r} appears twice")
         seen.add(row["battery_id"])
@@ -153,14 +156,14 @@ def read_batteries_csv(path: Path, known_meters: set[str] | None = None) -> list
         parsed["name"] = row["name"] or row["battery_id"]
         parsed["partner_id"] = row["partner_id"] or "default"
         parsed["customer_id"] = row["customer_id"] or row["battery_id"]
+        unparsable: set[str] = set()
         for column, default in (("capacity_kwh", 0.0), ("initial_level_kwh", 0.0)):
             try:
                 parsed[column] = _number(row[column]) if row[column] else default
             except ValueError:
                 problem(column, f"{row[column]!r} is not a number")
                 parsed[column] = default
-            if parsed[column] < 0:
-                problem(column, f"{row[column]} is negative")
+                unparsable.add(column)
         for column in ("start_date", "reset_date", "end_date"):
             if row[column]:
                 try:
@@ -168,25 +171,13 @@ def read_batteries_csv(path: Path, known_meters: set[str] | None = None) -> list
                 except ValueError:
                     problem(column, f"{row[column]!r} is not a date (YYYY-MM-DD)")
                     parsed[column] = None
+                    unparsable.add(column)
         parsed["reset_repeat"] = row["reset_repeat"] or "yearly"
-        if parsed["reset_repeat"] not in ("yearly", "none"):
-            problem("reset_repeat", f"{row['reset_repeat']!r}: use yearly or none")
         parsed["timezone"] = row["timezone"] or DEFAULT_TIMEZONE
-        try:
-            ZoneInfo(parsed["timezone"])
-        except (ZoneInfoNotFoundError, ValueError):
-            problem("timezone", f"{parsed['timezone']!r} is not an IANA time zone")
-        capacity, initial = parsed["capacity_kwh"], parsed["initial_level_kwh"]
-        if capacity > 0 and initial > capacity:
-            problem("initial_level_kwh", f"{initial} exceeds the capacity {capacity}")
-        if (
-            parsed["start_date"]
-            and parsed["end_date"]
-            and parsed["end_date"] <= parsed["start_date"]
-        ):
-            problem(
-                "end_date", f"{parsed['end_date']} is not after start_date {parsed['start_date']}"
-            )
+        # the rule book's constraints: one place for them (vbatt.battery_config)
+        for column, message in field_problems(parsed):
+            if column not in unparsable:
+                problem(column, message)
         if known_meters is not None and row["meter_id"] and row["meter_id"] not in known_meters:
             problem("meter_id", f"{row['meter_id']!r} has no readings in the readings file")
         problems.extend(found)

@@ -122,6 +122,7 @@ def exports_table(engine, outbox) -> Table:
 
 def main() -> int:
     from vbatt import airflow_local
+    from vbatt.quality.report import overview as quality_overview
     from vbatt.settings import get_settings
     from vbatt.simulator import running
     from vbatt.simulator.app import DEMO_API_KEY
@@ -164,6 +165,7 @@ def main() -> int:
                 return 1
 
     console.print(summary_table(engine))
+    console.print(quality_overview(url), highlight=False)  # the gates' outcomes, data docs
     console.print(exports_table(engine, get_settings().outbox_dir))
     from vbatt.api.server import demo_handoff
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from vbatt.ingest import IngestError, IngestReport, ingest_smartme, process_drop_folder
+from vbatt.quality.report import failures_on
 from vbatt.settings import get_settings
 from vbatt.warehouse.db import get_engine
 from vbatt.warehouse.migrate import migrate
@@ -137,4 +138,16 @@ def day_report(url: str, local_day: date, schema: str = "analytics") -> list[dic
         len(incomplete),
         incomplete[:20],
     )
+    for f in failures_on(url, local_day):  # the quality gates' warnings of the day
+        log.warning(
+            "%s: quality %s %s %s.%s failed in %d runs (%s rows)%s",
+            local_day,
+            f["level"],
+            f["checkpoint"],
+            f["suite"],
+            f["expectation"],
+            f["runs"],
+            f["rows"],
+            f" [{f['scope']}]" if f["scope"] else "",
+        )
     return report

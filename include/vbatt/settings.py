@@ -38,6 +38,10 @@ class Settings:
     partners_dir: Path  # one YAML per partner (formats, ids, delivery)
     reference_dir: Path  # ../shared/reference: published rule tables (MSCONS AHB) and samples
     api_run_dir: Path  # pid file and log of a detached `vbatt serve`
+    expectations_dir: Path  # the Great Expectations suites (JSON), one file per suite
+    data_docs_dir: Path  # HTML validation reports (git-ignored)
+    max_household_kw: float  # quality gate: more power (kW) than a household draws or feeds in
+    max_estimated_share: float  # quality gate: share of estimated intervals per battery-day
 
     @property
     def embedded(self) -> bool:
@@ -64,6 +68,10 @@ def get_settings() -> Settings:
         partners_dir=Path(env("VBATT_PARTNERS_DIR", root / "partners")),
         reference_dir=Path(env("VBATT_SHARED_DIR", root.parent / "shared")) / "reference",
         api_run_dir=Path(env("VBATT_API_RUN_DIR", root / ".api")),
+        expectations_dir=root / "expectations",
+        data_docs_dir=Path(env("VBATT_DATA_DOCS_DIR", root / "build" / "data_docs")),
+        max_household_kw=float(env("VBATT_MAX_HOUSEHOLD_KW", "60")),
+        max_estimated_share=float(env("VBATT_MAX_ESTIMATED_SHARE", "0.25")),
     )
 
 

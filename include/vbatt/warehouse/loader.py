@@ -202,14 +202,20 @@ def write_rejections(
 
 
 def upsert_batteries(engine: Engine, batteries: Iterable[dict], raw_schema: str = "raw") -> int:
-    """Insert or replace battery configurations (the ledger notices changed ones)."""
+    """Insert or replace battery configurations (the ledger notices changed ones).
+
+    Every row is checked first (vbatt.battery_config): one bad battery refuses the lot
+    with a message naming it and the field, and nothing is stored.
+    """
+    from vbatt.battery_config import check_batteries
+
     raw = check_schema_name(raw_schema)
     cols = ", ".join(BATTERY_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in BATTERY_COLUMNS[1:])
     changed = " or ".join(
         f"{raw}.batteries.{c} is distinct from excluded.{c}" for c in BATTERY_COLUMNS[1:]
     )
-    rows = list(batteries)
+    rows = check_batteries(batteries)
     with engine.begin() as conn:
         conn.execute(
             text(

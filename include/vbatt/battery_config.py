@@ -1,0 +1,92 @@
+"""The rule book's constraints on a battery configuration, checked before it is stored.
+
+One place for them: the batteries CSV (``vbatt batteries``, ``vbatt simulate``) and
+every other path into ``raw.batteries`` (``upsert_batteries``: the demo, partners'
+integrations) ask here, so a bad configuration is refused with the battery and the field
+named instead of failing the next ledger run for everyone. The database constraints of
+migration 0001 stay as the last guard.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+REPEATS = ("yearly", "none")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    battery_id: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"battery {self.battery_id!r}, {self.field}: {self.message}"
+
+
+class BatteryConfigError(ValueError):
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__(
+            "battery configuration refused, nothing stored:\n" + "\n".join(str(p) for p in problems)
+        )
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def field_problems(row: dict) -> list[tuple[str, str]]:
+    """(field, message) for each rule the configuration breaks; parsed values expected."""
+    found: list[tuple[str, str]] = []
+    for field in ("battery_id", "meter_id", "start_date"):
+        if not row.get(field):
+            found.append((field, "is required"))
+    capacity, initial = row.get("capacity_kwh", 0.0), row.get("initial_level_kwh", 0.0)
+    for field, value in (("capacity_kwh", capacity), ("initial_level_kwh", initial)):
+        if not _is_number(value):
+            found.append((field, f"{value!r} is not a finite number"))
+        elif value < 0:
+            found.append((field, f"{value:g} is negative"))
+    if _is_number(capacity) and _is_number(initial) and 0 < capacity < initial:
+        found.append(("initial_level_kwh", f"{initial} exceeds the capacity {capacity}"))
+    for field in ("start_date", "reset_date", "end_date"):
+        value = row.get(field)
+        if value is not None and not isinstance(value, date):
+            found.append((field, f"{value!r} is not a date"))
+    start, end = row.get("start_date"), row.get("end_date")
+    if isinstance(start, date) and isinstance(end, date) and end <= start:
+        found.append(("end_date", f"{end} is not after start_date {start}"))
+    repeat = row.get("reset_repeat") or "yearly"
+    if repeat not in REPEATS:
+        found.append(("reset_repeat", f"{repeat!r}: use yearly or none"))
+    timezone = row.get("timezone")  # None: the default of raw.batteries applies
+    if timezone is not None:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            found.append(("timezone", f"{timezone!r} is not an IANA time zone"))
+    return found
+
+
+def check_batteries(rows: Iterable[dict], known_meters: set[str] | None = None) -> list[dict]:
+    """The rows, or BatteryConfigError naming every problem of every battery."""
+    rows = list(rows)
+    problems: list[ConfigProblem] = []
+    seen: set[str] = set()
+    for row in rows:
+        battery = str(row.get("battery_id") or "?")
+        problems += [ConfigProblem(battery, f, m) for f, m in field_problems(row)]
+        if battery in seen:
+            problems.append(ConfigProblem(battery, "battery_id", "appears twice"))
+        seen.add(battery)
+        meter = row.get("meter_id")
+        if known_meters is not None and meter and meter not in known_meters:
+            problems.append(ConfigProblem(battery, "meter_id", f"{meter!r} has no readings"))
+    if problems:
+        raise BatteryConfigError(problems)
+    return rows
