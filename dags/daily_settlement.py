@@ -52,6 +52,7 @@ def daily_settlement():
     def export_partner_files(partner_id: str, data_interval_start=None) -> list[dict]:
         from airflow.exceptions import AirflowFailException
 
+        from vbatt.exports.gate import export_gate
         from vbatt.exports.partners import get_partner
         from vbatt.exports.run import export_partner
         from vbatt.exports.schedule import periods_due
@@ -62,10 +63,13 @@ def daily_settlement():
         settings = get_settings()
         partner = get_partner(settings.partners_dir, partner_id)
         day = pendulum.instance(data_interval_start).in_timezone(ZURICH).date()
-        engine = get_engine(WarehouseHook().get_url())
+        url = WarehouseHook().get_url()
+        engine = get_engine(url)
         summary = []
         for period in periods_due(partner, day):
-            results, delivered = export_partner(engine, partner, period, settings.outbox_dir)
+            results, delivered = export_partner(
+                engine, partner, period, settings.outbox_dir, gate=export_gate(url)
+            )
             for r in results:
                 summary.append(
                     {

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 
 import pytest
 
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# validation reports of the tests go to a temporary folder, not the checkout's build/
+os.environ.setdefault("VBATT_DATA_DOCS_DIR", tempfile.mkdtemp(prefix="vbatt-data-docs-"))
 
 
 @pytest.fixture(scope="session")

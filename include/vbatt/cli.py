@@ -207,11 +207,13 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from vbatt.exports.gate import export_gate
     from vbatt.exports.partners import get_partner
     from vbatt.exports.period import parse_period
     from vbatt.exports.run import export_partner
     from vbatt.settings import get_settings
     from vbatt.warehouse.db import get_engine
+    from vbatt.warehouse.embedded import warehouse_url
     from vbatt.warehouse.migrate import migrate
 
     settings = get_settings()
@@ -221,7 +223,13 @@ def _export(args: argparse.Namespace) -> int:
     migrate(engine)
     outbox = Path(args.out) if args.out else settings.outbox_dir
     results, delivered = export_partner(
-        engine, partner, period, outbox, formats=args.format, send=not args.no_delivery
+        engine,
+        partner,
+        period,
+        outbox,
+        formats=args.format,
+        send=not args.no_delivery,
+        gate=export_gate(warehouse_url()),
     )
     for r in results:
         files = ", ".join(str(p) for p in r.files)

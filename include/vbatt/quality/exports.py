@@ -29,8 +29,11 @@ EXPORTED_COLUMNS = ("battery_id", "channel", "value_count", "sum_kwh")
 INTERVAL_COLUMNS = {c.name: f"{c.name}_kwh" for c in PROFILE_CHANNELS}
 
 
-def warehouse_series(engine, schema: str, partner_id: str, start_utc, end_utc, channels):
-    """Per battery of the partner and channel: quarter hours and their sum in the period."""
+def warehouse_series(
+    engine, schema: str, partner_id: str, start_utc, end_utc, channels, battery_ids=None
+):
+    """Per battery of the partner (or those of ``battery_ids``) and channel: quarter hours
+    and their sum in the period."""
     import pandas as pd
 
     sums = ", ".join(f"sum({INTERVAL_COLUMNS[c]}) as {c}" for c in channels)
@@ -41,9 +44,10 @@ def warehouse_series(engine, schema: str, partner_id: str, start_utc, end_utc, c
                 f" from {schema}_marts.battery_intervals as i"
                 f" join {schema}_marts.battery_registers as r on r.battery_id = i.battery_id"
                 f" where r.partner_id = :p and i.interval_start >= :s and i.interval_start < :e"
+                f"{' and i.battery_id = any(:ids)' if battery_ids is not None else ''}"
                 f" group by i.battery_id"
             ),
-            {"p": partner_id, "s": start_utc, "e": end_utc},
+            {"p": partner_id, "s": start_utc, "e": end_utc, "ids": list(battery_ids or ())},
         ).all()
     records = [
         {
@@ -87,6 +91,7 @@ def check_export(
     raw_schema: str = "raw",
     docs_dir: Path | None = None,
     channels: list[str] | None = None,
+    battery_ids: list[str] | None = None,
 ) -> QualityResult:
     """Validate what a partner's files contain for ``[start_utc, end_utc)``; record it.
 
@@ -95,6 +100,8 @@ def check_export(
     ``charged_total`` carry readings, not intervals, and are listed in the notes).
     ``channels`` are those the partner receives (default: the profile channels): a
     series of them missing from the files fails, even when the files hold none at all.
+    ``battery_ids`` limits the comparison to the batteries the partner receives (its
+    configuration may list a subset of its batteries).
     """
     import pandas as pd
 
@@ -117,7 +124,7 @@ def check_export(
     params = parameters(suite)
     frame = compare_frame(
         exported,
-        warehouse_series(engine, schema, partner_id, start_utc, end_utc, channels),
+        warehouse_series(engine, schema, partner_id, start_utc, end_utc, channels, battery_ids),
         params["export_rounding_kwh"],
     )
     scope = f"{partner_id} {start_utc.isoformat()}..{end_utc.isoformat()}"
