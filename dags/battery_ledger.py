@@ -26,9 +26,10 @@ from dbt_cosmos import ledger_task_group
     doc_md=__doc__,
 )
 def battery_ledger():
-    ledger = ledger_task_group(default_args={**DEFAULT_ARGS, "outlets": [LEDGER]})
+    ledger = ledger_task_group(default_args=DEFAULT_ARGS)
 
-    @task
+    # the LEDGER asset means "computed and checked": a blocked ledger announces nothing
+    @task(outlets=[LEDGER])
     def check_ledger() -> dict:
         """Quality gate (block): the ledger against the rule book; fails with a summary."""
         from airflow.sdk.exceptions import AirflowFailException
