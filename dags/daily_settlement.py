@@ -4,15 +4,22 @@
 At 01:00 Europe/Zurich, settle the previous local day (92, 96 or 100 quarter hours):
 the day of the run's data interval start, in Zurich time. Reports per battery whether
 the day is complete; the partner exports hang off this DAG.
+
+Deadline: a run not done `VBATT_SETTLEMENT_DEADLINE_MINUTES` (180) after it was queued
+raises an alert (webhook/mail, `VBATT_ALERT_*`), sent by the triggerer.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from dag_defaults import DEFAULT_ARGS, START_DATE, TAGS
+from vbatt.alerts import settlement_deadline_missed
+from vbatt.settings import get_settings
 
 ZURICH = pendulum.timezone("Europe/Zurich")
 
@@ -25,6 +32,12 @@ ZURICH = pendulum.timezone("Europe/Zurich")
     default_args=DEFAULT_ARGS,
     tags=[*TAGS, "settlement"],
     doc_md=__doc__,
+    # Airflow 3 has no SLAs; a deadline alert replaces them: late runs alert (webhook/mail)
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=get_settings().settlement_deadline_minutes),
+        callback=AsyncCallback(settlement_deadline_missed),
+    ),
 )
 def daily_settlement():
     @task

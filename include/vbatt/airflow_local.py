@@ -72,13 +72,36 @@ def configure(
 
 
 def migrate_metadata() -> None:
-    """Create or upgrade Airflow's metadata database (SQLite under AIRFLOW_HOME)."""
+    """Create or upgrade Airflow's metadata database (SQLite under AIRFLOW_HOME), and the
+    pools the DAGs use."""
     airflow = Path(sys.executable).with_name("airflow")
     result = subprocess.run(
         [str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ
     )
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout}\n{result.stderr}")
+    create_pools()
+
+
+def create_pools() -> None:
+    """The pool that caps concurrent smart-me fetches (meter_ingest's mapped shards)."""
+    settings = get_settings()
+    airflow = Path(sys.executable).with_name("airflow")
+    result = subprocess.run(
+        [
+            str(airflow),
+            "pools",
+            "set",
+            settings.smartme_pool,
+            str(settings.smartme_pool_slots),
+            "smart-me API: concurrent shard fetches across all workers",
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow pools set failed:\n{result.stdout}\n{result.stderr}")
 
 
 def load_dags() -> dict:

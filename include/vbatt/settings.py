@@ -35,6 +35,14 @@ class Settings:
     ingest_lookback_minutes: int
     dbt_threads: int
     task_retries: int  # Airflow task retries; the demo and tests run with 0
+    # scale-out and operations (docs/scaling.md, docs/operations.md)
+    ingest_shard_size: int  # meters per mapped meter_ingest task
+    smartme_pool: str  # Airflow pool that caps concurrent smart-me fetches across workers
+    smartme_pool_slots: int
+    alert_webhook_url: str  # POSTed a JSON message when a task fails or a deadline passes
+    alert_emails: tuple[str, ...]  # mailed the same (needs Airflow's [smtp] settings)
+    settlement_deadline_minutes: int  # daily_settlement must finish this long after queueing
+    backup_dir: Path  # where `vbatt warehouse backup` writes without a file name
 
     @property
     def embedded(self) -> bool:
@@ -58,7 +66,32 @@ def get_settings() -> Settings:
         ingest_lookback_minutes=int(env("VBATT_INGEST_LOOKBACK_MINUTES", "120")),
         dbt_threads=int(env("VBATT_DBT_THREADS", "2")),
         task_retries=int(env("VBATT_TASK_RETRIES", "3")),
+        ingest_shard_size=_positive(
+            "VBATT_INGEST_SHARD_SIZE", env("VBATT_INGEST_SHARD_SIZE", "250")
+        ),
+        smartme_pool=env("VBATT_SMARTME_POOL", "smartme_api"),
+        smartme_pool_slots=_positive(
+            "VBATT_SMARTME_POOL_SLOTS", env("VBATT_SMARTME_POOL_SLOTS", "4")
+        ),
+        alert_webhook_url=env("VBATT_ALERT_WEBHOOK_URL", ""),
+        alert_emails=tuple(
+            e.strip() for e in env("VBATT_ALERT_EMAILS", "").split(",") if e.strip()
+        ),
+        settlement_deadline_minutes=_positive(
+            "VBATT_SETTLEMENT_DEADLINE_MINUTES", env("VBATT_SETTLEMENT_DEADLINE_MINUTES", "180")
+        ),
+        backup_dir=Path(env("VBATT_BACKUP_DIR", root / "backups")),
     )
+
+
+def _positive(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ValueError(f"{name} must be a positive whole number, not {value!r}")
+    return number
 
 
 def smartme_config():
