@@ -39,8 +39,17 @@ INGEST_DAG, LEDGER_DAG = "meter_ingest", "battery_ledger"
 CLUSTER_DB, REFERENCE_DB, METADATA_DB = "vbatt_cluster", "vbatt_single", "airflow"
 SEED = 42
 WORKER_ENV = "VBATT_CLUSTER_WORKER"
-# Columns stamped by the run itself (when, which load): they differ between any two runs.
-VOLATILE = {"computed_at", "ingested_at", "load_id", "reading_seq", "updated_at", "created_at"}
+# Columns stamped by the run itself (when, which load): they differ between any two runs,
+# and between one load and one load per shard.
+VOLATILE = {
+    "computed_at",
+    "ingested_at",
+    "load_id",
+    "max_load_id",
+    "reading_seq",
+    "updated_at",
+    "created_at",
+}
 COMPARED = (
     "raw.batteries",
     "raw.meter_readings",

@@ -45,8 +45,11 @@ def connections() -> dict[str, dict]:
     settings = get_settings()
     if not settings.warehouse_url:
         raise InitError("set WAREHOUSE_URL (postgresql://user:password@host:port/database)")
-    smartme = smartme_config()
-    if smartme.auth != "api_key":
+    try:
+        smartme = smartme_config()
+    except ValueError:
+        smartme = None
+    if smartme is None or smartme.auth != "api_key":
         raise InitError("set SMARTME_API_KEY: the deployment's smart-me connection uses an API key")
     return {
         settings.warehouse_conn_id: warehouse_connection(warehouse_url()),
