@@ -272,6 +272,7 @@ def cluster_env(
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "vbatt.cluster_test.worker_hostname",
         "AIRFLOW__SCARF__ENABLED": "False",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "VBATT_TASK_RETRIES": "0",
         "DO_NOT_TRACK": "1",
     }
@@ -384,7 +385,13 @@ def reference_run(warehouse: str, smartme: str, home: Path, run_after: datetime)
             str(home),
             run_after.isoformat(),
         ],
-        env=env | {"VBATT_TASK_RETRIES": "0", "AIRFLOW__SCARF__ENABLED": "False"},
+        env=env
+        | {
+            "VBATT_TASK_RETRIES": "0",
+            "AIRFLOW__SCARF__ENABLED": "False",
+            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+            "DO_NOT_TRACK": "1",
+        },
         capture_output=True,
         text=True,
     )
