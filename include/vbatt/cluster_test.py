@@ -35,7 +35,7 @@ from sqlalchemy import create_engine, text
 
 console = Console(width=None if sys.stdout.isatty() else 140, highlight=False)
 
-INGEST_DAG, LEDGER_DAG = "meter_ingest", "battery_ledger"
+INGEST_DAG, LEDGER_DAG, SETTLE_DAG = "meter_ingest", "battery_ledger", "daily_settlement"
 CLUSTER_DB, REFERENCE_DB, METADATA_DB = "vbatt_cluster", "vbatt_single", "airflow"
 SEED = 42
 WORKER_ENV = "VBATT_CLUSTER_WORKER"
@@ -312,18 +312,29 @@ def start_run(env: dict[str, str], metadata_url: str, dag_id: str, logical: date
         run_id = f"cluster_test__{secrets.token_hex(4)}"
         airflow_cli(env, "dags", "trigger", dag_id, "--run-id", run_id)
         return run_id
-    when = logical.isoformat()
+    # the backfill window: the run of ``logical`` and no other (schedules every 15 minutes
+    # or daily; the bounds are inclusive)
+    first, last = logical - timedelta(minutes=1), logical + timedelta(minutes=1)
     airflow_cli(
-        env, "backfill", "create", "--dag-id", dag_id, "--from-date", when, "--to-date", when
+        env,
+        "backfill",
+        "create",
+        "--dag-id",
+        dag_id,
+        "--from-date",
+        first.isoformat(),
+        "--to-date",
+        last.isoformat(),
     )
     rows = metadata_query(
         metadata_url,
-        "select run_id from dag_run where dag_id = :d and logical_date = :l",
+        "select run_id from dag_run where dag_id = :d and run_type = 'backfill'",
         d=dag_id,
-        l=logical,
     )
     if len(rows) != 1:
-        raise ClusterError(f"backfill of {dag_id} at {when} created {len(rows)} runs")
+        raise ClusterError(
+            f"backfill of {dag_id} at {logical.isoformat()} created {len(rows)} runs"
+        )
     return rows[0][0]
 
 
@@ -530,11 +541,10 @@ def run(args: argparse.Namespace) -> int:
         def dags_parsed() -> bool:
             rows = metadata_query(
                 urls[METADATA_DB],
-                "select count(distinct dag_id) from serialized_dag where dag_id in (:a, :b)",
-                a=INGEST_DAG,
-                b=LEDGER_DAG,
+                "select count(distinct dag_id) from serialized_dag where dag_id = any(:d)",
+                d=[INGEST_DAG, LEDGER_DAG, SETTLE_DAG],
             )
-            return rows[0][0] == 2
+            return rows[0][0] == 3
 
         waited = wait_for("the DAG processor to parse the DAGs", dags_parsed, 300, procs)
         step(f"DAGs parsed by the DAG processor ({waited:.0f}s)")
@@ -546,11 +556,13 @@ def run(args: argparse.Namespace) -> int:
 
         waited = wait_for("the Celery workers", workers_ready, 180, procs)
         step(f"{len(workers)} Celery workers ready: {', '.join(workers)} ({waited:.0f}s)")
-        for dag_id in (INGEST_DAG, LEDGER_DAG):
+        for dag_id in (INGEST_DAG, LEDGER_DAG, SETTLE_DAG):
             airflow_cli(env, "dags", "unpause", dag_id)
 
+        # the settlement of the day: its run at 01:00 Zurich the next morning
+        settle_at = datetime.fromtimestamp(day_end.add(hours=1).timestamp(), UTC)
         run_ids = []
-        for dag_id, when in ((INGEST_DAG, logical), (LEDGER_DAG, None)):
+        for dag_id, when in ((INGEST_DAG, logical), (LEDGER_DAG, None), (SETTLE_DAG, settle_at)):
             run_id = start_run(env, urls[METADATA_DB], dag_id, when)
             run_ids.append(run_id)
             step(f"{dag_id}: run {run_id} created")
@@ -561,11 +573,19 @@ def run(args: argparse.Namespace) -> int:
 
         per_worker = metadata_query(
             urls[METADATA_DB],
-            "select hostname, dag_id, count(*) from task_instance where run_id in (:i, :l)"
+            "select hostname, dag_id, count(*) from task_instance where run_id = any(:r)"
             " and state = 'success' group by 1, 2 order by 1, 2",
-            i=run_ids[0],
-            l=run_ids[1],
+            r=run_ids,
         )
+        deadline_alerts = metadata_query(
+            urls[METADATA_DB],
+            "select count(*) from deadline_alert a join serialized_dag s"
+            " on a.serialized_dag_id = s.id where s.dag_id = :d",
+            d=SETTLE_DAG,
+        )[0][0]
+        if not deadline_alerts:
+            raise ClusterError(f"{SETTLE_DAG} has no deadline alert in the metadata database")
+        step(f"{SETTLE_DAG}: deadline alert registered by the DAG processor, run succeeded")
         shard_costs = metadata_query(
             urls[METADATA_DB],
             "select count(*), avg(duration), max(duration) from task_instance"
@@ -617,6 +637,7 @@ def run(args: argparse.Namespace) -> int:
             "shard_size": args.shard_size,
             "pool_slots": args.pool_slots,
             "tasks_per_worker": by_host,
+            "settlement_deadline_alerts": deadline_alerts,
             "shards": shards,
             "shard_seconds_avg": round(float(shard_avg or 0), 2),
             "shard_seconds_max": round(float(shard_max or 0), 2),
