@@ -1,6 +1,10 @@
 # The project on Airflow's official image, with the same pinned dependencies as `make install`.
 # Secrets never go into the image: docker-compose.yml passes them from `.env` at run time.
 FROM apache/airflow:3.3.2-python3.11
+# the project's folder belongs to the airflow user: the editable install and dbt write there
+USER root
+RUN mkdir -p /opt/vbatt && chown airflow:root /opt/vbatt
+USER airflow
 COPY --chown=airflow:root requirements.txt pyproject.toml /opt/vbatt/
 COPY --chown=airflow:root include /opt/vbatt/include
 RUN pip install --no-cache-dir -r /opt/vbatt/requirements.txt \

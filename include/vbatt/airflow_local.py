@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -71,12 +72,23 @@ def configure(
     return env
 
 
+def airflow_executable() -> str:
+    """The ``airflow`` command of this Python: beside it in a virtualenv, else on PATH
+    (the official image installs it with ``pip --user``, apart from the interpreter)."""
+    beside = Path(sys.executable).with_name("airflow")
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("airflow")
+    if found is None:
+        raise RuntimeError("the airflow command is not installed beside Python nor on PATH")
+    return found
+
+
 def migrate_metadata() -> None:
     """Create or upgrade Airflow's metadata database (SQLite under AIRFLOW_HOME), and the
     pools the DAGs use."""
-    airflow = Path(sys.executable).with_name("airflow")
     result = subprocess.run(
-        [str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ
+        [airflow_executable(), "db", "migrate"], capture_output=True, text=True, env=os.environ
     )
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout}\n{result.stderr}")
@@ -86,10 +98,9 @@ def migrate_metadata() -> None:
 def create_pools() -> None:
     """The pool that caps concurrent smart-me fetches (meter_ingest's mapped shards)."""
     settings = get_settings()
-    airflow = Path(sys.executable).with_name("airflow")
     result = subprocess.run(
         [
-            str(airflow),
+            airflow_executable(),
             "pools",
             "set",
             settings.smartme_pool,

@@ -224,7 +224,9 @@ def table_fingerprints(url: str) -> dict[str, tuple[int, str]]:
 
 
 def airflow_bin() -> str:
-    return str(Path(sys.executable).with_name("airflow"))
+    from vbatt.airflow_local import airflow_executable
+
+    return airflow_executable()
 
 
 def airflow_cli(env: dict[str, str], *args: str) -> str:
