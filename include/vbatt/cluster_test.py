@@ -17,419 +17,36 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from rich.console import Console
-from sqlalchemy import create_engine, text
-
-console = Console(width=None if sys.stdout.isatty() else 140, highlight=False)
-
-INGEST_DAG, LEDGER_DAG, SETTLE_DAG = "meter_ingest", "battery_ledger", "daily_settlement"
-CLUSTER_DB, REFERENCE_DB, METADATA_DB = "vbatt_cluster", "vbatt_single", "airflow"
-SEED = 42
-WORKER_ENV = "VBATT_CLUSTER_WORKER"
-# Columns stamped by the run itself (when, which load): they differ between any two runs,
-# and between one load and one load per shard.
-VOLATILE = {
-    "computed_at",
-    "ingested_at",
-    "load_id",
-    "max_load_id",
-    "reading_seq",
-    "updated_at",
-    "created_at",
-}
-COMPARED = (
-    "raw.batteries",
-    "raw.meter_readings",
-    "raw.ingest_watermarks",
-    "analytics_intermediate.int_meter_readings",
-    "analytics_intermediate.int_counter_intervals",
-    "analytics_intermediate.int_battery_ledger",
-    "analytics_marts.battery_intervals",
-    "analytics_marts.battery_daily",
-    "analytics_marts.battery_registers",
-    "analytics_marts.settlement_periods",
+from vbatt.cluster.airflow_runs import (
+    INGEST_DAG,
+    LEDGER_DAG,
+    SETTLE_DAG,
+    airflow_cli,
+    cluster_env,
+    metadata_query,
+    start_components,
+    start_run,
+    wait_for_run,
+)
+from vbatt.cluster.processes import ClusterError, Processes, console, free_port, step
+from vbatt.cluster.reference import reference_run
+from vbatt.cluster.warehouses import (
+    COMPARED,
+    create_databases,
+    register_batteries,
+    table_fingerprints,
 )
 
-
-def worker_hostname() -> str:
-    """``[core] hostname_callable`` of the test's workers: the machine's name plus the
-    worker's, so ``task_instance.hostname`` tells the two workers on one machine apart."""
-    return f"{socket.gethostname()}-{os.environ.get(WORKER_ENV, 'worker')}"
-
-
-# --- processes ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Processes:
-    """Long-running children, each in its own process group (Airflow forks its own)."""
-
-    log_dir: Path
-    started: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
-
-    def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the child
-        proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        log.close()
-        self.started.append((name, proc))
-        return proc
-
-    def check(self) -> None:
-        for name, proc in self.started:
-            if proc.poll() is not None:
-                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise ClusterError(f"{name} exited with {proc.returncode}:\n{tail}")
-
-    def stop_all(self) -> None:
-        for _name, proc in reversed(self.started):
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-        deadline = time.monotonic() + 30
-        for name, proc in reversed(self.started):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-            step(f"stopped {name}")
-        self.started.clear()
-
-
-class ClusterError(RuntimeError):
-    pass
-
-
-def step(message: str) -> None:
-    console.log(message)
-
-
-def wait_for(what: str, ready: Callable[[], bool], timeout: float, procs: Processes) -> float:
-    started = time.monotonic()
-    while not ready():
-        procs.check()
-        if time.monotonic() - started > timeout:
-            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(1)
-    return time.monotonic() - started
-
-
-# --- databases ---------------------------------------------------------------------------
-
-
-def create_databases(server_url: str, names: list[str]) -> dict[str, str]:
-    """Fresh databases on the embedded cluster, byte-wise collation like the warehouse."""
-    admin = create_engine(server_url.replace("/vbatt?", "/postgres?"), isolation_level="AUTOCOMMIT")
-    urls = {}
-    with admin.connect() as conn:
-        for name in names:
-            conn.execute(text(f"drop database if exists {name} with (force)"))
-            conn.execute(
-                text(
-                    f"create database {name} template template0 encoding 'UTF8'"
-                    " locale_provider builtin builtin_locale 'C.UTF-8'"
-                )
-            )
-            urls[name] = server_url.replace("/vbatt?", f"/{name}?")
-    admin.dispose()
-    return urls
-
-
-def register_batteries(url: str, meters: int, day: date) -> None:
-    from vbatt.simulator.households import meter_id_for
-    from vbatt.warehouse.db import get_engine
-    from vbatt.warehouse.loader import upsert_batteries
-    from vbatt.warehouse.migrate import migrate
-
-    engine = get_engine(url)
-    migrate(engine)
-    upsert_batteries(
-        engine,
-        [
-            {
-                "battery_id": f"B{i:07d}",
-                "name": f"Cluster test {i}",
-                "partner_id": f"partner-{i % 3}",
-                "customer_id": f"c{i}",
-                "meter_id": meter_id_for(i),
-                "capacity_kwh": (0.0, 5.0, 10.0)[i % 3],
-                "start_date": day,
-                "reset_date": None,
-                "reset_repeat": "yearly",
-                "end_date": None,
-                "timezone": "Europe/Zurich",
-                "initial_level_kwh": 0.0,
-            }
-            for i in range(1, meters + 1)
-        ],
-    )
-
-
-def table_fingerprints(url: str) -> dict[str, tuple[int, str]]:
-    """Rows and an md5 over the sorted rows of each compared table (run stamps left out)."""
-    engine = create_engine(url)
-    out = {}
-    with engine.connect() as conn:
-        for table in COMPARED:
-            schema, name = table.split(".")
-            columns = [
-                c
-                for (c,) in conn.execute(
-                    text(
-                        "select column_name from information_schema.columns"
-                        " where table_schema = :s and table_name = :t order by ordinal_position"
-                    ),
-                    {"s": schema, "t": name},
-                )
-                if c not in VOLATILE
-            ]
-            if not columns:
-                raise ClusterError(f"{table} does not exist in {url}")
-            row = ", ".join(f'"{c}"' for c in columns)
-            count, digest = conn.execute(
-                text(
-                    f"select count(*), md5(coalesce(string_agg(r, E'\\n' order by r), ''))"
-                    f" from (select row({row})::text as r from {table}) t"
-                )
-            ).one()
-            out[table] = (count, digest)
-    engine.dispose()
-    return out
-
-
-# --- Airflow -----------------------------------------------------------------------------
-
-
-def airflow_bin() -> str:
-    from vbatt.airflow_local import airflow_executable
-
-    return airflow_executable()
-
-
-def airflow_cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [airflow_bin(), *args], env=env, capture_output=True, text=True, timeout=300
-    )
-    if result.returncode != 0:
-        raise ClusterError(
-            f"airflow {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-        )
-    return result.stdout
-
-
-def cluster_env(
-    work: Path, metadata_url: str, broker_url: str, api_port: int, warehouse: str, smartme: str
-) -> dict[str, str]:
-    from vbatt import airflow_local
-    from vbatt.simulator.app import DEMO_API_KEY
-
-    base = dict(os.environ)
-    saved = dict(os.environ)
-    try:
-        base |= airflow_local.configure(warehouse, smartme, DEMO_API_KEY, home=work / "airflow")
-        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    result_backend = "db+" + metadata_url  # psycopg2: SQLAlchemy 2.1 defaults to psycopg 3
-    return base | {
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
-        "AIRFLOW__CELERY__BROKER_URL": broker_url,
-        "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        # only the runs this test triggers: no cron runs, no asset-triggered runs
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "vbatt.cluster_test.worker_hostname",
-        "AIRFLOW__SCARF__ENABLED": "False",
-        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-        "VBATT_TASK_RETRIES": "0",
-        "DO_NOT_TRACK": "1",
-    }
-
-
-def metadata_query(url: str, sql: str, **params) -> list:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql), params))
-    finally:
-        engine.dispose()
-
-
-def run_state(metadata_url: str, dag_id: str, run_id: str) -> tuple[str | None, dict[str, int]]:
-    run = metadata_query(
-        metadata_url,
-        "select state from dag_run where dag_id = :d and run_id = :r",
-        d=dag_id,
-        r=run_id,
-    )
-    tasks = metadata_query(
-        metadata_url,
-        "select coalesce(state, 'none'), count(*) from task_instance"
-        " where dag_id = :d and run_id = :r group by 1",
-        d=dag_id,
-        r=run_id,
-    )
-    return (run[0][0] if run else None), {s: n for s, n in tasks}
-
-
-def start_run(env: dict[str, str], metadata_url: str, dag_id: str, logical: datetime | None) -> str:
-    """A run of ``dag_id``; its run id. With a logical date it is a one-interval backfill:
-    a manual trigger takes its data interval from the time of triggering, a backfill
-    from the schedule (as a regular run would)."""
-    if logical is None:
-        run_id = f"cluster_test__{secrets.token_hex(4)}"
-        airflow_cli(env, "dags", "trigger", dag_id, "--run-id", run_id)
-        return run_id
-    # the backfill window: the run of ``logical`` and no other (schedules every 15 minutes
-    # or daily; the bounds are inclusive)
-    first, last = logical - timedelta(minutes=1), logical + timedelta(minutes=1)
-    airflow_cli(
-        env,
-        "backfill",
-        "create",
-        "--dag-id",
-        dag_id,
-        "--from-date",
-        first.isoformat(),
-        "--to-date",
-        last.isoformat(),
-    )
-    rows = metadata_query(
-        metadata_url,
-        "select run_id from dag_run where dag_id = :d and run_type = 'backfill'",
-        d=dag_id,
-    )
-    if len(rows) != 1:
-        raise ClusterError(
-            f"backfill of {dag_id} at {logical.isoformat()} created {len(rows)} runs"
-        )
-    return rows[0][0]
-
-
-def wait_for_run(
-    env: dict[str, str],
-    metadata_url: str,
-    dag_id: str,
-    run_id: str,
-    procs: Processes,
-    timeout: float,
-) -> float:
-    started, last = time.monotonic(), ""
-    while True:
-        procs.check()
-        state, tasks = run_state(metadata_url, dag_id, run_id)
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(tasks.items()))
-        if summary != last:
-            step(f"{dag_id}: {state} ({summary})")
-            last = summary
-        if state in ("success", "failed"):
-            break
-        if time.monotonic() - started > timeout:
-            raise ClusterError(f"{dag_id} did not finish within {timeout:.0f}s")
-        time.sleep(3)
-    if state != "success":
-        failed = metadata_query(
-            metadata_url,
-            "select task_id, map_index, hostname from task_instance"
-            " where dag_id = :d and run_id = :r and state = 'failed'",
-            d=dag_id,
-            r=run_id,
-        )
-        raise ClusterError(
-            f"{dag_id} ended {state}; failed tasks: {failed}; logs in {env['AIRFLOW_HOME']}/logs"
-        )
-    return time.monotonic() - started
-
-
-# --- the single-process reference --------------------------------------------------------
-
-
-def reference_run(warehouse: str, smartme: str, home: Path, run_after: datetime) -> float:
-    """The same two DAG runs with ``dag.test()`` in a child process of its own (Airflow
-    reads its configuration once per process): SQLite metadata, no executor, no shards
-    in parallel. ``dag.test(logical_date=T)`` infers the interval that ends at T, as a
-    manual run does, so T is the end of the backfilled interval: the same data window."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__") and k != "AIRFLOW_HOME"
-    }
-    started = time.monotonic()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vbatt.cluster_test",
-            "_reference",
-            warehouse,
-            smartme,
-            str(home),
-            run_after.isoformat(),
-        ],
-        env=env
-        | {
-            "VBATT_TASK_RETRIES": "0",
-            "AIRFLOW__SCARF__ENABLED": "False",
-            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-            "DO_NOT_TRACK": "1",
-        },
-        capture_output=True,
-        text=True,
-    )
-    (home / "reference.log").write_text(result.stdout + result.stderr)
-    if result.returncode != 0:
-        raise ClusterError(f"single-process run failed (see {home / 'reference.log'})")
-    return time.monotonic() - started
-
-
-def _reference_main(warehouse: str, smartme: str, home: str, logical: str) -> int:
-    from vbatt import airflow_local
-    from vbatt.simulator.app import DEMO_API_KEY
-
-    airflow_local.configure(warehouse, smartme, DEMO_API_KEY, home=Path(home), retries=0)
-    airflow_local.migrate_metadata()
-    when = datetime.fromisoformat(logical)
-    for dag_id in (INGEST_DAG, LEDGER_DAG):
-        state = airflow_local.run_dag(dag_id, when)
-        print(f"{dag_id}: {state}", flush=True)
-        if state != "success":
-            return 1
-    return 0
-
-
-# --- the test ----------------------------------------------------------------------------
+CLUSTER_DB, REFERENCE_DB, METADATA_DB = "vbatt_cluster", "vbatt_single", "airflow"
+SEED = 42
 
 
 def run(args: argparse.Namespace) -> int:
@@ -512,52 +129,8 @@ def run(args: argparse.Namespace) -> int:
             f" {args.pool_slots} slots ({time.monotonic() - started:.0f}s)"
         )
 
-        procs.start(
-            "api-server",
-            [airflow_bin(), "api-server", "--host", "127.0.0.1", "--port", str(api_port)],
-            env,
-        )
-        procs.start("scheduler", [airflow_bin(), "scheduler"], env)
-        procs.start("dag-processor", [airflow_bin(), "dag-processor"], env)
         workers = [f"worker{i}" for i in range(1, args.workers + 1)]
-        for name in workers:
-            procs.start(
-                name,
-                [airflow_bin(), "celery", "worker", "--celery-hostname", f"{name}@%h"]
-                + ["--concurrency", str(args.concurrency), "--skip-serve-logs"],
-                env | {WORKER_ENV: name},
-            )
-
-        def api_up() -> bool:
-            import httpx
-
-            try:
-                url = f"http://127.0.0.1:{api_port}/api/v2/monitor/health"
-                return httpx.get(url, timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        waited = wait_for("the API server", api_up, 180, procs)
-        step(f"API server up on port {api_port} ({waited:.0f}s)")
-
-        def dags_parsed() -> bool:
-            rows = metadata_query(
-                urls[METADATA_DB],
-                "select count(distinct dag_id) from serialized_dag where dag_id = any(:d)",
-                d=[INGEST_DAG, LEDGER_DAG, SETTLE_DAG],
-            )
-            return rows[0][0] == 3
-
-        waited = wait_for("the DAG processor to parse the DAGs", dags_parsed, 300, procs)
-        step(f"DAGs parsed by the DAG processor ({waited:.0f}s)")
-
-        def workers_ready() -> bool:
-            return all(
-                b"ready." in (work / "logs" / f"{name}.log").read_bytes() for name in workers
-            )
-
-        waited = wait_for("the Celery workers", workers_ready, 180, procs)
-        step(f"{len(workers)} Celery workers ready: {', '.join(workers)} ({waited:.0f}s)")
+        start_components(procs, env, api_port, workers, args.concurrency, urls[METADATA_DB])
         for dag_id in (INGEST_DAG, LEDGER_DAG, SETTLE_DAG):
             airflow_cli(env, "dags", "unpause", dag_id)
 
@@ -684,8 +257,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["_reference"]:
-        return _reference_main(*argv[1:])
     args = parse_args(argv)
     try:
         return run(args)
