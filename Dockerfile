@@ -1,12 +1,19 @@
 # The project on Airflow's official image, with the same pinned dependencies as `make install`.
+# Secrets never go into the image: docker-compose.yml passes them from `.env` at run time.
 FROM apache/airflow:3.3.2-python3.11
+# the project's folder belongs to the airflow user: the editable install and dbt write there
+USER root
+RUN mkdir -p /opt/vbatt && chown airflow:root /opt/vbatt
+USER airflow
 COPY --chown=airflow:root requirements.txt pyproject.toml /opt/vbatt/
 COPY --chown=airflow:root include /opt/vbatt/include
 RUN pip install --no-cache-dir -r /opt/vbatt/requirements.txt \
     && pip install --no-cache-dir --no-deps --no-build-isolation -e /opt/vbatt
+COPY --chown=airflow:root dbt /opt/vbatt/dbt
+# Cosmos renders battery_ledger from the manifest instead of calling `dbt ls` on every parse.
+RUN cd /opt/vbatt && DBT_PROFILES_DIR=dbt dbt parse --project-dir dbt --quiet
 COPY --chown=airflow:root dags /opt/airflow/dags
 COPY --chown=airflow:root plugins /opt/airflow/plugins
-COPY --chown=airflow:root dbt /opt/vbatt/dbt
 ENV VBATT_HOME=/opt/vbatt \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     PYTHONPATH=/opt/airflow/plugins

@@ -11,7 +11,7 @@ export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export PYTHONPATH := $(CURDIR)/plugins:$(PYTHONPATH)
 
-.PHONY: install demo test lint docs airflow warehouse-down clean bench bench-api chromium api-down
+.PHONY: install demo test lint docs airflow warehouse-down clean bench bench-api chromium api-down cluster-test
 
 DBT_SOURCES := $(shell find dbt/models dbt/macros dbt/tests -type f 2>/dev/null) dbt/dbt_project.yml
 MANIFEST := dbt/target/manifest.json
@@ -64,8 +64,18 @@ bench: install
 bench-api: install
 	$(BIN)/python benchmarks/api.py
 
+# The DAGs on CeleryExecutor (Redis, PostgreSQL metadata, API server, scheduler, DAG
+# processor, two workers) as local processes, compared with a single-process run.
+# Needs Debian's redis-server (installed here if missing). Not part of `make test`.
+CLUSTER_TEST_ARGS ?= --meters 1000
+cluster-test: install
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y redis-server || { $$SUDO apt-get update && $$SUDO apt-get install -y redis-server; }; }
+	$(BIN)/python -m vbatt.cluster_test $(CLUSTER_TEST_ARGS)
+
 warehouse-down: install
 	$(BIN)/vbatt warehouse down
 
 clean: api-down warehouse-down
-	rm -rf $(VENV) .airflow dbt/target dbt/logs .pytest_cache .hypothesis
+	rm -rf $(VENV) .airflow .cluster-test dbt/target dbt/logs .pytest_cache .hypothesis

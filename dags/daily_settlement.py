@@ -7,15 +7,29 @@ the day is complete, then issues each partner's files (one mapped task per partn
 one partner's failure holds back only its own files): the formats of its
 `partners/<id>.yaml`, into `outbox/<partner>/<format>/`, and over SFTP where configured.
 Re-running a day issues nothing twice; changed data is re-issued as a correction.
+
+Deadline: a run not done `VBATT_SETTLEMENT_DEADLINE_MINUTES` (180) after it was queued
+raises an alert (webhook/mail, `VBATT_ALERT_*`), sent by the triggerer.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import (
+    AsyncCallback,
+    DeadlineAlert,
+    DeadlineReference,
+    dag,
+    get_current_context,
+    task,
+)
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from dag_defaults import DEFAULT_ARGS, START_DATE, TAGS
+from vbatt.alerts import settlement_deadline_missed
+from vbatt.settings import get_settings
 
 ZURICH = pendulum.timezone("Europe/Zurich")
 
@@ -28,6 +42,12 @@ ZURICH = pendulum.timezone("Europe/Zurich")
     default_args=DEFAULT_ARGS,
     tags=[*TAGS, "settlement"],
     doc_md=__doc__,
+    # Airflow 3 has no SLAs; a deadline alert replaces them: late runs alert (webhook/mail)
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=get_settings().settlement_deadline_minutes),
+        callback=AsyncCallback(settlement_deadline_missed),
+    ),
 )
 def daily_settlement():
     @task
@@ -48,7 +68,7 @@ def daily_settlement():
         partners = load_partners(get_settings().partners_dir)
         return [p for p, config in partners.items() if periods_due(config, day)]
 
-    @task(map_index_template="{{ task.op_kwargs['partner_id'] }}")
+    @task(map_index_template="{{ partner_label }}")
     def export_partner_files(partner_id: str, data_interval_start=None) -> list[dict]:
         from airflow.exceptions import AirflowFailException
 
@@ -60,6 +80,7 @@ def daily_settlement():
         from vbatt.warehouse.db import get_engine
         from warehouse_hook import WarehouseHook
 
+        get_current_context()["partner_label"] = partner_id  # names the mapped task in the UI
         settings = get_settings()
         partner = get_partner(settings.partners_dir, partner_id)
         day = pendulum.instance(data_interval_start).in_timezone(ZURICH).date()

@@ -4,17 +4,23 @@
 Every quarter hour, fetch the readings of every live meter from the smart-me cloud
 (connection `smartme_default`) for the run's data interval plus a lookback for late
 data, and append them to `raw.meter_readings`. A meter missing earlier data is fetched
-from where it is complete. The `after_ingest` quality gate then checks the new readings
-(warns; quarantines bad ones). Updates the raw meter data Asset, which triggers
-`battery_ledger`. Backfill: `airflow backfill create --dag-id meter_ingest --from-date ... --to-date ...`.
+from where it is complete.
+
+The meters are cut into shards (`VBATT_INGEST_SHARD_SIZE` meters each, sorted by id) and
+one mapped task fetches each shard, as one load, on whichever worker is free; the pool
+`smartme_api` caps how many fetch at once, so the workers together stay within the
+cloud's rate limit. A retried or repeated shard stores nothing twice. When every shard is
+in, the `after_ingest` quality gate checks the new readings (warns; quarantines bad
+ones) and updates the raw meter data Asset once, which triggers `battery_ledger`. Backfill: `airflow backfill create --dag-id meter_ingest --from-date ... --to-date ...`.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from dag_defaults import DEFAULT_ARGS, RAW_METER_DATA, START_DATE, TAGS
+from vbatt.settings import get_settings
 
 
 @dag(
@@ -28,15 +34,32 @@ from dag_defaults import DEFAULT_ARGS, RAW_METER_DATA, START_DATE, TAGS
 )
 def meter_ingest():
     @task
-    def fetch_and_load(data_interval_start=None, data_interval_end=None) -> dict:
+    def plan_shards(data_interval_start=None) -> list[dict]:
+        from vbatt.pipeline import plan_ingest_shards
+        from warehouse_hook import WarehouseHook
+
+        return plan_ingest_shards(WarehouseHook().get_url(), data_interval_start)
+
+    @task(pool=get_settings().smartme_pool, map_index_template="{{ shard_label }}")
+    def fetch_shard(shard: dict, data_interval_start=None, data_interval_end=None) -> dict:
         from smartme_hook import SmartMeHook
         from vbatt.pipeline import ingest_window
         from warehouse_hook import WarehouseHook
 
+        get_current_context()["shard_label"] = f"{shard['first']}..{shard['last']}"
         with SmartMeHook().get_client() as client:
             return ingest_window(
-                WarehouseHook().get_url(), client, data_interval_start, data_interval_end
+                WarehouseHook().get_url(), client, data_interval_start, data_interval_end, shard
             )
+
+    @task
+    def raw_data_landed(results: list[dict]) -> dict:
+        results = list(results)
+        return {
+            "shards": len(results),
+            "meters": sum(r["meters"] for r in results),
+            "new_readings": sum(r["new_readings"] for r in results),
+        }
 
     @task(outlets=[RAW_METER_DATA])
     def check_new_readings() -> dict:
@@ -46,7 +69,7 @@ def meter_ingest():
 
         return run_checkpoint("after_ingest", WarehouseHook().get_url()).as_dict()
 
-    fetch_and_load() >> check_new_readings()
+    raw_data_landed(fetch_shard.expand(shard=plan_shards())) >> check_new_readings()
 
 
 meter_ingest()

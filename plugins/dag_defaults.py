@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset
 
+from vbatt.alerts import on_task_failure
 from vbatt.settings import get_settings
 
 # The raw layer changed: battery_ledger runs after every ingest that wrote to it.
@@ -19,5 +20,7 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=30),
+    # a webhook and/or mail when a task has failed for good (VBATT_ALERT_*, docs/operations.md)
+    "on_failure_callback": on_task_failure,
 }
 TAGS = ["vbatt"]

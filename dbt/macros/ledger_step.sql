@@ -24,6 +24,10 @@
 -#}
 {% macro create_ledger_functions() %}
 {% set s = target.schema %}
+-- Cosmos runs every model as its own dbt invocation, several at once on the workers: one
+-- creator at a time, or PostgreSQL fails the others with "tuple concurrently updated".
+-- The hook is one query string, so one transaction: the lock holds to its end.
+select pg_advisory_xact_lock(hashtext('vbatt-ledger-functions'));
 create schema if not exists {{ s }};
 
 create or replace function {{ s }}.vbatt_level_step(

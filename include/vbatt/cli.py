@@ -23,6 +23,8 @@ def _warehouse(args: argparse.Namespace) -> int:
     from vbatt.warehouse import embedded
 
     settings = get_settings()
+    if args.action in ("backup", "restore"):
+        return _warehouse_backup(args)
     if args.action == "url":
         print(embedded.warehouse_url(start_embedded=not settings.embedded or embedded.is_running()))
         return 0
@@ -50,6 +52,31 @@ def _warehouse(args: argparse.Namespace) -> int:
             f"warehouse in {settings.warehouse_dir}: {'running' if running else 'stopped'}"
         )
         return 0 if running else 1
+    return 0
+
+
+def _warehouse_backup(args: argparse.Namespace) -> int:
+    from vbatt.settings import get_settings
+    from vbatt.warehouse import backup
+    from vbatt.warehouse.embedded import warehouse_url
+
+    url = warehouse_url()
+    try:
+        if args.action == "backup":
+            target = Path(args.file) if args.file else None
+            target = target or backup.default_backup_file(get_settings().backup_dir)
+            with console.status(f"dumping the warehouse to {target}"):
+                backup.backup(url, target)
+            console.print(f"backup written: {target} ({target.stat().st_size:,} bytes)")
+        else:
+            if not args.file:
+                raise ValueError("vbatt warehouse restore FILE: which backup to restore?")
+            with console.status(f"restoring {args.file}"):
+                backup.restore(url, Path(args.file))
+            console.print(f"restored {args.file}; run the ledger (or `vbatt dbt run`) to go on")
+    except backup.BackupError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        return 1
     return 0
 
 
@@ -286,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     wh = sub.add_parser("warehouse", help="the embedded PostgreSQL warehouse")
-    wh.add_argument("action", choices=["up", "down", "status", "url"])
+    wh.add_argument("action", choices=["up", "down", "status", "url", "backup", "restore"])
+    wh.add_argument("file", nargs="?", help="backup/restore: the dump file (pg_dump custom format)")
     wh.set_defaults(func=_warehouse)
 
     mig = sub.add_parser("migrate", help="apply pending migrations of the raw layer")

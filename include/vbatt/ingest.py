@@ -70,20 +70,30 @@ class IngestError(RuntimeError):
 
 
 def meters_to_ingest(
-    engine: Engine, start: datetime, raw_schema: str = "raw"
+    engine: Engine,
+    start: datetime,
+    raw_schema: str = "raw",
+    meter_range: tuple[str, str] | None = None,
 ) -> dict[str, datetime]:
     """Meters of batteries live in the window, with the earliest battery start on each:
-    a meter seen for the first time is fetched from there (its history)."""
+    a meter seen for the first time is fetched from there (its history). ``meter_range``
+    limits them to one shard (inclusive bounds in byte order, see ``vbatt.shards``)."""
     raw = check_schema_name(raw_schema)
+    in_range = ""
+    params: dict = {"start": start}
+    if meter_range is not None:
+        in_range = ' and meter_id collate "C" between :first and :last'
+        params |= {"first": meter_range[0], "last": meter_range[1]}
     with engine.connect() as conn:
         rows = conn.execute(
             text(
                 f"select meter_id, min(start_date::timestamp at time zone timezone)"
                 f" from {raw}.batteries"
-                " where end_date is null or end_date >= (:start at time zone timezone)::date"
-                " group by meter_id order by meter_id"
+                " where (end_date is null or end_date >= (:start at time zone timezone)::date)"
+                f"{in_range}"
+                ' group by meter_id order by meter_id collate "C"'
             ),
-            {"start": start},
+            params,
         )
         return {r[0]: r[1] for r in rows}
 
@@ -122,6 +132,7 @@ def ingest_smartme(
     lookback: timedelta = timedelta(hours=2),
     max_catch_up: timedelta = timedelta(days=31),
     meter_ids: Iterable[str] | None = None,
+    meter_range: tuple[str, str] | None = None,
     raw_schema: str = "raw",
     source: str = "smartme",
     progress: Callable[[str], None] | None = None,
@@ -133,10 +144,11 @@ def ingest_smartme(
     watermark moves to ``end`` only when nothing of it was refused: a meter with refused
     values is fetched again from where it was complete on the next run (up to
     ``max_catch_up`` back), so a value the cloud sends properly later is not lost.
+    ``meter_range`` restricts the run to one shard of the live meters: one load per shard.
     """
     raw = check_schema_name(raw_schema)
     if meter_ids is None:
-        meters = meters_to_ingest(engine, start, raw)
+        meters = meters_to_ingest(engine, start, raw, meter_range)
     else:
         meters = dict.fromkeys(meter_ids)
     marks = _watermarks(engine, raw, source)

@@ -11,9 +11,16 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from vbatt.ingest import IngestError, IngestReport, ingest_smartme, process_drop_folder
+from vbatt.ingest import (
+    IngestError,
+    IngestReport,
+    ingest_smartme,
+    meters_to_ingest,
+    process_drop_folder,
+)
 from vbatt.quality.report import failures_on
 from vbatt.settings import get_settings
+from vbatt.shards import plan_shards
 from vbatt.warehouse.db import get_engine
 from vbatt.warehouse.migrate import migrate
 
@@ -25,8 +32,22 @@ def utc(ts: datetime) -> datetime:
     return datetime.fromtimestamp(ts.timestamp(), UTC)
 
 
-def ingest_window(url: str, client, start: datetime, end: datetime) -> dict:
-    """One run of meter_ingest: every live meter, the window plus the lookback."""
+def plan_ingest_shards(url: str, start: datetime, size: int | None = None) -> list[dict]:
+    """The meter shards of one meter_ingest run (see ``vbatt.shards``); migrates first, so
+    the mapped tasks that follow never race a migration."""
+    engine = get_engine(url)
+    migrate(engine)
+    meters = meters_to_ingest(engine, utc(start))
+    shards = plan_shards(meters, size or get_settings().ingest_shard_size)
+    log.info("%d meters in %d shards", len(meters), len(shards))
+    return [s.as_dict() for s in shards]
+
+
+def ingest_window(
+    url: str, client, start: datetime, end: datetime, shard: dict | None = None
+) -> dict:
+    """One run of meter_ingest, or one shard of it: every live meter (of the shard),
+    the window plus the lookback, as one load."""
     start, end = utc(start), utc(end)
     engine = get_engine(url)
     migrate(engine)
@@ -37,9 +58,11 @@ def ingest_window(url: str, client, start: datetime, end: datetime) -> dict:
         start=start,
         end=end,
         lookback=timedelta(minutes=settings.ingest_lookback_minutes),
+        meter_range=(shard["first"], shard["last"]) if shard else None,
         progress=lambda meter: log.info("meter %s done", meter),
     )
-    log.info("ingest %s..%s: %s", start.isoformat(), end.isoformat(), report.summary())
+    where = f" shard {shard['index']} ({shard['first']}..{shard['last']})" if shard else ""
+    log.info("ingest %s..%s%s: %s", start.isoformat(), end.isoformat(), where, report.summary())
     if report.failed:
         failed = "; ".join(f"{m.meter_id}: {m.error}" for m in report.failed)
         raise IngestError(f"{len(report.failed)} meters failed (the rest is stored): {failed}")

@@ -42,6 +42,14 @@ class Settings:
     data_docs_dir: Path  # HTML validation reports (git-ignored)
     max_household_kw: float  # quality gate: more power (kW) than a household draws or feeds in
     max_estimated_share: float  # quality gate: share of estimated intervals per battery-day
+    # scale-out and operations (docs/scaling.md, docs/operations.md)
+    ingest_shard_size: int  # meters per mapped meter_ingest task
+    smartme_pool: str  # Airflow pool that caps concurrent smart-me fetches across workers
+    smartme_pool_slots: int
+    alert_webhook_url: str  # POSTed a JSON message when a task fails or a deadline passes
+    alert_emails: tuple[str, ...]  # mailed the same (needs Airflow's [smtp] settings)
+    settlement_deadline_minutes: int  # daily_settlement must finish this long after queueing
+    backup_dir: Path  # where `vbatt warehouse backup` writes without a file name
 
     @property
     def embedded(self) -> bool:
@@ -72,7 +80,32 @@ def get_settings() -> Settings:
         data_docs_dir=Path(env("VBATT_DATA_DOCS_DIR", root / "build" / "data_docs")),
         max_household_kw=float(env("VBATT_MAX_HOUSEHOLD_KW", "60")),
         max_estimated_share=float(env("VBATT_MAX_ESTIMATED_SHARE", "0.25")),
+        ingest_shard_size=_positive(
+            "VBATT_INGEST_SHARD_SIZE", env("VBATT_INGEST_SHARD_SIZE", "250")
+        ),
+        smartme_pool=env("VBATT_SMARTME_POOL", "smartme_api"),
+        smartme_pool_slots=_positive(
+            "VBATT_SMARTME_POOL_SLOTS", env("VBATT_SMARTME_POOL_SLOTS", "4")
+        ),
+        alert_webhook_url=env("VBATT_ALERT_WEBHOOK_URL", ""),
+        alert_emails=tuple(
+            e.strip() for e in env("VBATT_ALERT_EMAILS", "").split(",") if e.strip()
+        ),
+        settlement_deadline_minutes=_positive(
+            "VBATT_SETTLEMENT_DEADLINE_MINUTES", env("VBATT_SETTLEMENT_DEADLINE_MINUTES", "180")
+        ),
+        backup_dir=Path(env("VBATT_BACKUP_DIR", root / "backups")),
     )
+
+
+def _positive(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ValueError(f"{name} must be a positive whole number, not {value!r}")
+    return number
 
 
 def smartme_config():

@@ -1,36 +1,208 @@
-"""docker-compose.yml is for users with Docker (no engine runs here): check what it promises."""
+"""docker-compose.yml is for servers with Docker (no engine runs here): check what it promises.
+
+The file is parsed as YAML and read the way Compose reads it (anchors merged); the checks
+are what `docker compose up` would trip over: services, commands, health checks, the
+order of start-up, volumes, paths on the host, and variables the env file must document.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
+COMPOSE = yaml.safe_load(COMPOSE_TEXT)
+SERVICES = COMPOSE["services"]
+AIRFLOW = {"init", "api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower"}
+INFRA = {"postgres", "warehouse", "redis"}
+# ${NAME}, ${NAME:-default}, ${NAME:?error}; $${NAME} is the container's own variable
+VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
 
 
-def test_compose_wires_airflow_to_the_warehouse():
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    services = compose["services"]
-    assert {"postgres", "airflow"} <= set(services)
-    airflow = services["airflow"]
-    assert airflow["depends_on"]["postgres"]["condition"] == "service_healthy"
-    env = airflow["environment"]
-    assert env["WAREHOUSE_URL"].startswith("postgresql+psycopg2://")
-    assert "@postgres:5432/vbatt" in env["WAREHOUSE_URL"]
-    for conn in ("AIRFLOW_CONN_WAREHOUSE_DEFAULT", "AIRFLOW_CONN_SMARTME_DEFAULT"):
-        assert conn in env
-    assert "healthcheck" in services["postgres"]
-    # Airflow's metadata database must exist before Airflow starts
-    metadata_db = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].rsplit("/", 1)[-1]
-    init = [v.split(":")[0] for v in services["postgres"]["volumes"] if "initdb" in v]
-    assert init and f"create database {metadata_db}" in (ROOT / init[0]).read_text()
+def env_example() -> dict[str, str]:
+    pairs = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            pairs[name.strip()] = value.strip()
+    return pairs
 
 
-def test_dockerfile_uses_the_pinned_airflow_and_requirements():
+def command(service: str) -> str:
+    cmd = SERVICES[service].get("command", "")
+    return " ".join(cmd) if isinstance(cmd, list) else cmd
+
+
+def test_every_service_of_the_official_layout_is_there():
+    assert AIRFLOW | INFRA | {"simulator", "log-cleanup"} == set(SERVICES)
+
+
+@pytest.mark.parametrize(
+    ("service", "expected"),
+    [
+        ("api-server", "api-server"),
+        ("scheduler", "scheduler"),
+        ("dag-processor", "dag-processor"),
+        ("triggerer", "triggerer"),
+        ("worker", "celery worker"),
+        ("flower", "celery flower"),
+        ("init", "python -m vbatt.deploy_init"),
+        ("simulator", "python -m vbatt.simulator --host 0.0.0.0 --port 8765"),
+        ("log-cleanup", "/clean-logs"),
+    ],
+)
+def test_commands(service, expected):
+    assert expected in command(service)
+
+
+def test_the_init_and_simulator_modules_exist():
+    for module in ("deploy_init", "simulator/__main__"):
+        assert (ROOT / "include" / "vbatt" / f"{module}.py").is_file()
+
+
+def test_airflow_runs_celery_on_redis_with_its_own_metadata_database():
+    env = SERVICES["scheduler"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert "@postgres:5432/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert (
+        env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+        and "@redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
+    )
+    # Airflow 3: task runners on the workers report to the API server's execution API
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://api-server:8080/execution/"
+    assert "@warehouse:5432/vbatt" in env["WAREHOUSE_URL"]
+    for service in AIRFLOW:
+        assert SERVICES[service]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+
+
+def test_the_warehouse_is_its_own_postgres_with_a_volume():
+    warehouse = SERVICES["warehouse"]
+    assert warehouse["image"].startswith("postgres:")
+    assert "warehouse-data:/var/lib/postgresql/data" in warehouse["volumes"]
+    assert "airflow-db:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
+    assert "C.UTF-8" in warehouse["environment"]["POSTGRES_INITDB_ARGS"]
+
+
+def test_health_checks_and_start_order():
+    for service in (AIRFLOW - {"init"}) | INFRA | {"simulator"}:
+        check = SERVICES[service].get("healthcheck")
+        assert check and check["test"], f"{service} has no health check"
+    for service in AIRFLOW - {"init"}:
+        depends = SERVICES[service]["depends_on"]
+        assert depends["init"]["condition"] == "service_completed_successfully", service
+        for infra in INFRA:
+            assert depends[infra]["condition"] == "service_healthy", (service, infra)
+    assert SERVICES["worker"]["depends_on"]["api-server"]["condition"] == "service_healthy"
+    assert SERVICES["init"]["restart"] == "no"
+
+
+def test_workers_scale_and_optional_services_sit_behind_profiles():
+    worker = SERVICES["worker"]
+    assert "container_name" not in worker and "ports" not in worker
+    assert SERVICES["flower"]["profiles"] == ["flower"]
+    assert SERVICES["simulator"]["profiles"] == ["demo"]
+    for service in set(SERVICES) - {"flower", "simulator"}:
+        assert "profiles" not in SERVICES[service], f"{service} would not start by default"
+
+
+def test_volumes_are_declared_and_shared_where_needed():
+    declared = set(COMPOSE["volumes"])
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if not source.startswith((".", "/")):
+                assert source in declared, f"{name} mounts undeclared volume {source}"
+    worker_volumes = SERVICES["worker"]["volumes"]
+    assert "outbox:/opt/vbatt/outbox" in worker_volumes
+    assert "drop:/opt/vbatt/drop" in worker_volumes
+    assert "airflow-logs:/opt/airflow/logs" in SERVICES["log-cleanup"]["volumes"]
+    assert {"outbox", "warehouse-data", "airflow-logs"} <= declared
+
+
+def test_every_path_mounted_from_the_host_exists():
+    mounted = [
+        (name, volume.split(":")[0])
+        for name, service in SERVICES.items()
+        for volume in service.get("volumes", [])
+        if volume.startswith((".", "/"))
+    ]
+    assert mounted, "the project's dags/ and plugins/ are mounted"
+    for name, path in mounted:
+        assert not path.startswith("/"), f"{name}: an absolute host path is not portable"
+        assert (ROOT / path).exists(), f"{name} mounts {path}, which does not exist"
+
+
+def test_every_variable_is_documented_in_env_example_and_none_is_stale():
+    used = set(VARIABLE.findall(COMPOSE_TEXT))
+    documented = env_example()
+    assert used - set(documented) == set(), "undocumented in .env.example"
+    assert set(documented) - used == set(), "documented but not used by docker-compose.yml"
+    for name in used:
+        comment = re.search(rf"((?:#.*\n)+){name}=", (ROOT / ".env.example").read_text())
+        assert comment, f"{name} has no comment in .env.example"
+
+
+def test_secrets_are_required_from_the_env_file_and_not_committed():
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", COMPOSE_TEXT))
+    assert {
+        "AIRFLOW_DB_PASSWORD",
+        "WAREHOUSE_PASSWORD",
+        "REDIS_PASSWORD",
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_JWT_SECRET",
+        "AIRFLOW_API_SECRET_KEY",
+        "SMARTME_API_KEY",
+    } <= required
+    documented = env_example()
+    for name in required:
+        assert documented[name] == "", f".env.example must not carry a value for {name}"
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert ".env" in ignored
+    assert ".env" in (ROOT / ".dockerignore").read_text().splitlines()
+
+
+def test_project_variables_are_read_by_settings():
+    settings = (ROOT / "include" / "vbatt" / "settings.py").read_text()
+    env = SERVICES["worker"]["environment"]
+    for name in env:
+        if name.startswith("VBATT_") or name == "WAREHOUSE_URL":
+            assert f'"{name}"' in settings, f"{name} is set but settings.py never reads it"
+
+
+def test_dockerfile_uses_the_pinned_airflow_and_requirements_and_no_secrets():
     dockerfile = (ROOT / "Dockerfile").read_text()
     pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
     assert pinned, "requirements.txt pins apache-airflow"
-    assert f"apache/airflow:{pinned.group(1)}-python3.11" in dockerfile
+    assert f"FROM apache/airflow:{pinned.group(1)}-python3.11" in dockerfile
     assert "requirements.txt" in dockerfile
+    assert re.search(
+        r"^apache-airflow-providers-celery==", (ROOT / "requirements.txt").read_text(), re.M
+    )
+    for line in dockerfile.splitlines():
+        if line.startswith(("ENV", "ARG", "COPY", "ADD")):
+            assert not re.search(r"PASSWORD|SECRET|API_KEY|\.env\b", line), line
+    for source in re.findall(r"^COPY\s+(?:--\S+\s+)*(.+)\s+\S+$", dockerfile, re.M):
+        for path in source.split():
+            assert (ROOT / path).exists(), f"Dockerfile copies {path}, which does not exist"
+
+
+def test_readme_deployment_section_names_every_service_and_step():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deployment with Docker", 1)
+    assert len(section) == 2, "README.md has a 'Deployment with Docker' section"
+    text = section[1].split("\n## ", 1)[0]
+    for service in SERVICES:
+        assert f"`{service}`" in text, f"README deployment section does not name {service}"
+    for step in (
+        "cp .env.example .env",
+        "docker compose build",
+        "docker compose up -d",
+        "--scale worker=",
+        "--profile flower",
+        "--profile demo",
+    ):
+        assert step in text, f"README deployment section lacks `{step}`"

@@ -20,6 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     defaults, no_faults = Credentials(), Faults()
     p = argparse.ArgumentParser(prog="python -m vbatt.simulator", description=__doc__)
     p.add_argument("--port", type=int, default=0, help="0 = pick a free port")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 only inside a container network (docker compose)",
+    )
     p.add_argument("--meters", type=int, default=5)
     p.add_argument("--seed", type=int, default=42)
     auth = p.add_argument_group("credentials (any one of them is accepted)")
@@ -83,13 +88,13 @@ def main(argv: list[str] | None = None) -> None:
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", args.port))  # never 0.0.0.0: this is a test double
+    sock.bind((args.host, args.port))  # a test double: loopback unless told otherwise
     sock.listen(128)
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         create_app(state), log_level="warning", access_log=False, lifespan="off"
     )
-    print(f"{READY_PREFIX}http://127.0.0.1:{port}", flush=True)
+    print(f"{READY_PREFIX}http://{args.host}:{port}", flush=True)
     uvicorn.Server(config).run(sockets=[sock])
 
 

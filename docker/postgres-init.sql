@@ -1,2 +1,0 @@
--- Airflow keeps its metadata beside the warehouse, in its own database.
-create database airflow;
