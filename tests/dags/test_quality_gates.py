@@ -6,7 +6,7 @@ from __future__ import annotations
 def test_ingest_gate_runs_after_loading_and_triggers_the_ledger(dags):
     from dag_defaults import RAW_METER_DATA
 
-    for dag_id, load in (("meter_ingest", "fetch_and_load"), ("file_drop", "load_dropped_files")):
+    for dag_id, load in (("meter_ingest", "raw_data_landed"), ("file_drop", "load_dropped_files")):
         dag = dags[dag_id]
         gate = dag.get_task("check_new_readings")
         assert gate.upstream_task_ids == {load}

@@ -23,7 +23,9 @@ def test_only_the_last_task_updates_the_raw_data_asset(dags):
 
     dag = dags["meter_ingest"]
     producers = [t.task_id for t in dag.tasks if RAW_METER_DATA in t.outlets]
-    assert producers == ["raw_data_landed"], "battery_ledger runs once per ingest, not per shard"
+    # the quality gate after all shards: battery_ledger runs once per ingest, not per shard
+    assert producers == ["check_new_readings"]
+    assert dag.get_task("check_new_readings").upstream_task_ids == {"raw_data_landed"}
 
 
 def test_the_pool_exists_after_set_up(airflow_metadata):
