@@ -50,6 +50,7 @@ class Settings:
     alert_emails: tuple[str, ...]  # mailed the same (needs Airflow's [smtp] settings)
     settlement_deadline_minutes: int  # daily_settlement must finish this long after queueing
     backup_dir: Path  # where `vbatt warehouse backup` writes without a file name
+    export_workers: int  # processes issuing a partner's formats side by side
 
     @property
     def embedded(self) -> bool:
@@ -95,6 +96,9 @@ def get_settings() -> Settings:
             "VBATT_SETTLEMENT_DEADLINE_MINUTES", env("VBATT_SETTLEMENT_DEADLINE_MINUTES", "180")
         ),
         backup_dir=Path(env("VBATT_BACKUP_DIR", root / "backups")),
+        export_workers=_positive(
+            "VBATT_EXPORT_WORKERS", env("VBATT_EXPORT_WORKERS", str(min(2, os.cpu_count() or 1)))
+        ),
     )
 
 

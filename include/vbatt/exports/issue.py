@@ -96,7 +96,9 @@ def issue_format(
     key, label = fmt.key, batch.period.label
     try:
         return _issue(engine, batch, fmt, outbox_dir, raw_schema, gate, now)
-    except _Blocked as blocked:  # the transaction rolled back: no reference used, nothing recorded
+    except (
+        _Blocked
+    ) as blocked:  # rolled back: nothing written or recorded (its reference stays unused)
         return IssueResult(batch.partner_id, key, label, "blocked", reason=str(blocked))
 
 
@@ -107,10 +109,11 @@ class _Blocked(Exception):
 def _issue(engine, batch, fmt, outbox_dir, raw_schema, gate, now) -> IssueResult:
     key, label = fmt.key, batch.period.label
     with engine.begin() as conn:
-        # one issuer per partner at a time: references and versions stay gap-free and unique
+        # one issuer per partner and format entry at a time: versions stay gap-free; the
+        # partner's other formats may be issued in parallel (vbatt.exports.run)
         conn.execute(
             text("select pg_advisory_xact_lock(hashtext(:k))"),
-            {"k": f"vbatt-export:{batch.partner_id}"},
+            {"k": f"vbatt-export:{batch.partner_id}:{key}"},
         )
         latest = _latest_issue(conn, raw_schema, batch, key)
         if latest:
@@ -136,7 +139,11 @@ def _issue(engine, batch, fmt, outbox_dir, raw_schema, gate, now) -> IssueResult
                 )
         version = latest[0]["version"] + 1 if latest else 1
         created = (now or datetime.now(UTC)).replace(microsecond=0)
-        ctx = RenderContext(_next_reference(conn, raw_schema, batch.partner_id), created, version)
+        # the counter is taken in a transaction of its own, so parallel issues of the
+        # partner's formats do not wait on its row; a blocked issue leaves a gap
+        with engine.begin() as counter:
+            reference = _next_reference(counter, raw_schema, batch.partner_id)
+        ctx = RenderContext(reference, created, version)
         files = _render(batch, fmt, ctx)
         if gate is not None and (reason := gate(batch, fmt, files)):
             raise _Blocked(reason)

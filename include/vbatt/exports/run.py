@@ -6,15 +6,22 @@ so a file made by hand and a file made by the schedule are the same file.
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 
 from vbatt.exports.data import read_batch
 from vbatt.exports.delivery import deliver
 from vbatt.exports.issue import Gate, IssueResult, issue_format
 from vbatt.exports.model import Period
-from vbatt.exports.partners import PartnerConfig
+from vbatt.exports.partners import FormatConfig, PartnerConfig
+from vbatt.settings import get_settings
+from vbatt.warehouse.db import forget_inherited_connections
+
+log = logging.getLogger(__name__)
 
 
 def export_partner(
@@ -27,6 +34,7 @@ def export_partner(
     raw_schema: str = "raw",
     gate: Gate | None = None,
     send: bool = True,
+    workers: int | None = None,
 ) -> tuple[list[IssueResult], list[str]]:
     """Issue the partner's formats (all, or those named by format or entry name) for the
     period and deliver what is waiting; returns the issues and the file names delivered."""
@@ -42,6 +50,47 @@ def export_partner(
     if not any(b.intervals for b in batch.batteries):  # nothing computed yet: issue nothing
         results = [IssueResult(partner.partner_id, f.key, period.label, "empty") for f in chosen]
     else:
-        results = [issue_format(engine, batch, fmt, outbox_dir, raw_schema, gate) for fmt in chosen]
+        workers = get_settings().export_workers if workers is None else workers
+        results = _issue_all(engine, batch, chosen, outbox_dir, raw_schema, gate, workers)
     delivered = deliver(engine, partner, outbox_dir, raw_schema) if send else []
     return results, delivered
+
+
+# What the forked workers inherit (set just before the fork; nothing is pickled but results)
+_JOB: tuple | None = None
+
+
+def _issue_in_child(index: int) -> IssueResult:
+    engine, batch, formats, outbox_dir, raw_schema, gate = _JOB
+    forget_inherited_connections(engine)
+    own = create_engine(engine.url)
+    try:
+        return issue_format(own, batch, formats[index], outbox_dir, raw_schema, gate)
+    finally:
+        own.dispose()
+
+
+def _issue_all(
+    engine: Engine,
+    batch,
+    formats: list[FormatConfig],
+    outbox_dir: Path,
+    raw_schema: str,
+    gate: Gate | None,
+    workers: int,
+) -> list[IssueResult]:
+    """Each format entry in its own process (rendering is pure Python, one core each);
+    the batch is shared by fork, not copied. Where processes cannot be forked (inside a
+    daemonic worker, say), the entries are issued one after the other."""
+    global _JOB
+    if workers > 1 and len(formats) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _JOB = (engine, batch, formats, outbox_dir, raw_schema, gate)
+        try:
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(min(workers, len(formats)), mp_context=context) as pool:
+                return list(pool.map(_issue_in_child, range(len(formats))))
+        except AssertionError as exc:  # "daemonic processes are not allowed to have children"
+            log.info("issuing formats one by one: %s", exc)
+        finally:
+            _JOB = None
+    return [issue_format(engine, batch, fmt, outbox_dir, raw_schema, gate) for fmt in formats]

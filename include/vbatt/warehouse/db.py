@@ -8,7 +8,18 @@ from sqlalchemy import Engine, create_engine
 
 from vbatt.warehouse.embedded import normalise_url, warehouse_url
 
+_ENGINES: list[Engine] = []
+
 
 @cache
 def get_engine(url: str | None = None) -> Engine:
-    return create_engine(normalise_url(url or warehouse_url()), pool_pre_ping=True)
+    engine = create_engine(normalise_url(url or warehouse_url()), pool_pre_ping=True)
+    _ENGINES.append(engine)
+    return engine
+
+
+def forget_inherited_connections(*engines: Engine) -> None:
+    """In a forked child: drop the parent's pooled connections without closing them
+    (closing would end the parent's sessions); the child then opens its own."""
+    for engine in (*_ENGINES, *engines):
+        engine.dispose(close=False)
