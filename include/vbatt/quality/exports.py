@@ -38,16 +38,22 @@ def warehouse_series(
 
     sums = ", ".join(f"sum({INTERVAL_COLUMNS[c]}) as {c}" for c in channels)
     with engine.connect() as conn:
+        if battery_ids is not None:  # the batteries the export was made of (checked by it)
+            which, params = "i.battery_id = any(:ids)", {"ids": list(battery_ids)}
+        else:
+            which = (
+                f"i.battery_id in (select battery_id from {schema}_marts.battery_registers"
+                " where partner_id = :p)"
+            )
+            params = {"p": partner_id}
         rows = conn.execute(
             text(
                 f"select i.battery_id, count(*) as n{', ' + sums if sums else ''}"
                 f" from {schema}_marts.battery_intervals as i"
-                f" join {schema}_marts.battery_registers as r on r.battery_id = i.battery_id"
-                f" where r.partner_id = :p and i.interval_start >= :s and i.interval_start < :e"
-                f"{' and i.battery_id = any(:ids)' if battery_ids is not None else ''}"
+                f" where {which} and i.interval_start >= :s and i.interval_start < :e"
                 f" group by i.battery_id"
             ),
-            {"p": partner_id, "s": start_utc, "e": end_utc, "ids": list(battery_ids or ())},
+            {**params, "s": start_utc, "e": end_utc},
         ).all()
     records = [
         {
