@@ -136,6 +136,26 @@ class Marts:
 
     # -- rows of one battery (call visible() first) ----------------------------------------
 
+    def _range_sql(self, model, relation, key, battery_id, start, end, after, limit):
+        """One battery's rows of a mart in [start, end), after a paging key, in key order."""
+        sql = (
+            f"select {_columns(model, 'm')} from {self.marts}.{relation} m where m.battery_id = :id"
+        )
+        params: dict = {"id": battery_id}
+        for clause, name, value in (
+            (f"m.{key} >= :start", "start", start),
+            (f"m.{key} < :end", "end", end),
+            (f"m.{key} > :after", "after", after),
+        ):
+            if value is not None:
+                sql += f" and {clause}"
+                params[name] = value
+        sql += f" order by m.{key}"
+        if limit is not None:
+            sql += " limit :limit"
+            params["limit"] = limit
+        return sql, params
+
     def intervals(
         self,
         conn: Connection,
@@ -146,23 +166,9 @@ class Marts:
         after: datetime | None,
         limit: int | None,
     ) -> Iterator[Interval]:
-        sql = (
-            f"select {_columns(Interval, 'i')} from {self.marts}.battery_intervals i"
-            " where i.battery_id = :id"
+        sql, params = self._range_sql(
+            Interval, "battery_intervals", "interval_start", battery_id, start, end, after, limit
         )
-        params: dict = {"id": battery_id}
-        for clause, name, value in (
-            ("i.interval_start >= :start", "start", start),
-            ("i.interval_start < :end", "end", end),
-            ("i.interval_start > :after", "after", after),
-        ):
-            if value is not None:
-                sql += f" and {clause}"
-                params[name] = value
-        sql += " order by i.interval_start"
-        if limit is not None:
-            sql += " limit :limit"
-            params["limit"] = limit
         if limit is None:  # a download of any length: a server-side cursor, 2000 at a time
             conn = conn.execution_options(stream_results=True, yield_per=2000)
         result = conn.execute(text(sql), params)
@@ -214,23 +220,9 @@ class Marts:
         after: date | None,
         limit: int | None,
     ) -> list[Day]:
-        sql = (
-            f"select {_columns(Day, 'd')} from {self.marts}.battery_daily d"
-            " where d.battery_id = :id"
+        sql, params = self._range_sql(
+            Day, "battery_daily", "local_date", battery_id, start, end, after, limit
         )
-        params: dict = {"id": battery_id}
-        for clause, name, value in (
-            ("d.local_date >= :start", "start", start),
-            ("d.local_date < :end", "end", end),
-            ("d.local_date > :after", "after", after),
-        ):
-            if value is not None:
-                sql += f" and {clause}"
-                params[name] = value
-        sql += " order by d.local_date"
-        if limit is not None:
-            sql += " limit :limit"
-            params["limit"] = limit
         return [Day.model_validate(r._asdict()) for r in conn.execute(text(sql), params)]
 
     def settlements(

@@ -10,6 +10,7 @@ otherwise, so registers are exact whatever the timezones.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, text
 
@@ -115,13 +116,23 @@ def read_batch(
 
 def _intervals(conn, marts: str, params: dict) -> dict[str, list[IntervalRow]]:
     """The period's quarter hours per battery, through the DBAPI cursor: a day of 10,000
-    batteries is a million rows, and per-row attribute lookups would dominate the export."""
+    batteries is a million rows, and per-row attribute lookups or timestamp parsing would
+    dominate the export. Instants arrive as epoch seconds and become one shared datetime
+    per quarter hour of the period."""
     out: dict[str, list[IntervalRow]] = defaultdict(list)
+    instants: dict[int, datetime] = {}
+
+    def instant(epoch: int) -> datetime:
+        found = instants.get(epoch)
+        if found is None:
+            found = instants[epoch] = datetime.fromtimestamp(epoch, UTC)
+        return found
+
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.execute("set local time zone 'UTC'")  # timestamps arrive in UTC, no conversion
         cursor.execute(
-            f"select battery_id, interval_start, interval_end, import_kwh, export_kwh, charge_kwh,"
+            f"select battery_id, extract(epoch from interval_start)::bigint,"
+            f" extract(epoch from interval_end)::bigint, import_kwh, export_kwh, charge_kwh,"
             f" discharge_kwh, overflow_kwh, shortfall_kwh, forfeited_kwh, level_kwh, estimated"
             f" from {marts}.battery_intervals where battery_id = any(%(ids)s)"
             f" and interval_start >= %(start)s and interval_start < %(end)s"
@@ -129,8 +140,8 @@ def _intervals(conn, marts: str, params: dict) -> dict[str, list[IntervalRow]]:
             params,
         )
         while chunk := cursor.fetchmany(50_000):
-            for battery_id, *values in chunk:
-                out[battery_id].append(IntervalRow(*values))
+            for battery_id, start, end, *values in chunk:
+                out[battery_id].append(IntervalRow(instant(start), instant(end), *values))
     finally:
         cursor.close()
     return out

@@ -147,17 +147,16 @@ def _issue(engine, batch, fmt, outbox_dir, raw_schema, gate, now) -> IssueResult
         files = _render(batch, fmt, ctx)
         if gate is not None and (reason := gate(batch, fmt, files)):
             raise _Blocked(reason)
-        paths = []
-        for f in files:
-            path = outbox_path(outbox_dir, batch.partner_id, key, f.name)
+        paths = [outbox_path(outbox_dir, batch.partner_id, key, f.name) for f in files]
+        for f, path in zip(files, paths, strict=True):
             write_atomically(path, f.content)
-            paths.append(path)
-            conn.execute(
-                text(
-                    f"insert into {raw_schema}.export_files (partner_id, format_key, period_label, version,"
-                    f" reference, created_at, file_name, sha256, rows, status)"
-                    f" values (:p, :k, :l, :v, :r, :c, :n, :s, :rows, 'issued')"
-                ),
+        conn.execute(  # one statement for all files (SDAT-CH: one file per battery)
+            text(
+                f"insert into {raw_schema}.export_files (partner_id, format_key, period_label, version,"
+                f" reference, created_at, file_name, sha256, rows, status)"
+                f" values (:p, :k, :l, :v, :r, :c, :n, :s, :rows, 'issued')"
+            ),
+            [
                 {
                     "p": batch.partner_id,
                     "k": key,
@@ -168,8 +167,10 @@ def _issue(engine, batch, fmt, outbox_dir, raw_schema, gate, now) -> IssueResult
                     "n": f.name,
                     "s": sha256(f.content),
                     "rows": f.rows,
-                },
-            )
+                }
+                for f in files
+            ],
+        )
         if latest:
             conn.execute(
                 text(
