@@ -6,6 +6,7 @@ so dbt writes where the ingest tasks read.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -34,6 +35,13 @@ def profile_config() -> ProfileConfig:
     )
 
 
+def dbt_executable() -> str:
+    """dbt beside this interpreter (a virtualenv), else on PATH: the official Airflow image
+    installs user packages into ~/.local/bin."""
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside if beside.exists() else shutil.which("dbt") or beside)
+
+
 def ledger_task_group(group_id: str = "dbt_ledger", **kwargs) -> DbtTaskGroup:
     settings = get_settings()
     manifest = settings.dbt_project_dir / "target" / "manifest.json"
@@ -47,7 +55,7 @@ def ledger_task_group(group_id: str = "dbt_ledger", **kwargs) -> DbtTaskGroup:
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.LOCAL,
             invocation_mode=InvocationMode.DBT_RUNNER,
-            dbt_executable_path=str(Path(sys.executable).with_name("dbt")),
+            dbt_executable_path=dbt_executable(),
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST if manifest.exists() else LoadMode.DBT_LS,
