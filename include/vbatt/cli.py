@@ -234,6 +234,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from vbatt.exports.gate import export_gate
     from vbatt.exports.partners import get_partner
     from vbatt.exports.period import parse_period
@@ -264,7 +266,7 @@ def _export(args: argparse.Namespace) -> int:
             "new": f"issued version 1 ({r.reference}), {r.rows:,} values: {files}",
             "correction": f"data changed: correction v{r.version} ({r.reference}) issued: {files}",
             "unchanged": f"already issued as v{r.version} ({r.reference}), files unchanged: {files}",
-            "blocked": f"[red]blocked, nothing issued: {r.reason}[/red]",
+            "blocked": f"[red]blocked, nothing issued: {escape(r.reason)}[/red]",
             "empty": "[yellow]no computed intervals in the period, nothing issued[/yellow]",
         }[r.status]
         console.print(

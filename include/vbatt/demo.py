@@ -165,7 +165,7 @@ def main() -> int:
                 return 1
 
     console.print(summary_table(engine))
-    console.print(quality_overview(url), highlight=False)  # the gates' outcomes, data docs
+    console.print(quality_overview(url), highlight=False, markup=False)  # gates, data docs
     console.print(exports_table(engine, get_settings().outbox_dir))
     from vbatt.api.server import demo_handoff
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -41,7 +42,7 @@ def run_quality(args: argparse.Namespace) -> int:
 
     result = run_checkpoint(args.checkpoint, warehouse_url())
     style = {"passed": "green", "warned": "yellow", "blocked": "red"}[result.outcome]
-    console.print(f"[{style}]{result.summary}[/{style}]", highlight=False)
+    console.print(f"[{style}]{escape(result.summary)}[/{style}]", highlight=False)
     return 1 if result.blocked else 0
 
 
