@@ -70,7 +70,7 @@ def daily_settlement():
 
     @task(map_index_template="{{ partner_label }}")
     def export_partner_files(partner_id: str, data_interval_start=None) -> list[dict]:
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from vbatt.exports.gate import export_gate
         from vbatt.exports.partners import get_partner

@@ -49,6 +49,17 @@ CLUSTER_DB, REFERENCE_DB, METADATA_DB = "vbatt_cluster", "vbatt_single", "airflo
 SEED = 42
 
 
+def write_partners(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(3):
+        (folder / f"partner-{i}.yaml").write_text(
+            f"partner_id: partner-{i}\nname: Cluster test partner {i}\n"
+            "sender: {id: '9900000000017'}\nreceiver: {id: '9900000000024'}\n"
+            "formats: [{format: csv}, {format: mscons}]\n"
+        )
+    return folder
+
+
 def run(args: argparse.Namespace) -> int:
     from vbatt.simulator import start_in_background
     from vbatt.warehouse import embedded
@@ -118,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
             urls[CLUSTER_DB],
             smartme,
         )
+        # the batteries' partners (warehouses.register_batteries: partner-0..2) with files
+        # of their own, so daily_settlement issues real exports on the workers
+        env["VBATT_PARTNERS_DIR"] = str(write_partners(work / "partners"))
+        env["VBATT_OUTBOX_DIR"] = str(work / "outbox")
         env["VBATT_INGEST_SHARD_SIZE"] = str(args.shard_size)
         env["VBATT_SMARTME_POOL_SLOTS"] = str(args.pool_slots)
         started = time.monotonic()
@@ -182,6 +197,14 @@ def run(args: argparse.Namespace) -> int:
         step(
             f"{shards} ingest shards of up to {args.shard_size} meters:"
             f" {shard_avg or 0:.1f}s average, {shard_max or 0:.1f}s longest"
+        )
+        issued = sorted(
+            p.relative_to(work / "outbox") for p in (work / "outbox").rglob("*") if p.is_file()
+        )
+        if not issued:
+            raise ClusterError(f"{SETTLE_DAG} succeeded but issued no files in {work / 'outbox'}")
+        step(
+            f"{SETTLE_DAG}: {len(issued)} files issued to {len({p.parts[0] for p in issued})} partners"
         )
         procs.stop_all()
 
