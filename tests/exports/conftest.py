@@ -32,28 +32,30 @@ def readings(meter_id: str) -> list[Reading]:
     return out
 
 
+def battery_rows() -> list[dict]:
+    return [
+        {
+            "battery_id": b,
+            "name": n,
+            "partner_id": p,
+            "customer_id": c,
+            "meter_id": m,
+            "capacity_kwh": cap,
+            "start_date": DAYS[0],
+            "reset_date": None,
+            "reset_repeat": "yearly",
+            "end_date": None,
+            "timezone": "Europe/Zurich",
+            "initial_level_kwh": 0.0,
+        }
+        for b, n, p, c, m, cap in BATTERIES
+    ]
+
+
 @pytest.fixture
 def warehouse(pipeline):
     """The pipeline after one dbt run over the three days."""
-    pipeline.batteries(
-        [
-            {
-                "battery_id": b,
-                "name": n,
-                "partner_id": p,
-                "customer_id": c,
-                "meter_id": m,
-                "capacity_kwh": cap,
-                "start_date": DAYS[0],
-                "reset_date": None,
-                "reset_repeat": "yearly",
-                "end_date": None,
-                "timezone": "Europe/Zurich",
-                "initial_level_kwh": 0.0,
-            }
-            for b, n, p, c, m, cap in BATTERIES
-        ]
-    )
+    pipeline.batteries(battery_rows())
     for meter in sorted({b[4] for b in BATTERIES}):
         pipeline.load(readings(meter))
     pipeline.run()

@@ -8,7 +8,7 @@ import secrets
 import pytest
 from sqlalchemy import make_url, text
 
-from tests.exports.conftest import BATTERIES, DAYS, readings
+from tests.exports.conftest import DAYS, battery_rows, readings
 
 pytestmark = pytest.mark.slow
 
@@ -38,26 +38,7 @@ def test_vbatt_export_issues_once(engine, warehouse_url, monkeypatch, tmp_path, 
     try:
         own = get_engine(url)
         migrate(own)
-        upsert_batteries(
-            own,
-            [
-                {
-                    "battery_id": b,
-                    "name": n,
-                    "partner_id": p,
-                    "customer_id": c,
-                    "meter_id": m,
-                    "capacity_kwh": cap,
-                    "start_date": DAYS[0],
-                    "reset_date": None,
-                    "reset_repeat": "yearly",
-                    "end_date": None,
-                    "timezone": "Europe/Zurich",
-                    "initial_level_kwh": 0.0,
-                }
-                for b, n, p, c, m, cap in BATTERIES
-            ],
-        )
+        upsert_batteries(own, battery_rows())
         load_readings(own, readings("SIM-0003"), source="test")
         run_dbt(["run"], url=url, target_dir=tmp_path / "target")
         outbox = tmp_path / "outbox"
