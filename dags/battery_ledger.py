@@ -28,6 +28,23 @@ from dbt_cosmos import ledger_task_group
 def battery_ledger():
     ledger = ledger_task_group(default_args=DEFAULT_ARGS)
 
+    @task
+    def create_schemas() -> None:
+        """The models run as parallel tasks: create their schemas first, once, so that two
+        of them never race on CREATE SCHEMA in a fresh warehouse (dbt/macros/schemas.sql)."""
+        import tempfile
+        from pathlib import Path
+
+        from vbatt.transform import run_dbt
+        from warehouse_hook import WarehouseHook
+
+        with tempfile.TemporaryDirectory() as target:  # never rewrite Cosmos's manifest
+            run_dbt(
+                ["run-operation", "create_project_schemas"],
+                url=WarehouseHook().get_url(),
+                target_dir=Path(target),
+            )
+
     # the LEDGER asset means "computed and checked": a blocked ledger announces nothing
     @task(outlets=[LEDGER])
     def check_ledger() -> dict:
@@ -42,7 +59,7 @@ def battery_ledger():
             raise AirflowFailException(result.summary) from QualityGateError(result)
         return result.as_dict()
 
-    ledger >> check_ledger()
+    create_schemas() >> ledger >> check_ledger()
 
 
 battery_ledger()
