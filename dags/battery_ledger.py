@@ -29,21 +29,13 @@ def battery_ledger():
     ledger = ledger_task_group(default_args=DEFAULT_ARGS)
 
     @task
-    def create_schemas() -> None:
+    def create_schemas() -> list[str]:
         """The models run as parallel tasks: create their schemas first, once, so that two
-        of them never race on CREATE SCHEMA in a fresh warehouse (dbt/macros/schemas.sql)."""
-        import tempfile
-        from pathlib import Path
-
-        from vbatt.transform import run_dbt
+        of them never race on CREATE SCHEMA in a fresh warehouse."""
+        from vbatt.transform import create_model_schemas
         from warehouse_hook import WarehouseHook
 
-        with tempfile.TemporaryDirectory() as target:  # never rewrite Cosmos's manifest
-            run_dbt(
-                ["run-operation", "create_project_schemas"],
-                url=WarehouseHook().get_url(),
-                target_dir=Path(target),
-            )
+        return create_model_schemas(WarehouseHook().get_url())
 
     # the LEDGER asset means "computed and checked": a blocked ledger announces nothing
     @task(outlets=[LEDGER])

@@ -66,3 +66,27 @@ def run_dbt(
             f"dbt {' '.join(args)} failed (exit {result.returncode}):\n" + "\n".join(lines[-40:])
         )
     return result.stdout or ""
+
+
+def create_model_schemas(url: str) -> list[str]:
+    """Create the schemas the dbt models write to, as dbt's manifest names them, one caller
+    at a time. Airflow runs the models as parallel tasks; on a fresh warehouse two of them
+    could both find a schema missing and race on CREATE SCHEMA (a unique violation in
+    pg_namespace), so battery_ledger calls this first. Without a manifest it does nothing
+    and dbt creates the schemas as usual."""
+    from sqlalchemy import text
+
+    from vbatt.warehouse.db import get_engine
+
+    manifest = get_settings().dbt_target_path / "manifest.json"
+    if not manifest.is_file():
+        return []
+    nodes = json.loads(manifest.read_text())["nodes"].values()
+    schemas = sorted(
+        {n["schema"] for n in nodes if n["resource_type"] in ("model", "seed", "snapshot")}
+    )
+    with get_engine(url).begin() as conn:
+        conn.execute(text("select pg_advisory_xact_lock(hashtext('vbatt-create-schemas'))"))
+        for schema in schemas:
+            conn.execute(text(f'create schema if not exists "{schema}"'))
+    return schemas
