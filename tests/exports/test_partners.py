@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from vbatt.exports.partners import PartnerConfigError, get_partner, load_partner, load_partners
-from vbatt.exports.period import day_period, parse_period, previous_period
+from vbatt.exports.period import day_period, parse_period
 from vbatt.exports.schedule import periods_due
 
 REPO_PARTNERS = Path(__file__).resolve().parents[2] / "partners"
@@ -89,7 +89,6 @@ def test_days_are_local_with_dst_and_months_span_them():
     for bad in ("2025-13", "25-01-01", "yesterday"):
         with pytest.raises(ValueError, match="YYYY-MM"):
             parse_period(bad, "Europe/Zurich")
-    assert previous_period("month", date(2025, 1, 15), "Europe/Zurich").label == "2024-12"
 
 
 def test_monthly_partners_are_due_after_the_last_day_only(tmp_path):

@@ -96,10 +96,6 @@ class BatteryExport:
     registers_start: Registers  # at period.start_utc (or the battery's start)
     registers_end: Registers  # at the end of the last interval inside the period
 
-    @property
-    def complete(self) -> bool:
-        return bool(self.intervals) and self.registers_end.at >= self.intervals[-1].end
-
 
 @dataclass(frozen=True)
 class ExportBatch:

@@ -144,9 +144,6 @@ class PartnerConfig(_Strict):
             return battery_id
         return self.batteries[battery_id].metering_point
 
-    def formats_named(self, name: str) -> list[FormatConfig]:
-        return [f for f in self.formats if f.format == name]
-
 
 def _describe(error: ValidationError) -> str:
     lines = []

@@ -54,11 +54,3 @@ def parse_period(text: str, timezone: str) -> Period:
         if 1 <= month <= 12:
             return month_period(year, month, timezone)
     raise ValueError(f"period {text!r}: give a day as YYYY-MM-DD or a month as YYYY-MM")
-
-
-def previous_period(kind: str, today: date, timezone: str) -> Period:
-    """The last complete period before ``today`` (a local date): yesterday, or last month."""
-    if kind == "day":
-        return day_period(today - timedelta(days=1), timezone)
-    last = today.replace(day=1) - timedelta(days=1)
-    return month_period(last.year, last.month, timezone)

@@ -1,5 +1,5 @@
 """One module per file format; each exposes ``render(batch, options, ctx) -> list[ExportFile]``
-and may expose ``validate_options(options)`` to refuse a partner's bad settings early."""
+and refuses a partner's bad options there, before anything is written or recorded."""
 
 from __future__ import annotations
 
