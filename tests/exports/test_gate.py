@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
@@ -112,3 +113,22 @@ def test_a_failing_gate_holds_back_only_that_partner(warehouse, tmp_path, monkey
             )
         ).scalar_one()
     assert issued == ["p2"] and failed >= 1
+
+
+def test_a_channel_missing_from_the_files_is_caught(warehouse):
+    """MSCONS rendered without the shortfall series, for an entry that must carry it."""
+    from vbatt.exports.data import read_batch
+    from vbatt.exports.formats import mscons
+    from vbatt.exports.model import RenderContext
+
+    partner = make_partner("p1", [{"format": "mscons"}])
+    batch = read_batch(
+        warehouse.engine, partner, DAY, schema=warehouse.schema, raw_schema=warehouse.raw
+    )
+    ctx = RenderContext("VB00000009", DAY.end_utc + timedelta(hours=3))
+    gate = export_gate(warehouse.url, warehouse.schema, warehouse.raw)
+    complete = mscons.render(batch, {}, ctx)
+    assert gate(batch, partner.formats[0], complete) is None
+    partial = mscons.render(batch, {"channels": ["charge", "discharge", "overflow"]}, ctx)
+    reason = gate(batch, partner.formats[0], partial)
+    assert reason and "shortfall" in reason, reason

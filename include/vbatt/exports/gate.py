@@ -23,6 +23,15 @@ def export_gate(url: str | None, schema: str = "analytics", raw_schema: str = "r
         rows = contents(batch, fmt, files)
         if not rows:  # a layout without quarter hours (registers only): nothing to compare
             return None
+        found = {r["channel"] for r in rows}
+        # what the entry must carry: the partner's profile channels (or the entry's own
+        # choice), so a channel missing from the files entirely is caught too; IS-E
+        # layouts choose their channels in the template
+        expected = {c.name for c in batch.channels if c.kind == "profile"}
+        if fmt.options.get("channels"):
+            expected &= set(fmt.options["channels"])
+        if fmt.format == "ise":
+            expected = found
         result = check_export(
             url,
             batch.partner_id,
@@ -31,7 +40,7 @@ def export_gate(url: str | None, schema: str = "analytics", raw_schema: str = "r
             pd.DataFrame(rows),
             schema=schema,
             raw_schema=raw_schema,
-            channels=sorted({r["channel"] for r in rows}),
+            channels=sorted(expected | found),
             battery_ids=[b.battery_id for b in batch.batteries],
         )
         return None if result.ok else result.summary
