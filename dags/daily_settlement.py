@@ -60,55 +60,23 @@ def daily_settlement():
 
     @task
     def partners_due(data_interval_start=None) -> list[str]:
-        from vbatt.exports.partners import load_partners
-        from vbatt.exports.schedule import periods_due
-        from vbatt.settings import get_settings
+        from vbatt.exports.schedule import partners_due_on
 
-        day = pendulum.instance(data_interval_start).in_timezone(ZURICH).date()
-        partners = load_partners(get_settings().partners_dir)
-        return [p for p, config in partners.items() if periods_due(config, day)]
+        return partners_due_on(pendulum.instance(data_interval_start).in_timezone(ZURICH).date())
 
     @task(map_index_template="{{ partner_label }}")
     def export_partner_files(partner_id: str, data_interval_start=None) -> list[dict]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from vbatt.exports.gate import export_gate
-        from vbatt.exports.partners import get_partner
-        from vbatt.exports.run import export_partner
-        from vbatt.exports.schedule import periods_due
-        from vbatt.settings import get_settings
-        from vbatt.warehouse.db import get_engine
+        from vbatt.exports.run import ExportHeldBack, export_due
         from warehouse_hook import WarehouseHook
 
         get_current_context()["partner_label"] = partner_id  # names the mapped task in the UI
-        settings = get_settings()
-        partner = get_partner(settings.partners_dir, partner_id)
         day = pendulum.instance(data_interval_start).in_timezone(ZURICH).date()
-        url = WarehouseHook().get_url()
-        engine = get_engine(url)
-        summary = []
-        for period in periods_due(partner, day):
-            results, delivered = export_partner(
-                engine, partner, period, settings.outbox_dir, gate=export_gate(url)
-            )
-            for r in results:
-                summary.append(
-                    {
-                        "format": r.format_key,
-                        "period": r.period_label,
-                        "status": r.status,
-                        "version": r.version,
-                        "files": [p.name for p in r.files],
-                        "reason": r.reason,
-                    }
-                )
-            blocked = [r for r in results if r.status == "blocked"]
-            if blocked:
-                raise AirflowFailException(
-                    f"{partner_id} {period.label}: files held back: "
-                    + "; ".join(f"{r.format_key}: {r.reason}" for r in blocked)
-                )
-        return summary
+        try:
+            return export_due(WarehouseHook().get_url(), partner_id, day)
+        except ExportHeldBack as held:  # not transient: no retries; fix the data, then clear
+            raise AirflowFailException(str(held)) from held
 
     report = settle_previous_day()
     due = partners_due()

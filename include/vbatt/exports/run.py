@@ -64,6 +64,45 @@ def export_partner(
     return results, delivered
 
 
+class ExportHeldBack(RuntimeError):
+    """The quality gate held back some of a partner's files; the message says which and why."""
+
+
+def export_due(url: str, partner_id: str, settled_day) -> list[dict]:
+    """What ``daily_settlement`` does per partner once a local day is settled: issue and
+    deliver every period now due (with the quality gate), and report each format entry."""
+    from vbatt.exports.gate import export_gate
+    from vbatt.exports.partners import get_partner
+    from vbatt.exports.schedule import periods_due
+    from vbatt.warehouse.db import get_engine
+
+    settings = get_settings()
+    partner = get_partner(settings.partners_dir, partner_id)
+    summary, held = [], []
+    for period in periods_due(partner, settled_day):
+        results, _delivered = export_partner(
+            get_engine(url), partner, period, settings.outbox_dir, gate=export_gate(url)
+        )
+        for r in results:
+            summary.append(
+                {
+                    "format": r.format_key,
+                    "period": r.period_label,
+                    "status": r.status,
+                    "version": r.version,
+                    "files": [p.name for p in r.files],
+                    "reason": r.reason,
+                }
+            )
+            if r.status == "blocked":
+                held.append(f"{r.format_key} {r.period_label}: {r.reason}")
+    if held:
+        raise ExportHeldBack(
+            f"{partner_id}: files held back, nothing of them sent: " + "; ".join(held)
+        )
+    return summary
+
+
 # What the forked workers inherit (set just before the fork; nothing is pickled but results)
 _JOB: tuple | None = None
 

@@ -20,3 +20,12 @@ def periods_due(partner: PartnerConfig, settled_day: date) -> list[Period]:
     if (settled_day + timedelta(days=1)).day == 1:
         return [month_period(settled_day.year, settled_day.month, partner.timezone)]
     return []
+
+
+def partners_due_on(settled_day: date) -> list[str]:
+    """The partners (of ``partners/``) with a period due once ``settled_day`` is settled."""
+    from vbatt.exports.partners import load_partners
+    from vbatt.settings import get_settings
+
+    partners = load_partners(get_settings().partners_dir)
+    return [p for p, config in partners.items() if periods_due(config, settled_day)]
