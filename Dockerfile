@@ -3,7 +3,10 @@
 FROM apache/airflow:3.3.2-python3.11
 # the project's folder belongs to the airflow user: the editable install and dbt write there
 USER root
-RUN mkdir -p /opt/vbatt && chown airflow:root /opt/vbatt
+# the folders the named volumes mount exist here, owned by airflow: an empty volume takes
+# its owner from the image, so the tasks (user 50000) can write drops, files and backups
+RUN mkdir -p /opt/vbatt/drop /opt/vbatt/outbox /opt/vbatt/backups \
+    && chown -R airflow:root /opt/vbatt
 USER airflow
 COPY --chown=airflow:root requirements.txt pyproject.toml /opt/vbatt/
 COPY --chown=airflow:root include /opt/vbatt/include

@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from rich.console import Console
 
@@ -29,8 +28,11 @@ class InitError(RuntimeError):
 
 
 def _airflow(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    airflow = Path(sys.executable).with_name("airflow")
-    result = subprocess.run([str(airflow), *args], capture_output=True, text=True, env=os.environ)
+    from vbatt.airflow_local import airflow_executable
+
+    result = subprocess.run(
+        [airflow_executable(), *args], capture_output=True, text=True, env=os.environ
+    )
     if check and result.returncode != 0:
         raise InitError(f"airflow {' '.join(args[:2])} failed:\n{result.stdout}\n{result.stderr}")
     return result

@@ -206,3 +206,26 @@ def test_readme_deployment_section_names_every_service_and_step():
         "--profile demo",
     ):
         assert step in text, f"README deployment section lacks `{step}`"
+
+
+def test_every_project_folder_the_tasks_read_or_write_is_mounted_and_owned():
+    """The partner files reach the tasks; the folders the named volumes mount exist in the
+    image (an empty volume takes its owner from there, else root and unwritable)."""
+    env = SERVICES["worker"]["environment"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in SERVICES["worker"]["volumes"]}
+    for variable in (
+        "VBATT_PARTNERS_DIR",
+        "VBATT_DROP_DIR",
+        "VBATT_OUTBOX_DIR",
+        "VBATT_BACKUP_DIR",
+    ):
+        assert env[variable] in mounts, f"{variable}={env[variable]} is not mounted"
+    assert mounts[env["VBATT_PARTNERS_DIR"]] == "./partners"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for variable in ("VBATT_DROP_DIR", "VBATT_OUTBOX_DIR", "VBATT_BACKUP_DIR"):
+        assert env[variable] in dockerfile, f"the image does not create {env[variable]}"
+
+
+def test_deploy_init_finds_airflow_on_path_like_the_official_image():
+    source = (ROOT / "include" / "vbatt" / "deploy_init.py").read_text()
+    assert "airflow_executable()" in source and 'with_name("airflow")' not in source
