@@ -16,6 +16,8 @@ from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 REPEATS = ("yearly", "none")
+# raw.batteries.timezone's default (migration 0001), for rows that leave it out
+DEFAULT_TIMEZONE = "Europe/Zurich"
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,9 @@ def field_problems(row: dict) -> list[tuple[str, str]]:
     for field in ("battery_id", "meter_id", "start_date"):
         if not row.get(field):
             found.append((field, "is required"))
-    capacity, initial = row.get("capacity_kwh", 0.0), row.get("initial_level_kwh", 0.0)
+    if row.get("capacity_kwh") is None:  # 0 would mean unlimited: never a silent default
+        found.append(("capacity_kwh", "is required (0 = unlimited)"))
+    capacity, initial = row.get("capacity_kwh") or 0.0, row.get("initial_level_kwh") or 0.0
     for field, value in (("capacity_kwh", capacity), ("initial_level_kwh", initial)):
         if not _is_number(value):
             found.append((field, f"{value!r} is not a finite number"))
@@ -64,7 +68,7 @@ def field_problems(row: dict) -> list[tuple[str, str]]:
     repeat = row.get("reset_repeat") or "yearly"
     if repeat not in REPEATS:
         found.append(("reset_repeat", f"{repeat!r}: use yearly or none"))
-    timezone = row.get("timezone")  # None: the default of raw.batteries applies
+    timezone = row.get("timezone")  # None: check_batteries fills in the default
     if timezone is not None:
         try:
             ZoneInfo(timezone)
@@ -75,7 +79,17 @@ def field_problems(row: dict) -> list[tuple[str, str]]:
 
 def check_batteries(rows: Iterable[dict], known_meters: set[str] | None = None) -> list[dict]:
     """The rows, or BatteryConfigError naming every problem of every battery."""
-    rows = list(rows)
+    # the defaults of raw.batteries, filled in here: the loader binds every column, and an
+    # explicit NULL would reach the database as a constraint error naming no battery
+    rows = [
+        {
+            **row,
+            "reset_repeat": row.get("reset_repeat") or "yearly",
+            "timezone": row.get("timezone") or DEFAULT_TIMEZONE,
+            "initial_level_kwh": row.get("initial_level_kwh") or 0.0,
+        }
+        for row in rows
+    ]
     problems: list[ConfigProblem] = []
     seen: set[str] = set()
     for row in rows:

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from vbatt.battery_config import field_problems
+from vbatt.battery_config import DEFAULT_TIMEZONE, field_problems
 from vbatt.readings import Reading
 from vbatt.warehouse.loader import BATTERY_COLUMNS
 
 READINGS_HEADER = ("meter_id", "timestamp", "import_kwh", "export_kwh")
 BATTERIES_HEADER = BATTERY_COLUMNS  # the columns of raw.batteries, in the same order
-DEFAULT_TIMEZONE = "Europe/Zurich"
 
 
 @dataclass(frozen=True)

@@ -132,3 +132,6 @@ def test_a_channel_missing_from_the_files_is_caught(warehouse):
     partial = mscons.render(batch, {"channels": ["charge", "discharge", "overflow"]}, ctx)
     reason = gate(batch, partner.formats[0], partial)
     assert reason and "shortfall" in reason, reason
+    # files without a single quarter hour are not waved through either
+    empty = csv_format.render(dataclasses.replace(batch, batteries=()), {}, ctx)
+    assert gate(batch, make_partner("p1", [{"format": "csv"}]).formats[0], empty)

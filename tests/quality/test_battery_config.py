@@ -66,6 +66,8 @@ def test_upsert_refuses_the_lot_and_stores_nothing(pipeline):
     with pipeline.engine.connect() as conn:
         assert conn.execute(text(f"select count(*) from {pipeline.raw}.batteries")).scalar() == 0
     upsert_batteries(pipeline.engine, [good], raw_schema=pipeline.raw)
+    with pipeline.engine.connect() as conn:
+        assert conn.execute(text(f"select count(*) from {pipeline.raw}.batteries")).scalar() == 1
 
 
 def test_csv_names_file_line_column_and_battery(tmp_path):
@@ -88,3 +90,18 @@ def test_csv_names_file_line_column_and_battery(tmp_path):
         "batteries.csv:3, column timezone: 'Mars/Olympus' is not an IANA time zone (battery 'B2')"
         in shown
     )
+
+
+def test_missing_capacity_is_refused_and_defaults_are_filled_in(pipeline):
+    """0 would mean unlimited: a missing capacity is an error, not a default; timezone and
+    reset_repeat left out get raw.batteries' defaults instead of a constraint error."""
+    row = battery_row(battery_id="NOCAP")
+    del row["capacity_kwh"]
+    with pytest.raises(BatteryConfigError, match="battery 'NOCAP', capacity_kwh"):
+        pipeline.batteries([row])
+    pipeline.batteries([battery_row(battery_id="DEFAULTS", timezone=None, reset_repeat=None)])
+    with pipeline.engine.connect() as conn:
+        stored = conn.execute(
+            text(f"select timezone, reset_repeat from {pipeline.raw}.batteries")
+        ).one()
+    assert tuple(stored) == ("Europe/Zurich", "yearly")

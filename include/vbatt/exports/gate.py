@@ -21,8 +21,6 @@ def export_gate(url: str | None, schema: str = "analytics", raw_schema: str = "r
         from vbatt.quality import check_export
 
         rows = contents(batch, fmt, files)
-        if not rows:  # a layout without quarter hours (registers only): nothing to compare
-            return None
         found = {r["channel"] for r in rows}
         # what the entry must carry: the partner's profile channels (or the entry's own
         # choice), so a channel missing from the files entirely is caught too; IS-E
@@ -32,12 +30,14 @@ def export_gate(url: str | None, schema: str = "analytics", raw_schema: str = "r
             expected &= set(fmt.options["channels"])
         if fmt.format == "ise":
             expected = found
+        if not expected:  # a layout without quarter hours (registers only): nothing to compare
+            return None
         result = check_export(
             url,
             batch.partner_id,
             batch.period.start_utc,
             batch.period.end_utc,
-            pd.DataFrame(rows),
+            pd.DataFrame(rows, columns=["battery_id", "channel", "value_count", "sum_kwh"]),
             schema=schema,
             raw_schema=raw_schema,
             channels=sorted(expected | found),

@@ -125,6 +125,8 @@ def check_export(
     exported = exported[exported["channel"].isin(INTERVAL_COLUMNS)]
     # the channels the partner should have received, whether or not the files hold them
     expected = channels if channels is not None else list(INTERVAL_COLUMNS)
+    if unknown := sorted(set(expected) - set(CHANNEL_NAMES)):
+        raise ValueError(f"unknown channel(s) {unknown}; known: {', '.join(CHANNEL_NAMES)}")
     channels = sorted((set(expected) & set(INTERVAL_COLUMNS)) | set(exported["channel"]))
     suite = load_suite("exports")
     params = parameters(suite)
