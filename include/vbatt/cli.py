@@ -382,9 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="API keys for partners and customers")
     keys_sub = keys.add_subparsers(dest="action", required=True)
     kc = keys_sub.add_parser("create", help="create a key; it is printed once")
-    owner = kc.add_mutually_exclusive_group(required=True)
-    owner.add_argument("--partner", help="sees all batteries of this partner_id")
-    owner.add_argument("--customer", help="sees the batteries of this customer_id")
+    kc.add_argument("--partner", required=True, help="sees all batteries of this partner_id")
+    kc.add_argument(
+        "--customer", help="with --partner: sees only this customer's batteries of the partner"
+    )
     kc.add_argument("--label", help="a note for people, e.g. who got the key")
     kr = keys_sub.add_parser("revoke", help="revoke a key by its prefix (vb_ + 8 characters)")
     kr.add_argument("prefix")

@@ -96,7 +96,7 @@ def api_warehouse(engine, warehouse_url, tmp_path_factory) -> ApiWarehouse:
     keys = {
         "ewa": create_key(engine, Principal(partner_id="ewa"), raw_schema=p.raw).key,
         "stadtwerk": create_key(engine, Principal(partner_id="stadtwerk"), raw_schema=p.raw).key,
-        "c-1": create_key(engine, Principal(customer_id="c-1"), raw_schema=p.raw).key,
+        "c-1": create_key(engine, Principal("ewa", "c-1"), raw_schema=p.raw).key,
     }
     yield ApiWarehouse(p, keys)
     p.drop()

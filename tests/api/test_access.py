@@ -6,7 +6,10 @@ BATTERY_ROUTES, LIST_ROUTES or PUBLIC fails ``test_every_route_has_an_access_cas
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
+from sqlalchemy import text
 
 from tests.api.conftest import auth
 
@@ -121,11 +124,51 @@ def test_revoked_key_is_refused(client, api_warehouse, engine):
 
 
 def test_keys_are_stored_hashed(api_warehouse):
+    import hashlib
+
     stored = api_warehouse.query("select key_prefix, key_hash from {raw}.api_keys")
     text = repr(stored)
+    hashes = {r["key_hash"] for r in stored}
     for key in api_warehouse.keys.values():
         assert key not in text
         assert any(key.startswith(r["key_prefix"]) for r in stored)
+        assert hashlib.sha256(key.encode()).hexdigest() in hashes
+
+
+def test_a_customer_id_of_another_partner_is_not_the_same_customer(client, api_warehouse):
+    """Customer ids are each partner's own: stadtwerk's customer "c-1" is not ewa's."""
+    api_warehouse.pipeline.batteries(
+        [
+            {
+                "battery_id": "b-sw-c1",
+                "name": "Namesake",
+                "partner_id": "stadtwerk",
+                "customer_id": "c-1",
+                "meter_id": "SIM-0003",
+                "capacity_kwh": 1.0,
+                "start_date": date(2025, 6, 24),
+                "reset_date": None,
+                "reset_repeat": "yearly",
+                "end_date": None,
+                "timezone": "Europe/Zurich",
+                "initial_level_kwh": 0.0,
+            }
+        ]
+    )
+    try:
+        key = auth(api_warehouse.keys["c-1"])
+        assert client.get("/v1/batteries/b-sw-c1", headers=key).status_code == 404
+        listed = client.get("/v1/batteries", headers=key).json()
+        assert "b-sw-c1" not in {b["battery_id"] for b in listed["items"]}
+        stadtwerk = auth(api_warehouse.keys["stadtwerk"])
+        assert client.get("/v1/batteries/b-sw-c1", headers=stadtwerk).status_code == 200
+    finally:
+        with api_warehouse.pipeline.engine.begin() as conn:
+            conn.execute(
+                text(
+                    f"delete from {api_warehouse.pipeline.raw}.batteries where battery_id = 'b-sw-c1'"
+                )
+            )
 
 
 def test_dashboard_key_in_the_url_becomes_a_cookie(client, api_warehouse):

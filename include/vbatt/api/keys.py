@@ -21,18 +21,23 @@ KEY_PREFIX = "vb_"
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking: a partner (all its batteries) or a customer (its own only)."""
+    """Who is asking: a partner (all its batteries) or one of its customers (its own only).
 
-    partner_id: str | None = None
+    A customer is always a customer *of a partner*: customer ids come from each partner's
+    systems and two partners may both have a customer "1001"."""
+
+    partner_id: str
     customer_id: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.partner_id is None) == (self.customer_id is None):
-            raise ValueError("a key belongs to exactly one partner or one customer")
+        if not self.partner_id:
+            raise ValueError("a key belongs to a partner, and optionally to one of its customers")
 
     @property
     def label(self) -> str:
-        return f"partner {self.partner_id}" if self.partner_id else f"customer {self.customer_id}"
+        if self.customer_id:
+            return f"customer {self.customer_id} of partner {self.partner_id}"
+        return f"partner {self.partner_id}"
 
 
 @dataclass(frozen=True)

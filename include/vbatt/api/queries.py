@@ -68,7 +68,10 @@ class Marts:
         return Principal(row.partner_id, row.customer_id) if row else None
 
     def _scope(self, alias: str = "b") -> str:
-        return f"({alias}.partner_id = :partner or {alias}.customer_id = :customer)"
+        return (
+            f"({alias}.partner_id = :partner"
+            f" and (cast(:customer as text) is null or {alias}.customer_id = :customer))"
+        )
 
     @staticmethod
     def _who(p: Principal) -> dict[str, str | None]:

@@ -1,4 +1,5 @@
--- API keys of the read API (vbatt.api): one per partner or per customer, stored hashed.
+-- API keys of the read API (vbatt.api): one per partner or per customer of a partner (customer
+-- ids are the partner's own and need not be unique across partners), stored hashed.
 -- A key is shown once when created (`vbatt keys create`); only its SHA-256 is kept, so a
 -- copy of this table lets nobody read a battery. key_prefix names the key for people.
 
@@ -6,12 +7,11 @@ create table if not exists {raw}.api_keys (
     key_id      bigserial   primary key,
     key_prefix  text        not null,
     key_hash    text        not null unique,   -- hex SHA-256 of the whole key
-    partner_id  text,
-    customer_id text,
+    partner_id  text        not null,   -- every key belongs to a partner
+    customer_id text,                   -- set: only this customer's batteries of the partner
     label       text        not null default '',
     created_at  timestamptz not null default now(),
-    revoked_at  timestamptz,
-    constraint api_keys_one_scope check ((partner_id is null) <> (customer_id is null))
+    revoked_at  timestamptz
 );
 
 -- What a key may see is looked up per request: a partner's or a customer's batteries.
