@@ -6,12 +6,17 @@
         unique_key=['meter_id', 'reading_at'],
         on_schema_change='fail',
         post_hook='analyze {{ this }}',
+        pre_hook="select pg_advisory_xact_lock(hashtext('vbatt-readings-intake'))",
         indexes=[
             {'columns': ['meter_id', 'reading_at'], 'unique': True},
             {'columns': ['computed_at']},
         ],
     )
 }}
+-- The pre-hook's lock is held until this model commits: the ingest quality gate takes the
+-- same lock before it quarantines readings (vbatt.quality.quarantine), so a reading is
+-- either held back before the ledger reads it or counted as already taken in, never both.
+--
 -- Rule book, step 1.1 and 1.2: one reading per meter and instant (the newest ingested
 -- wins a conflict) and counters rebased over drops, so the series never decreases.
 -- Incremental: a meter with new loads is recomputed from its last stored reading before

@@ -52,6 +52,9 @@ def quarantine_failures(
     """
     held = late = 0
     with engine.begin() as conn:
+        # the lock int_meter_readings holds while it runs (its pre-hook): the watermark read
+        # next stays true until this transaction commits
+        conn.execute(text("select pg_advisory_xact_lock(hashtext('vbatt-readings-intake'))"))
         consumed = _consumed_load_id(conn, schema)
         for name, config in failed.items():
             if not config.get("meta", {}).get("quarantine"):
