@@ -34,6 +34,7 @@ from vbatt.api.models import (
     Settlement,
     SettlementPage,
 )
+from vbatt.smartme_schema import iso
 
 router = APIRouter(prefix="/v1", tags=["batteries"])
 
@@ -83,7 +84,7 @@ def _cell(v: object) -> str:
     if v is None:
         return ""
     if isinstance(v, datetime):
-        return v.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return iso(v)
     if isinstance(v, bool):
         return "true" if v else "false"
     return str(v)

@@ -267,7 +267,7 @@ class Marts:
             sql = (
                 "select cast(d.local_date as timestamp) at time zone :tz as t,"
                 " d.import_kwh, d.export_kwh, d.charge_kwh, d.discharge_kwh,"
-                " (d.charge_kwh - d.discharge_kwh) / (d.intervals * :hours) as power_kw,"
+                " (d.charge_kwh - d.discharge_kwh) / nullif(d.intervals * :hours, 0) as power_kw,"
                 " d.level_end_kwh as level_kwh, d.intervals, d.estimated_intervals"
                 f" from {self.marts}.battery_daily d where d.battery_id = :id"
                 " and d.local_date >= :first and d.local_date <= :last order by d.local_date"
