@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ledger import START, setup_history  # noqa: E402 - the same generator as the ledger's
 
 from vbatt.api.keys import Principal, create_key  # noqa: E402
-from vbatt.transform import run_dbt  # noqa: E402
+from vbatt.ledger.dbt_runner import run_dbt  # noqa: E402
 from vbatt.warehouse import embedded  # noqa: E402
 
 console = Console()

@@ -34,7 +34,7 @@ from vbatt.exports.issue import issue_format
 from vbatt.exports.partners import PartnerConfig
 from vbatt.exports.period import day_period
 from vbatt.exports.run import export_partner
-from vbatt.transform import run_dbt
+from vbatt.ledger.dbt_runner import run_dbt
 from vbatt.warehouse import embedded
 
 RESULTS = Path(__file__).parent / "results" / "export.json"

@@ -33,11 +33,11 @@ from report import write_report
 from rich.console import Console
 from sqlalchemy import Engine, create_engine, event, text
 
+from vbatt.ingest.smartme import SmartMeClient, SmartMeConfig
 from vbatt.readings import Reading
 from vbatt.simulator import start_in_background
 from vbatt.simulator.app import DEMO_API_KEY
 from vbatt.simulator.households import meter_id_for
-from vbatt.sources.smartme import SmartMeClient, SmartMeConfig
 from vbatt.warehouse import embedded, loader
 from vbatt.warehouse.migrate import migrate
 

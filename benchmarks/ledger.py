@@ -26,7 +26,7 @@ from report import write_report
 from rich.console import Console
 from sqlalchemy import create_engine, text
 
-from vbatt.transform import run_dbt
+from vbatt.ledger.dbt_runner import run_dbt
 from vbatt.warehouse import embedded
 from vbatt.warehouse.migrate import migrate
 

@@ -32,12 +32,12 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy import create_engine, text
 
-from vbatt.ingest import ingest_smartme, meters_to_ingest
-from vbatt.shards import plan_shards
+from vbatt.ingest.load import ingest_smartme, meters_to_ingest
+from vbatt.ingest.shards import plan_shards
+from vbatt.ingest.smartme import SmartMeClient, SmartMeConfig
 from vbatt.simulator import start_in_background
 from vbatt.simulator.app import DEMO_API_KEY
 from vbatt.simulator.households import meter_id_for
-from vbatt.sources.smartme import SmartMeClient, SmartMeConfig
 from vbatt.warehouse import embedded
 from vbatt.warehouse.loader import upsert_batteries
 from vbatt.warehouse.migrate import migrate

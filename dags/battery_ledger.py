@@ -32,7 +32,7 @@ def battery_ledger():
     def create_schemas() -> list[str]:
         """The models run as parallel tasks: create their schemas first, once, so that two
         of them never race on CREATE SCHEMA in a fresh warehouse."""
-        from vbatt.transform import create_model_schemas
+        from vbatt.ledger.dbt_runner import create_model_schemas
         from warehouse_hook import WarehouseHook
 
         return create_model_schemas(WarehouseHook().get_url())

@@ -28,7 +28,7 @@ from airflow.sdk import (
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from dag_defaults import DEFAULT_ARGS, START_DATE, TAGS
-from vbatt.alerts import settlement_deadline_missed
+from vbatt.orchestration.alerts import settlement_deadline_missed
 from vbatt.settings import get_settings
 
 ZURICH = pendulum.timezone("Europe/Zurich")
@@ -52,7 +52,7 @@ ZURICH = pendulum.timezone("Europe/Zurich")
 def daily_settlement():
     @task
     def settle_previous_day(data_interval_start=None) -> list[dict]:
-        from vbatt.pipeline import day_report
+        from vbatt.orchestration.pipeline import day_report
         from warehouse_hook import WarehouseHook
 
         local_day = pendulum.instance(data_interval_start).in_timezone(ZURICH).date()

@@ -27,7 +27,7 @@ from dag_defaults import DEFAULT_ARGS, RAW_METER_DATA, START_DATE, TAGS
 def file_drop():
     @task
     def load_dropped_files() -> dict:
-        from vbatt.pipeline import ingest_drop_folder
+        from vbatt.orchestration.pipeline import ingest_drop_folder
         from warehouse_hook import WarehouseHook
 
         return ingest_drop_folder(WarehouseHook().get_url())

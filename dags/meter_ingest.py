@@ -35,7 +35,7 @@ from vbatt.settings import get_settings
 def meter_ingest():
     @task
     def plan_shards(data_interval_start=None) -> list[dict]:
-        from vbatt.pipeline import plan_ingest_shards
+        from vbatt.orchestration.pipeline import plan_ingest_shards
         from warehouse_hook import WarehouseHook
 
         return plan_ingest_shards(WarehouseHook().get_url(), data_interval_start)
@@ -43,7 +43,7 @@ def meter_ingest():
     @task(pool=get_settings().smartme_pool, map_index_template="{{ shard_label }}")
     def fetch_shard(shard: dict, data_interval_start=None, data_interval_end=None) -> dict:
         from smartme_hook import SmartMeHook
-        from vbatt.pipeline import ingest_window
+        from vbatt.orchestration.pipeline import ingest_window
         from warehouse_hook import WarehouseHook
 
         get_current_context()["shard_label"] = f"{shard['first']}..{shard['last']}"

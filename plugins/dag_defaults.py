@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset
 
-from vbatt.alerts import on_task_failure
+from vbatt.orchestration.alerts import on_task_failure
 from vbatt.settings import get_settings
 
 # The raw layer changed: battery_ledger runs after every ingest that wrote to it.

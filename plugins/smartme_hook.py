@@ -1,6 +1,6 @@
 """Airflow hook that turns a ``smartme`` connection into a ``SmartMeClient``.
 
-Kept thin on purpose: all behaviour lives in ``vbatt.sources.smartme`` so it is testable
+Kept thin on purpose: all behaviour lives in ``vbatt.ingest.smartme`` so it is testable
 without Airflow; the hook only maps connection fields to ``SmartMeConfig``:
 
 * host -> base URL (``https://`` is assumed when the scheme is missing; port is kept);
@@ -22,7 +22,7 @@ try:  # Airflow 3: hooks live in the task SDK
 except ImportError:  # pragma: no cover - Airflow 2
     from airflow.hooks.base import BaseHook
 
-from vbatt.sources.smartme import SmartMeClient, SmartMeConfig
+from vbatt.ingest.smartme import SmartMeClient, SmartMeConfig
 
 _PASS_THROUGH = {
     "rate": float,

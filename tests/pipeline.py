@@ -6,9 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from vbatt.ledger.dbt_runner import run_dbt
+from vbatt.ledger.simulate import drop_schemas
 from vbatt.readings import Reading
-from vbatt.simulate import drop_schemas
-from vbatt.transform import run_dbt
 from vbatt.warehouse.loader import load_readings, upsert_batteries
 from vbatt.warehouse.migrate import migrate
 

@@ -7,13 +7,10 @@ import sys
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
-from vbatt.csv_inputs import InputFileError
-
-console = Console(width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True, soft_wrap=True)  # a file name in a message stays whole
+from vbatt.console import console, err
+from vbatt.ingest.csv_inputs import InputFileError
 
 EXIT_BAD_INPUT = 2
 
@@ -118,7 +115,7 @@ def _summary_table(rows: list[dict]) -> Table:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from vbatt.simulate import simulate
+    from vbatt.ledger.simulate import simulate
     from vbatt.warehouse.db import get_engine
     from vbatt.warehouse.embedded import warehouse_url
 
@@ -153,7 +150,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _dbt(args: argparse.Namespace) -> int:
-    from vbatt.transform import run_dbt
+    from vbatt.ledger.dbt_runner import run_dbt
     from vbatt.warehouse.embedded import warehouse_url
 
     run_dbt(args.dbt_args, url=warehouse_url(), capture=False)
@@ -161,7 +158,7 @@ def _dbt(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from vbatt.ingest import ingest_file
+    from vbatt.ingest.load import ingest_file
     from vbatt.warehouse.db import get_engine
     from vbatt.warehouse.migrate import migrate
 
@@ -189,7 +186,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _batteries(args: argparse.Namespace) -> int:
-    from vbatt.csv_inputs import read_batteries_csv
+    from vbatt.ingest.csv_inputs import read_batteries_csv
     from vbatt.warehouse.db import get_engine
     from vbatt.warehouse.loader import upsert_batteries
     from vbatt.warehouse.migrate import migrate
@@ -203,8 +200,8 @@ def _batteries(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from vbatt.pipeline import touch_for_rebuild
-    from vbatt.transform import run_dbt
+    from vbatt.ledger.dbt_runner import run_dbt
+    from vbatt.orchestration.pipeline import touch_for_rebuild
     from vbatt.warehouse.embedded import warehouse_url
 
     url = warehouse_url()
@@ -220,14 +217,14 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from vbatt.pipeline import ingest_window
-    from vbatt.settings import smartme_config
-    from vbatt.sources.smartme import SmartMeClient
+    from vbatt.ingest.smartme import SmartMeClient, SmartMeConfig
+    from vbatt.orchestration.pipeline import ingest_window
+    from vbatt.settings import smartme_credentials
     from vbatt.warehouse.embedded import warehouse_url
 
     start = datetime.fromisoformat(args.start).astimezone(UTC)
     end = datetime.fromisoformat(args.end).astimezone(UTC)
-    with SmartMeClient(smartme_config()) as client:
+    with SmartMeClient(SmartMeConfig(**smartme_credentials())) as client:
         result = ingest_window(warehouse_url(), client, start, end)
     console.print(f"{result['meters']} meters, {result['new_readings']} new readings")
     return 0
@@ -418,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[red]{exc.strerror}: {exc.filename}[/red]")
         return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - a person reads this, not a traceback
-        from vbatt.transform import DbtError
+        from vbatt.ledger.dbt_runner import DbtError
         from vbatt.warehouse.embedded import WarehouseError
 
         if isinstance(exc, DbtError | WarehouseError):

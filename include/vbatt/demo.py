@@ -121,7 +121,7 @@ def exports_table(engine, outbox) -> Table:
 
 
 def main() -> int:
-    from vbatt import airflow_local
+    from vbatt.orchestration import airflow_env
     from vbatt.quality.report import overview as quality_overview
     from vbatt.settings import get_settings
     from vbatt.simulator import running
@@ -148,8 +148,8 @@ def main() -> int:
         console.log(f"{len(DEMO_BATTERIES)} demo batteries of 2 partners registered")
 
         with console.status("setting up Airflow (SQLite metadata in .airflow/)"):
-            airflow_local.configure(url, smartme_url, DEMO_API_KEY, retries=0)
-            airflow_local.migrate_metadata()
+            airflow_env.configure(url, smartme_url, DEMO_API_KEY, retries=0)
+            airflow_env.migrate_metadata()
         console.log("Airflow metadata database ready")
 
         for dag_id, when in (
@@ -158,7 +158,7 @@ def main() -> int:
             ("daily_settlement", logical),
         ):
             with console.status(f"running {dag_id} (dag.test)"):
-                state = airflow_local.run_dag(dag_id, when)
+                state = airflow_env.run_dag(dag_id, when)
             console.log(f"{dag_id}: {state}")
             if state != "success":
                 console.print(f"[red]{dag_id} ended {state}: see the log above[/red]")

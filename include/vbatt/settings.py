@@ -112,20 +112,19 @@ def _positive(name: str, value: str) -> int:
     return number
 
 
-def smartme_config():
-    """The smart-me cloud for the CLI (Airflow uses the connection smartme_default):
-    SMARTME_URL plus SMARTME_API_KEY, or SMARTME_USER and SMARTME_PASSWORD."""
-    from vbatt.sources.smartme import SmartMeConfig
-
+def smartme_credentials() -> dict[str, str]:
+    """The smart-me cloud for the CLI (Airflow uses the connection smartme_default), as the
+    keyword arguments of ``vbatt.ingest.smartme.SmartMeConfig``: SMARTME_URL plus
+    SMARTME_API_KEY, or SMARTME_USER and SMARTME_PASSWORD."""
     env = os.environ.get
     url = env("SMARTME_URL", "https://api.smart-me.com")
     if env("SMARTME_API_KEY"):
-        return SmartMeConfig(base_url=url, auth="api_key", api_key=env("SMARTME_API_KEY"))
+        return {"base_url": url, "auth": "api_key", "api_key": env("SMARTME_API_KEY")}
     if env("SMARTME_USER"):
-        return SmartMeConfig(
-            base_url=url,
-            auth="basic",
-            username=env("SMARTME_USER"),
-            password=env("SMARTME_PASSWORD", ""),
-        )
+        return {
+            "base_url": url,
+            "auth": "basic",
+            "username": env("SMARTME_USER"),
+            "password": env("SMARTME_PASSWORD", ""),
+        }
     raise ValueError("set SMARTME_API_KEY, or SMARTME_USER and SMARTME_PASSWORD, for vbatt fetch")

@@ -5,7 +5,7 @@ answer like smart-me; the models here are the schemas of
 ``shared/reference/smart-me/openapi-subset.yaml`` (PascalCase, the legacy ``/api`` dialect),
 reduced to the fields either server fills. Both build their answers with these models, so
 a field cannot drift between them, and the API's OpenAPI document shows smart-me's shapes.
-The client (``vbatt.sources.smartme``) parses leniently on purpose and does not use them.
+The client (``vbatt.ingest.smartme``) parses leniently on purpose and does not use them.
 """
 
 from __future__ import annotations

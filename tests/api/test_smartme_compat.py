@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.api.conftest import auth
-from vbatt.sources.smartme import SmartMeClient, SmartMeConfig, SmartMeNotFoundError
+from vbatt.ingest.smartme import SmartMeClient, SmartMeConfig, SmartMeNotFoundError
 
 
 @pytest.fixture

@@ -32,17 +32,17 @@ os.environ["VBATT_OUTBOX_DIR"] = str(OUTBOX)
 
 @pytest.fixture(scope="session")
 def dags():
-    from vbatt import airflow_local
+    from vbatt.orchestration import airflow_env
 
-    airflow_local.configure(
+    airflow_env.configure(
         "postgresql+psycopg2://postgres@/vbatt?host=/nonexistent",
         home=Path(os.environ["AIRFLOW_HOME"]),
     )
-    return airflow_local.load_dags()
+    return airflow_env.load_dags()
 
 
 @pytest.fixture(scope="session")
 def airflow_metadata(dags):
-    from vbatt import airflow_local
+    from vbatt.orchestration import airflow_env
 
-    airflow_local.migrate_metadata()
+    airflow_env.migrate_metadata()

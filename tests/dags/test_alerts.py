@@ -39,7 +39,7 @@ def webhook(monkeypatch):
 
 
 def test_every_task_alerts_when_it_fails(dags):
-    from vbatt.alerts import on_task_failure
+    from vbatt.orchestration.alerts import on_task_failure
 
     for dag in dags.values():
         for task in dag.tasks:
@@ -53,7 +53,7 @@ def test_a_failed_task_posts_its_failure_to_the_webhook(webhook):
     its own would be needed to fail a task under dag.test(), which parses files only."""
     from types import SimpleNamespace
 
-    from vbatt.alerts import on_task_failure
+    from vbatt.orchestration.alerts import on_task_failure
 
     ti = SimpleNamespace(
         dag_id="meter_ingest",
@@ -85,7 +85,7 @@ def test_a_failed_task_posts_its_failure_to_the_webhook(webhook):
 
 
 def test_the_settlement_deadline_callback_posts_to_the_webhook(webhook):
-    from vbatt.alerts import settlement_deadline_missed
+    from vbatt.orchestration.alerts import settlement_deadline_missed
 
     context = {"dag_run": {"dag_id": "daily_settlement", "run_id": "scheduled__x"}}
     asyncio.run(settlement_deadline_missed(context=context))

@@ -43,7 +43,7 @@ def outbox_files() -> dict[str, bytes]:
 
 
 def test_ingest_and_ledger_through_airflow(dags, airflow_metadata, warehouse_url, engine):
-    from vbatt import airflow_local
+    from vbatt.orchestration import airflow_env
     from vbatt.simulator import running
     from vbatt.simulator.app import DEMO_API_KEY
     from vbatt.simulator.households import ground_truth
@@ -74,10 +74,10 @@ def test_ingest_and_ledger_through_airflow(dags, airflow_metadata, warehouse_url
         ],
     )
     with running(meters=2, seed=42) as url:
-        airflow_local.configure(warehouse_url, url, DEMO_API_KEY, retries=0)
+        airflow_env.configure(warehouse_url, url, DEMO_API_KEY, retries=0)
         for _ in range(2):
             for dag_id in ("meter_ingest", "battery_ledger", "daily_settlement"):
-                assert airflow_local.run_dag(dag_id, now) == "success", dag_id
+                assert airflow_env.run_dag(dag_id, now) == "success", dag_id
             if _ == 0:
                 first, files = snapshot(engine), outbox_files()
     assert snapshot(engine) == first

@@ -61,7 +61,7 @@ def test_rebuild_from_a_date_recomputes_and_changes_nothing_else(pipeline):
 
     from sqlalchemy import text
 
-    from vbatt.pipeline import touch_for_rebuild
+    from vbatt.orchestration.pipeline import touch_for_rebuild
 
     scenario = make_scenario(seed=11, meters=3, hours=40)
     pipeline.batteries([battery_row(b) for b in scenario.batteries])

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from vbatt.ingest import ingest_file, process_drop_folder
-from vbatt.sources.mscons import read_mscons, to_interval_energies
+from vbatt.ingest.load import ingest_file, process_drop_folder
+from vbatt.ingest.mscons import read_mscons, to_interval_energies
 
 SHARED = Path(
     os.environ.get("VBATT_SHARED_DIR") or Path(__file__).resolve().parents[2].parent / "shared"

@@ -54,7 +54,10 @@ def test_init_migrates_and_creates_pool_and_connections_idempotently(init_env):
     env, url = init_env
     for _ in range(2):
         result = subprocess.run(
-            [sys.executable, "-m", "vbatt.deploy_init"], env=env, capture_output=True, text=True
+            [sys.executable, "-m", "vbatt.orchestration.deploy_init"],
+            env=env,
+            capture_output=True,
+            text=True,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "ready" in result.stdout
@@ -80,7 +83,10 @@ def test_init_without_secrets_says_what_is_missing(init_env):
     env, _ = init_env
     env = {k: v for k, v in env.items() if k != "SMARTME_API_KEY"}
     result = subprocess.run(
-        [sys.executable, "-m", "vbatt.deploy_init"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "vbatt.orchestration.deploy_init"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert "SMARTME_API_KEY" in result.stdout

@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from vbatt.ingest import ingest_smartme, meters_to_ingest
-from vbatt.shards import plan_shards
+from vbatt.ingest.load import ingest_smartme, meters_to_ingest
+from vbatt.ingest.shards import plan_shards
+from vbatt.ingest.smartme import SmartMeClient, SmartMeConfig
 from vbatt.simulator import running
 from vbatt.simulator.app import DEMO_API_KEY
 from vbatt.simulator.households import meter_id_for
-from vbatt.sources.smartme import SmartMeClient, SmartMeConfig
 from vbatt.warehouse.loader import upsert_batteries
 from vbatt.warehouse.migrate import migrate
 

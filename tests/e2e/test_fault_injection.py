@@ -29,11 +29,11 @@ from sqlalchemy import text
 
 from tests.oracle import Battery
 from tests.scenarios import battery_row
-from vbatt.ingest import IngestReport, ingest_smartme
+from vbatt.ingest.load import IngestReport, ingest_smartme
+from vbatt.ingest.smartme import SmartMeClient, SmartMeConfig, parse_timestamp
 from vbatt.simulator import get_stats, reset, set_faults, start_in_background
 from vbatt.simulator.app import DEMO_API_KEY
 from vbatt.simulator.households import ground_truth, meter_id_for
-from vbatt.sources.smartme import SmartMeClient, SmartMeConfig, parse_timestamp
 
 pytestmark = [pytest.mark.xdist_group("warehouse"), pytest.mark.slow]
 

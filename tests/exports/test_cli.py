@@ -15,8 +15,8 @@ pytestmark = pytest.mark.slow
 
 def test_vbatt_export_issues_once(engine, warehouse_url, monkeypatch, tmp_path, capsys):
     from vbatt import cli
+    from vbatt.ledger.dbt_runner import run_dbt
     from vbatt.settings import get_settings
-    from vbatt.transform import run_dbt
     from vbatt.warehouse.db import get_engine
     from vbatt.warehouse.loader import load_readings, upsert_batteries
     from vbatt.warehouse.migrate import migrate

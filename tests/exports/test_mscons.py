@@ -2,7 +2,7 @@
 
 Each file we write must parse with pydifact, pass the checker driven by the BDEW rule
 tables in ../shared/reference/mscons/ahb-fv2410, and read back (with the ingest reader
-vbatt.sources.mscons) to the batch's values within the documented rounding (half-even to
+vbatt.ingest.mscons) to the batch's values within the documented rounding (half-even to
 3 decimals: at most 0.0005 kWh off) and the same substitute flags. The checker itself
 must fail on broken files, including the real Swiss files with wrong UNT counts.
 """
@@ -33,7 +33,7 @@ from vbatt.exports.model import (
     RenderContext,
 )
 from vbatt.exports.mscons_check import ahb_dir, check_mscons, load_tables
-from vbatt.sources.mscons import normalise_obis, read_mscons
+from vbatt.ingest.mscons import normalise_obis, read_mscons
 
 AHB = ahb_dir()
 REFERENCE = AHB.parent

@@ -18,7 +18,7 @@ from vbatt.exports.formats.sdat import schema as sdat_schema
 from vbatt.exports.mscons_check import check_mscons
 from vbatt.exports.period import day_period
 from vbatt.exports.run import export_partner
-from vbatt.sources.mscons import normalise_obis, read_mscons
+from vbatt.ingest.mscons import normalise_obis, read_mscons
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from tests.quality.conftest import battery_row
 from vbatt.battery_config import BatteryConfigError, check_batteries
-from vbatt.csv_inputs import InputFileError, read_batteries_csv
+from vbatt.ingest.csv_inputs import InputFileError, read_batteries_csv
 from vbatt.warehouse.loader import BATTERY_COLUMNS, upsert_batteries
 
 BAD = {

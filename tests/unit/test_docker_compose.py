@@ -50,7 +50,7 @@ def test_every_service_of_the_official_layout_is_there():
         ("triggerer", "triggerer"),
         ("worker", "celery worker"),
         ("flower", "celery flower"),
-        ("init", "python -m vbatt.deploy_init"),
+        ("init", "python -m vbatt.orchestration.deploy_init"),
         ("simulator", "python -m vbatt.simulator --host 0.0.0.0 --port 8765"),
         ("log-cleanup", "/clean-logs"),
     ],

@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vbatt.readings import Reading
-from vbatt.sources.mscons import (
+from vbatt.ingest.mscons import (
     IntervalEnergy,
     MsconsError,
     MsconsInterchange,
@@ -24,6 +23,7 @@ from vbatt.sources.mscons import (
     to_interval_energies,
     to_readings,
 )
+from vbatt.readings import Reading
 
 SHARED = Path(
     os.environ.get("VBATT_SHARED_DIR") or Path(__file__).resolve().parents[2].parent / "shared"

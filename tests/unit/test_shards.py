@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vbatt.shards import plan_shards
+from vbatt.ingest.shards import plan_shards
 
 
 def test_shards_cover_every_meter_once_in_byte_order():

@@ -18,6 +18,16 @@ from typing import Any
 import httpx
 import pytest
 
+from vbatt.ingest.smartme import (
+    FetchResult,
+    SmartMeAuthError,
+    SmartMeClient,
+    SmartMeConfig,
+    SmartMeNotFoundError,
+    SmartMeResponseError,
+    SmartMeUnavailableError,
+    TokenBucket,
+)
 from vbatt.readings import Reading
 from vbatt.simulator import get_stats, reset, set_faults, start_in_background
 from vbatt.simulator.app import (
@@ -29,16 +39,6 @@ from vbatt.simulator.app import (
 )
 from vbatt.simulator.faults import Faults
 from vbatt.simulator.households import ground_truth
-from vbatt.sources.smartme import (
-    FetchResult,
-    SmartMeAuthError,
-    SmartMeClient,
-    SmartMeConfig,
-    SmartMeNotFoundError,
-    SmartMeResponseError,
-    SmartMeUnavailableError,
-    TokenBucket,
-)
 
 SEED = 7
 START = datetime(2025, 6, 20, tzinfo=UTC)

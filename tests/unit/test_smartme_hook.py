@@ -17,7 +17,7 @@ if str(PLUGINS) not in sys.path:
 from airflow.sdk import Connection  # noqa: E402
 
 from smartme_hook import SmartMeHook, config_from_connection  # noqa: E402
-from vbatt.sources.smartme import SmartMeClient  # noqa: E402
+from vbatt.ingest.smartme import SmartMeClient  # noqa: E402
 
 
 def conn(**kwargs: Any) -> Connection:

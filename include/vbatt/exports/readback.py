@@ -64,7 +64,7 @@ def _elements(segment: str, separator: str) -> list[str]:
 
 def _mscons(tally: _Tally, files: Iterable[ExportFile]) -> None:
     """A streaming tally of LOC / PIA / QTY, because a day of 10,000 batteries is a
-    quarter of a gigabyte of EDIFACT and the full reader (vbatt.sources.mscons, used by
+    quarter of a gigabyte of EDIFACT and the full reader (vbatt.ingest.mscons, used by
     the round-trip tests) builds an object per value. Our writer's UNA is fixed
     (``:+.? '``); a file with another one is read with the full reader."""
     for file in files:
@@ -90,7 +90,7 @@ def _mscons(tally: _Tally, files: Iterable[ExportFile]) -> None:
 
 
 def _mscons_full(tally: _Tally, file: ExportFile) -> None:
-    from vbatt.sources.mscons import normalise_obis, read_mscons
+    from vbatt.ingest.mscons import normalise_obis, read_mscons
 
     for _message, series in read_mscons(file.content).series():
         channel = tally.by_obis.get(normalise_obis(series.obis or ""))

@@ -36,7 +36,7 @@ def _instant(value: str) -> datetime:
 
 
 def run_quality(args: argparse.Namespace) -> int:
-    from vbatt.cli import console
+    from vbatt.console import console
     from vbatt.quality import run_checkpoint
     from vbatt.warehouse.embedded import warehouse_url
 
@@ -47,7 +47,7 @@ def run_quality(args: argparse.Namespace) -> int:
 
 
 def list_held(args: argparse.Namespace) -> int:
-    from vbatt.cli import console
+    from vbatt.console import console
     from vbatt.quality.quarantine import list_quarantine
     from vbatt.warehouse.embedded import warehouse_url
 
@@ -82,7 +82,7 @@ def list_held(args: argparse.Namespace) -> int:
 
 
 def release_held(args: argparse.Namespace) -> int:
-    from vbatt.cli import console
+    from vbatt.console import console
     from vbatt.quality.quarantine import release
     from vbatt.warehouse.embedded import warehouse_url
 

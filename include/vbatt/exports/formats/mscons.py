@@ -43,7 +43,7 @@ from vbatt.exports.model import (
     Party,
     RenderContext,
 )
-from vbatt.sources.mscons import normalise_obis
+from vbatt.ingest.mscons import normalise_obis
 
 __all__ = [
     "MsconsVariant",

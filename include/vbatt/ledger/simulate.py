@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from vbatt.csv_inputs import read_batteries_csv, read_readings_csv
-from vbatt.transform import run_dbt
+from vbatt.ingest.csv_inputs import read_batteries_csv, read_readings_csv
+from vbatt.ledger.dbt_runner import run_dbt
 from vbatt.warehouse.loader import load_readings, upsert_batteries
 from vbatt.warehouse.migrate import migrate
 

@@ -61,6 +61,12 @@ def configure(
         get_settings.cache_clear()
     if smartme_url:
         env["AIRFLOW_CONN_SMARTME_DEFAULT"] = json.dumps(smartme_connection(smartme_url, api_key))
+    # `airflow standalone` and the cluster's components start their children as `airflow`
+    # from PATH: the virtualenv's bin/ must be on it even when the user did not activate it.
+    bin_dir = str(Path(airflow_executable()).parent)
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if not path or path[0] != bin_dir:
+        env["PATH"] = os.pathsep.join([bin_dir, *(p for p in path if p and p != bin_dir)])
     os.environ.update(env)
     get_settings.cache_clear()
     plugins = str(root / "plugins")

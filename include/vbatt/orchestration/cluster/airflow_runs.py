@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from vbatt.cluster.processes import ClusterError, Processes, step, wait_for
+from vbatt.orchestration.cluster.processes import ClusterError, Processes, step, wait_for
 
 INGEST_DAG, LEDGER_DAG, SETTLE_DAG = "meter_ingest", "battery_ledger", "daily_settlement"
 WORKER_ENV = "VBATT_CLUSTER_WORKER"
@@ -25,7 +25,7 @@ def worker_hostname() -> str:
 
 
 def airflow_bin() -> str:
-    from vbatt.airflow_local import airflow_executable
+    from vbatt.orchestration.airflow_env import airflow_executable
 
     return airflow_executable()
 
@@ -44,13 +44,13 @@ def airflow_cli(env: dict[str, str], *args: str) -> str:
 def cluster_env(
     work: Path, metadata_url: str, broker_url: str, api_port: int, warehouse: str, smartme: str
 ) -> dict[str, str]:
-    from vbatt import airflow_local
+    from vbatt.orchestration import airflow_env
     from vbatt.simulator.app import DEMO_API_KEY
 
     base = dict(os.environ)
     saved = dict(os.environ)
     try:
-        base |= airflow_local.configure(warehouse, smartme, DEMO_API_KEY, home=work / "airflow")
+        base |= airflow_env.configure(warehouse, smartme, DEMO_API_KEY, home=work / "airflow")
         base["PYTHONPATH"] = os.environ["PYTHONPATH"]
     finally:
         os.environ.clear()
@@ -73,7 +73,7 @@ def cluster_env(
         # only the runs this test triggers: no cron runs, no asset-triggered runs
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "vbatt.cluster.airflow_runs.worker_hostname",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "vbatt.orchestration.cluster.airflow_runs.worker_hostname",
         "AIRFLOW__SCARF__ENABLED": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "VBATT_TASK_RETRIES": "0",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from vbatt.csv_inputs import InputFileError, parse_readings_csv
+from vbatt.ingest.csv_inputs import InputFileError, parse_readings_csv
 from vbatt.readings import Reading, Rejected
 from vbatt.warehouse.loader import (
     append_energies,
@@ -77,7 +77,7 @@ def meters_to_ingest(
 ) -> dict[str, datetime]:
     """Meters of batteries live in the window, with the earliest battery start on each:
     a meter seen for the first time is fetched from there (its history). ``meter_range``
-    limits them to one shard (inclusive bounds in byte order, see ``vbatt.shards``)."""
+    limits them to one shard (inclusive bounds in byte order, see ``vbatt.ingest.shards``)."""
     raw = check_schema_name(raw_schema)
     in_range = ""
     params: dict = {"start": start}
@@ -238,7 +238,7 @@ def _read_csv(path: Path) -> tuple[list[Reading], list, list[Rejected], list[str
 
 
 def _read_mscons(path: Path) -> tuple[list[Reading], list, list[Rejected], list[str]]:
-    from vbatt.sources import mscons
+    from vbatt.ingest import mscons
 
     interchange = mscons.read_mscons(path)
     readings, rejected = mscons.to_readings(interchange)

@@ -11,16 +11,16 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from vbatt.ingest import (
+from vbatt.ingest.load import (
     IngestError,
     IngestReport,
     ingest_smartme,
     meters_to_ingest,
     process_drop_folder,
 )
+from vbatt.ingest.shards import plan_shards
 from vbatt.quality.report import failures_on
 from vbatt.settings import get_settings
-from vbatt.shards import plan_shards
 from vbatt.warehouse.db import get_engine
 from vbatt.warehouse.migrate import migrate
 
@@ -33,7 +33,7 @@ def utc(ts: datetime) -> datetime:
 
 
 def plan_ingest_shards(url: str, start: datetime, size: int | None = None) -> list[dict]:
-    """The meter shards of one meter_ingest run (see ``vbatt.shards``); migrates first, so
+    """The meter shards of one meter_ingest run (see ``vbatt.ingest.shards``); migrates first, so
     the mapped tasks that follow never race a migration."""
     engine = get_engine(url)
     migrate(engine)

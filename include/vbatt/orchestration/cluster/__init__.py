@@ -1,4 +1,4 @@
 """`make cluster-test` in parts: local processes, Airflow runs, warehouses, the reference run.
 
-The orchestration is ``vbatt.cluster_test``.
+The orchestration is ``vbatt.orchestration.cluster.cluster_test``.
 """

@@ -6,7 +6,7 @@ from datetime import date
 
 from sqlalchemy import create_engine, text
 
-from vbatt.cluster.processes import ClusterError
+from vbatt.orchestration.cluster.processes import ClusterError
 
 # Columns stamped by the run itself (when, which load): they differ between any two runs,
 # and between one load and one load per shard.

@@ -1,6 +1,6 @@
 """The same day single-process: ``dag.test()`` in a child process with SQLite metadata.
 
-``python -m vbatt.cluster.reference WAREHOUSE SMARTME HOME RUN_AFTER`` is the child.
+``python -m vbatt.orchestration.cluster.reference WAREHOUSE SMARTME HOME RUN_AFTER`` is the child.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from vbatt.cluster.airflow_runs import INGEST_DAG, LEDGER_DAG
-from vbatt.cluster.processes import ClusterError
+from vbatt.orchestration.cluster.airflow_runs import INGEST_DAG, LEDGER_DAG
+from vbatt.orchestration.cluster.processes import ClusterError
 
 
 def reference_run(warehouse: str, smartme: str, home: Path, run_after: datetime) -> float:
@@ -29,7 +29,7 @@ def reference_run(warehouse: str, smartme: str, home: Path, run_after: datetime)
         [
             sys.executable,
             "-m",
-            "vbatt.cluster.reference",
+            "vbatt.orchestration.cluster.reference",
             warehouse,
             smartme,
             str(home),
@@ -52,14 +52,14 @@ def reference_run(warehouse: str, smartme: str, home: Path, run_after: datetime)
 
 
 def reference_main(warehouse: str, smartme: str, home: str, logical: str) -> int:
-    from vbatt import airflow_local
+    from vbatt.orchestration import airflow_env
     from vbatt.simulator.app import DEMO_API_KEY
 
-    airflow_local.configure(warehouse, smartme, DEMO_API_KEY, home=Path(home), retries=0)
-    airflow_local.migrate_metadata()
+    airflow_env.configure(warehouse, smartme, DEMO_API_KEY, home=Path(home), retries=0)
+    airflow_env.migrate_metadata()
     when = datetime.fromisoformat(logical)
     for dag_id in (INGEST_DAG, LEDGER_DAG):
-        state = airflow_local.run_dag(dag_id, when)
+        state = airflow_env.run_dag(dag_id, when)
         print(f"{dag_id}: {state}", flush=True)
         if state != "success":
             return 1

@@ -1,4 +1,4 @@
-"""`python -m vbatt.deploy_init`: what a new or upgraded deployment needs before Airflow starts.
+"""`python -m vbatt.orchestration.deploy_init`: what a new or upgraded deployment needs before Airflow starts.
 
 The ``init`` service of docker-compose.yml runs it once per ``docker compose up``; it is
 idempotent, so running it again (after an upgrade, say) only applies what is missing:
@@ -28,7 +28,7 @@ class InitError(RuntimeError):
 
 
 def _airflow(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    from vbatt.airflow_local import airflow_executable
+    from vbatt.orchestration.airflow_env import airflow_executable
 
     result = subprocess.run(
         [airflow_executable(), *args], capture_output=True, text=True, env=os.environ
@@ -40,27 +40,27 @@ def _airflow(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def connections() -> dict[str, dict]:
     """The two connections from the settings (the env file of the deployment)."""
-    from vbatt.airflow_local import smartme_connection, warehouse_connection
-    from vbatt.settings import get_settings, smartme_config
+    from vbatt.orchestration.airflow_env import smartme_connection, warehouse_connection
+    from vbatt.settings import get_settings, smartme_credentials
     from vbatt.warehouse.embedded import warehouse_url
 
     settings = get_settings()
     if not settings.warehouse_url:
         raise InitError("set WAREHOUSE_URL (postgresql://user:password@host:port/database)")
     try:
-        smartme = smartme_config()
+        smartme = smartme_credentials()
     except ValueError:
-        smartme = None
-    if smartme is None or smartme.auth != "api_key":
+        smartme = {}
+    if smartme.get("auth") != "api_key":
         raise InitError("set SMARTME_API_KEY: the deployment's smart-me connection uses an API key")
     return {
         settings.warehouse_conn_id: warehouse_connection(warehouse_url()),
-        settings.smartme_conn_id: smartme_connection(smartme.base_url, smartme.api_key),
+        settings.smartme_conn_id: smartme_connection(smartme["base_url"], smartme["api_key"]),
     }
 
 
 def main() -> int:
-    from vbatt.airflow_local import create_pools
+    from vbatt.orchestration.airflow_env import create_pools
     from vbatt.settings import get_settings
     from vbatt.warehouse.db import get_engine
     from vbatt.warehouse.embedded import warehouse_url

@@ -25,7 +25,7 @@ from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from vbatt.cluster.airflow_runs import (
+from vbatt.orchestration.cluster.airflow_runs import (
     INGEST_DAG,
     LEDGER_DAG,
     SETTLE_DAG,
@@ -36,9 +36,9 @@ from vbatt.cluster.airflow_runs import (
     start_run,
     wait_for_run,
 )
-from vbatt.cluster.processes import ClusterError, Processes, console, free_port, step
-from vbatt.cluster.reference import reference_run
-from vbatt.cluster.warehouses import (
+from vbatt.orchestration.cluster.processes import ClusterError, Processes, console, free_port, step
+from vbatt.orchestration.cluster.reference import reference_run
+from vbatt.orchestration.cluster.warehouses import (
     COMPARED,
     create_databases,
     register_batteries,
@@ -265,7 +265,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m vbatt.cluster_test", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m vbatt.orchestration.cluster.cluster_test", description=__doc__
+    )
     p.add_argument("--meters", type=int, default=1000)
     p.add_argument("--day", type=date.fromisoformat, default=date(2026, 6, 1), help="local day")
     p.add_argument("--workers", type=int, default=2)

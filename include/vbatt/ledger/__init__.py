@@ -1,0 +1,1 @@
+"""The battery ledger: the dbt project run against a warehouse, and ``vbatt simulate``."""

@@ -1,1 +1,0 @@
-"""Where meter readings come from: the smart-me cloud, CSV and MSCONS files."""
