@@ -11,7 +11,7 @@ export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export PYTHONPATH := $(CURDIR)/plugins:$(PYTHONPATH)
 
-.PHONY: install demo test lint docs airflow warehouse-down clean bench bench-api chromium api-down cluster-test
+.PHONY: install demo test test-long lint docs airflow warehouse-down clean bench bench-api chromium api-down cluster-test
 
 DBT_SOURCES := $(shell find dbt/models dbt/macros dbt/tests -type f 2>/dev/null) dbt/dbt_project.yml
 MANIFEST := dbt/target/manifest.json
@@ -32,7 +32,12 @@ demo: install
 	$(BIN)/python -m vbatt.demo
 
 test: install chromium
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 -q -m "not long"
+
+# The suites that take minutes each (whole servers started as a user starts them); CI runs
+# them after `make test`.
+test-long: install chromium
+	$(BIN)/pytest -q -m long
 
 # The dashboard's browser tests drive Debian's chromium through Playwright (Playwright's
 # own browser download cannot work here): installed once, as root or through sudo.
@@ -56,7 +61,7 @@ docs: install
 	@echo "dbt docs written to dbt/target; browse them with: $(BIN)/vbatt dbt docs serve"
 
 airflow: install
-	$(BIN)/python -m vbatt.airflow_setup
+	$(BIN)/python -m vbatt.orchestration.airflow_ui
 
 bench: install
 	$(BIN)/python benchmarks/ledger.py
@@ -72,7 +77,7 @@ cluster-test: install
 	@command -v redis-server >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get install -y redis-server || { $$SUDO apt-get update && $$SUDO apt-get install -y redis-server; }; }
-	$(BIN)/python -m vbatt.cluster_test $(CLUSTER_TEST_ARGS)
+	$(BIN)/python -m vbatt.orchestration.cluster.cluster_test $(CLUSTER_TEST_ARGS)
 
 warehouse-down: install
 	$(BIN)/vbatt warehouse down
