@@ -22,9 +22,10 @@ install: $(STAMP) $(MANIFEST)
 $(MANIFEST): $(STAMP) $(DBT_SOURCES)
 	DBT_PROFILES_DIR=dbt $(BIN)/dbt parse --project-dir dbt --quiet
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-codegen.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-codegen.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 

@@ -59,7 +59,8 @@ def test_device_fields_as_the_issue_maps_them(client, api_warehouse):
         0
     ]
     d = client.get("/api/Devices/b-ewa-1", headers=auth(api_warehouse.keys["ewa"])).json()
-    assert d["MeterSubType"] == "MeterSubTypeVirtualBattery"
+    # integers, as smart-me sends them: electricity, virtual battery, virtual meter family
+    assert (d["DeviceEnergyType"], d["MeterSubType"], d["FamilyType"]) == (1, 9, 1002)
     assert d["CounterReading"] == pytest.approx(r["level_kwh"], abs=1e-9)
     assert d["CounterReadingImport"] == pytest.approx(r["charged_total_kwh"], abs=1e-9)
     assert d["CounterReadingExport"] == pytest.approx(r["discharged_total_kwh"], abs=1e-9)

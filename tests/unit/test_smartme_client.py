@@ -400,6 +400,8 @@ def test_parsing_camel_case_units_obis_suffix_and_bad_values() -> None:
     ]
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/Devices/M1":  # the once-per-meter unit check
+            return httpx.Response(200, json={"id": "M1", "counterReadingImport": 1.7})
         assert request.url.path == "/ValuesInPastMultiple/M1"
         assert set(request.url.params) == {"startDate", "endDate", "interval"}
         return httpx.Response(200, json=rows)

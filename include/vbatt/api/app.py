@@ -36,7 +36,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.marts = Marts(engine, marts_schema, raw_schema)
-    app.include_router(smartme.router)
+    app.include_router(smartme.legacy_router)
+    app.include_router(smartme.current_router)
     app.include_router(native.router)
     app.include_router(dashboard.router)
     dashboard.mount_static(app)
@@ -46,7 +47,7 @@ def create_app(
         if request.url.path.startswith("/dashboard") and exc.status_code in (401, 404):
             return dashboard.error_page(request, exc)
         # smart-me's error body is {"Message": ...}; the native API keeps FastAPI's "detail"
-        key = "Message" if request.url.path.startswith("/api/") else "detail"
+        key = smartme.error_key(request.url.path) or "detail"
         return JSONResponse({key: exc.detail}, exc.status_code, headers=exc.headers)
 
     return app

@@ -4,49 +4,82 @@ The rule book's "battery as a meter" registers, in smart-me's Device fields:
 ``CounterReading`` = level, ``CounterReadingImport`` = charged total,
 ``CounterReadingExport`` = discharged total (both since the start, never reset),
 ``ActivePower`` = (charge - discharge) x 4 of the latest interval (kW, + = charging),
-``ValueDate`` = end of the latest computed interval, ``MeterSubType`` =
-``MeterSubTypeVirtualBattery``. In ``ValuesInPastMultiple`` the charged and discharged
-totals are OBIS 1-0:1.8.0 and 1-0:2.8.0, the power 1-0:16.7.0 (as the simulator serves).
-Legacy dialect only: ``/api/...`` with PascalCase keys.
+``ValueDate`` = end of the latest computed interval. In ``ValuesInPastMultiple`` the charged
+and discharged totals are OBIS 1-0:1.8.0 and 1-0:2.8.0, the power 1-0:16.7.0 (as the
+simulator serves).
+
+On the wire as smart-me answers (see ``docs/api.md``): enumerations as integers,
+``DeviceEnergyType`` 1 (electricity), ``MeterSubType`` 9 (virtual battery), ``FamilyType``
+1002 (smart-me's family of virtual meters, see ``smartme_schema``). Two dialects, as smart-me
+serves them:
+
+* legacy host: ``/api/<Resource>``, PascalCase keys, ``Id`` = the battery id;
+* current host: ``/<Resource>`` (no ``/api``), camelCase keys, ``id`` = the battery's UUID
+  (``smartme_schema.device_uuid``: the current description types ids as UUIDs and clients
+  generated from it refuse anything else).
+
+Either dialect finds a battery by its id or by its UUID.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import Connection
 
 from vbatt.api.access import Conn, NotFound, Warehouse, Who, visible_timezone
+from vbatt.api.keys import Principal
 from vbatt.api.models import Battery
+from vbatt.api.queries import Marts
 from vbatt.smartme_schema import (
+    ENERGY_TYPE_ELECTRICITY,
+    FAMILY_TYPE_VIRTUAL_METER,
     MAX_VALUES_PER_CALL,
     OBIS_EXPORT,
     OBIS_IMPORT,
     OBIS_POWER,
+    SUB_TYPE_VIRTUAL_BATTERY,
     ApiMessage,
     Device,
     DeviceInPast,
     ValueData,
     ValuesData,
+    camel,
+    device_uuid,
     iso,
     parse_instant,
 )
 
-SUB_TYPE = "MeterSubTypeVirtualBattery"
 UNIT = "kWh"
 
-router = APIRouter(prefix="/api", tags=["smart-me compatible"])
+legacy_router = APIRouter(prefix="/api", tags=["smart-me compatible (legacy host)"])
+current_router = APIRouter(tags=["smart-me compatible (current host)"])
+router = legacy_router  # the name other modules knew
 _errors = {401: {"model": ApiMessage}, 404: {"model": ApiMessage}}
+_PATHS = ("/Devices", "/MeterValues/", "/ValuesInPastMultiple/")
 
 
-def device(b: Battery) -> Device:
+def error_key(path: str) -> str | None:
+    """The key of an error body on ``path``: smart-me's ``Message`` (legacy) or
+    ``message`` (current host); ``None`` where the path is not smart-me's."""
+    if path.startswith("/api/"):
+        return "Message"
+    return "message" if path.startswith(_PATHS) else None
+
+
+def device(b: Battery, device_id: str | None = None) -> Device:
     return Device(
-        Id=b.battery_id,
+        Id=device_id or b.battery_id,
         Name=b.name,
-        DeviceEnergyType="MeterTypeElectricity",
-        MeterSubType=SUB_TYPE,
+        DeviceEnergyType=ENERGY_TYPE_ELECTRICITY,
+        FamilyType=FAMILY_TYPE_VIRTUAL_METER,
+        MeterSubType=SUB_TYPE_VIRTUAL_BATTERY,
         ActivePower=b.active_power_kw if b.active_power_kw is not None else 0.0,
         ActivePowerUnit="kW",
         CounterReading=b.level_kwh,
@@ -57,6 +90,29 @@ def device(b: Battery) -> Device:
     )
 
 
+# UUID -> battery id; name-based, so a global cache cannot be wrong, only incomplete.
+_by_uuid: dict[str, str] = {}
+_by_uuid_lock = threading.Lock()
+
+
+def battery_id(m: Marts, conn: Connection, who: Principal, id: str) -> str:  # noqa: A002
+    """The battery a path id names (its id or its UUID), or 404 if ``who`` may not see it."""
+    if m.visible(conn, who, id) is not None:
+        return id
+    key = device_uuid(id)
+    if key == id.lower():  # a UUID: one of the batteries' UUIDs?
+        with _by_uuid_lock:
+            found = _by_uuid.get(key)
+        if found is None:
+            rows = m.batteries(conn, who, q=None, after=None, limit=1_000_000)
+            with _by_uuid_lock:
+                _by_uuid.update({device_uuid(b.battery_id): b.battery_id for b in rows})
+                found = _by_uuid.get(key)
+        if found is not None and m.visible(conn, who, found) is not None:
+            return found
+    raise NotFound("device")
+
+
 def _instant(text: str | None, name: str) -> datetime:
     ts = parse_instant(text)
     if ts is None:
@@ -64,27 +120,81 @@ def _instant(text: str | None, name: str) -> datetime:
     return ts
 
 
-@router.get("/Devices", response_model=list[Device], response_model_exclude_none=True)
-def devices(m: Warehouse, conn: Conn, who: Who) -> list[Device]:
-    """Every battery the key may see, as a smart-me Device."""
+def _devices(m: Marts, conn: Connection, who: Principal, ids: Callable[[str], str]) -> list[Any]:
     rows = m.batteries(conn, who, q=None, after=None, limit=1_000_000)
-    return [device(b) for b in rows]
+    return [device(b, ids(b.battery_id)).wire() for b in rows]
 
 
-@router.get(
-    "/Devices/{id}",
-    response_model=Device,
-    response_model_exclude_none=True,
-    responses=_errors,
-)
-def device_by_id(id: str, m: Warehouse, conn: Conn, who: Who) -> Device:  # noqa: A002
-    b = m.battery(conn, who, id)
+def _device_by_id(m, conn, who, id: str, ids: Callable[[str], str]) -> dict:  # noqa: A002
+    b = m.battery(conn, who, battery_id(m, conn, who, id))
     if b is None:
         raise NotFound("device")
-    return device(b)
+    return device(b, ids(b.battery_id)).wire()
 
 
-@router.get(
+def _meter_values(m, conn, who, id: str, date: str | None, ids) -> dict:  # noqa: A002
+    bid = battery_id(m, conn, who, id)
+    tz = visible_timezone(m, conn, who, bid)
+    at = _instant(date, "date")
+    r = m.registers_at(conn, bid, tz, min(at, datetime.now(UTC)))
+    if r is None:
+        raise HTTPException(404, f"No values found before {iso(at)}.")
+    return DeviceInPast(
+        Id=ids(bid),
+        Date=iso(r.at),
+        CounterReading=r.level_kwh,
+        CounterReadingImport=r.charged_total_kwh,
+        CounterReadingExport=r.discharged_total_kwh,
+        CounterReadingUnit=UNIT,
+    ).wire()
+
+
+def _values(m, conn, who, id, start_date, end_date, interval, ids) -> list:  # noqa: A002
+    bid = battery_id(m, conn, who, id)
+    tz = visible_timezone(m, conn, who, bid)
+    start, end = _instant(start_date, "startDate"), _instant(end_date, "endDate")
+    if interval is None or interval < 0:
+        raise HTTPException(400, "startDate, endDate (date-time) and interval (int) are required.")
+    step = 15 * max(1, math.ceil(interval / 15))
+    rows = m.registers_series(conn, bid, tz, start, end, step, MAX_VALUES_PER_CALL)
+    return [
+        ValuesData(
+            Date=iso(r.at),
+            DeviceId=ids(bid),
+            Values=[
+                ValueData(Obis=OBIS_IMPORT, Value=r.charged_total_kwh),
+                ValueData(Obis=OBIS_EXPORT, Value=r.discharged_total_kwh),
+                ValueData(Obis=OBIS_POWER, Value=r.power_kw),
+            ],
+        ).wire()
+        for r in rows
+    ]
+
+
+def _same(battery: str) -> str:
+    return battery
+
+
+_DATE = Query(description="date-time; the last value before it")
+_INTERVAL = Query(description="minutes; 0 = every interval")
+
+# -- legacy host: /api, PascalCase --------------------------------------------------------
+
+
+@legacy_router.get("/Devices", response_model=list[Device], response_model_exclude_none=True)
+def devices(m: Warehouse, conn: Conn, who: Who) -> list[dict]:
+    """Every battery the key may see, as a smart-me Device."""
+    return _devices(m, conn, who, _same)
+
+
+@legacy_router.get(
+    "/Devices/{id}", response_model=Device, response_model_exclude_none=True, responses=_errors
+)
+def device_by_id(id: str, m: Warehouse, conn: Conn, who: Who) -> dict:  # noqa: A002
+    return _device_by_id(m, conn, who, id, _same)
+
+
+@legacy_router.get(
     "/MeterValues/{id}",
     response_model=DeviceInPast,
     response_model_exclude_none=True,
@@ -95,25 +205,13 @@ def meter_values(
     m: Warehouse,
     conn: Conn,
     who: Who,
-    date: Annotated[str | None, Query(description="date-time; the last value before it")] = None,
-) -> DeviceInPast:
+    date: Annotated[str | None, _DATE] = None,
+) -> dict:
     """The registers at the end of the last interval before ``date``."""
-    tz = visible_timezone(m, conn, who, id)
-    at = _instant(date, "date")
-    r = m.registers_at(conn, id, tz, min(at, datetime.now(UTC)))
-    if r is None:
-        raise HTTPException(404, f"No values found before {iso(at)}.")
-    return DeviceInPast(
-        Id=id,
-        Date=iso(r.at),
-        CounterReading=r.level_kwh,
-        CounterReadingImport=r.charged_total_kwh,
-        CounterReadingExport=r.discharged_total_kwh,
-        CounterReadingUnit=UNIT,
-    )
+    return _meter_values(m, conn, who, id, date, _same)
 
 
-@router.get(
+@legacy_router.get(
     "/ValuesInPastMultiple/{id}",
     response_model=list[ValuesData],
     response_model_exclude_none=True,
@@ -126,30 +224,55 @@ def values_in_past_multiple(
     who: Who,
     startDate: str | None = None,  # noqa: N803 - smart-me's parameter names
     endDate: str | None = None,  # noqa: N803
-    interval: Annotated[int | None, Query(description="minutes; 0 = every interval")] = None,
-) -> list[ValuesData]:
+    interval: Annotated[int | None, _INTERVAL] = None,
+) -> list[dict]:
     """Registers at interval ends from startDate to endDate (both inclusive), at most 1000."""
-    tz = visible_timezone(m, conn, who, id)
-    start, end = _instant(startDate, "startDate"), _instant(endDate, "endDate")
-    if interval is None or interval < 0:
-        raise HTTPException(400, "startDate, endDate (date-time) and interval (int) are required.")
-    step = 15 * max(1, math.ceil(interval / 15))
-    rows = m.registers_series(conn, id, tz, start, end, step, MAX_VALUES_PER_CALL)
-    return [
-        ValuesData(
-            Date=iso(r.at),
-            DeviceId=id,
-            Values=[
-                ValueData(Obis=OBIS_IMPORT, Value=r.charged_total_kwh),
-                ValueData(Obis=OBIS_EXPORT, Value=r.discharged_total_kwh),
-                ValueData(Obis=OBIS_POWER, Value=r.power_kw),
-            ],
-        )
-        for r in rows
-    ]
+    return _values(m, conn, who, id, startDate, endDate, interval, _same)
 
 
-@router.get("/Health", response_model=dict)
+@legacy_router.get("/Health", response_model=dict)
 def health() -> dict:
     """Unauthenticated, like smart-me's probe endpoint."""
     return {}
+
+
+# -- current host: no /api, camelCase, UUID ids -------------------------------------------
+
+
+def _camel(payload: Any) -> JSONResponse:
+    return JSONResponse(camel(payload))
+
+
+@current_router.get("/Devices", response_class=JSONResponse)
+def devices_current(m: Warehouse, conn: Conn, who: Who) -> JSONResponse:
+    """``Devices`` in the current dialect (camelCase, ``id`` a UUID)."""
+    return _camel(_devices(m, conn, who, device_uuid))
+
+
+@current_router.get("/Devices/{id}", response_class=JSONResponse, responses=_errors)
+def device_by_id_current(id: str, m: Warehouse, conn: Conn, who: Who) -> JSONResponse:  # noqa: A002
+    return _camel(_device_by_id(m, conn, who, id, device_uuid))
+
+
+@current_router.get("/MeterValues/{id}", response_class=JSONResponse, responses=_errors)
+def meter_values_current(
+    id: str,  # noqa: A002
+    m: Warehouse,
+    conn: Conn,
+    who: Who,
+    date: Annotated[str | None, _DATE] = None,
+) -> JSONResponse:
+    return _camel(_meter_values(m, conn, who, id, date, device_uuid))
+
+
+@current_router.get("/ValuesInPastMultiple/{id}", response_class=JSONResponse, responses=_errors)
+def values_in_past_multiple_current(
+    id: str,  # noqa: A002
+    m: Warehouse,
+    conn: Conn,
+    who: Who,
+    startDate: str | None = None,  # noqa: N803
+    endDate: str | None = None,  # noqa: N803
+    interval: Annotated[int | None, _INTERVAL] = None,
+) -> JSONResponse:
+    return _camel(_values(m, conn, who, id, startDate, endDate, interval, device_uuid))

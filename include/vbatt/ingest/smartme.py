@@ -10,6 +10,12 @@ Why it looks the way it does:
   ``CounterReadingUnit`` (Wh, kWh or MWh, converted); the spec gives OBIS values
   (``ValuesData.Values``) no unit, so ``SmartMeConfig.obis_value_unit`` states it (default kWh,
   what the smart-me portal shows for 1-0:1.8.0/2.8.0) and values are converted from it.
+* Enumerations arrive as integers (the current description, real answers) or member names
+  (the older description), in either casing; ``SmartMeDevice`` carries the member names.
+  Dates carry up to seven fractional digits (.NET ticks). Both through ``smartme_schema``.
+* The OBIS values' unit is a setting, so once per meter (per client) the client compares
+  them with the device's ``CounterReadingImport`` (which states its unit) and refuses a
+  factor-1000 disagreement with a message that names ``obis_value_unit``.
 * Anything unusable (missing, null, non-numeric, negative, undated, conflicting duplicate)
   becomes a ``Rejected`` with a reason and the URL it came from: nothing is dropped silently.
 * The cloud is flaky and rate limited: 429/5xx/timeouts/connection errors and malformed JSON
@@ -37,7 +43,14 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from vbatt.readings import Reading, Rejected
-from vbatt.smartme_schema import iso
+from vbatt.smartme_schema import (
+    METER_ENERGY_TYPES,
+    METER_FAMILY_TYPES,
+    METER_SUB_TYPES,
+    enum_name,
+    iso,
+    parse_instant,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +61,7 @@ LEGACY_HOSTS = frozenset({"smart-me.com", "www.smart-me.com"})
 OBIS_IMPORT = "1-0:1.8.0"
 OBIS_EXPORT = "1-0:2.8.0"
 _UNIT_TO_KWH = {"wh": 0.001, "kwh": 1.0, "mwh": 1000.0}
+_UNIT_NAMES = {"wh": "Wh", "kwh": "kWh", "mwh": "MWh"}
 
 
 class SmartMeError(RuntimeError):
@@ -72,6 +86,10 @@ class SmartMeUnavailableError(SmartMeError):
 
 class SmartMeResponseError(SmartMeError):
     """The answer could not be understood (malformed JSON after retries, wrong shape)."""
+
+
+class SmartMeUnitError(SmartMeError):
+    """The OBIS values and the device's registers disagree by a factor of about 1000."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +180,9 @@ class FetchResult(NamedTuple):
 
 @dataclass(frozen=True)
 class SmartMeDevice:
+    """A device; the enumerations as member names (``MeterTypeElectricity``), whichever
+    form the server sent."""
+
     id: str
     name: str | None
     serial: int | None
@@ -169,6 +190,8 @@ class SmartMeDevice:
     value_date: datetime | None
     import_kwh: float | None
     export_kwh: float | None
+    sub_type: str | None = None
+    family_type: str | None = None
 
 
 class TokenBucket:
@@ -213,14 +236,9 @@ def _need_aware(ts: datetime, name: str) -> datetime:
 
 
 def parse_timestamp(value: Any) -> datetime | None:
-    """smart-me dates are ISO 8601, usually with ``Z``; a naive one is taken as UTC."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        ts = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    """smart-me dates are ISO 8601, usually with ``Z`` and up to seven fractional digits;
+    a naive one is taken as UTC."""
+    return parse_instant(value) if isinstance(value, str) else None
 
 
 def normalise_obis(code: Any) -> str | None:
@@ -352,6 +370,8 @@ class SmartMeClient:
         )
         self._token: tuple[str, float] | None = None  # (access token, expiry on clock)
         self._token_lock = threading.Lock()
+        self._units_checked: set[str] = set()  # meters whose OBIS unit was confirmed
+        self._units_lock = threading.Lock()
 
     def __repr__(self) -> str:
         c = self.config
@@ -438,6 +458,7 @@ class SmartMeClient:
                 items.extend(parse_values_row(meter_id, row, where, factor) for row in data)
             chunk_start = chunk_end + timedelta(seconds=1)
         result = merge_readings(items)
+        self._check_units(meter_id, result.readings)
         if result.rejected:
             log.warning(
                 "smart-me meter %s: %d readings, %d rejected",
@@ -446,6 +467,42 @@ class SmartMeClient:
                 len(result.rejected),
             )
         return result
+
+    def _check_units(self, meter_id: str, readings: list[Reading]) -> None:
+        """Once per meter: do the OBIS values have the magnitude of the device's register?
+
+        ``CounterReadingImport`` states its unit, the OBIS values do not (the setting
+        ``obis_value_unit`` does). A register only grows, so an OBIS import far above the
+        device's current one is a wrong unit whatever its date; one far below is, when it
+        is from the device's last day (earlier, a young meter may really have been tiny).
+        """
+        with self._units_lock:
+            if meter_id in self._units_checked or not readings:
+                return
+        device = self.get_device(meter_id)
+        now_kwh = device.import_kwh
+        if not now_kwh or now_kwh <= 0:
+            return  # nothing to compare with yet: checked on a later call
+        top = max(readings, key=lambda r: r.import_kwh)
+        ratio = top.import_kwh / now_kwh
+        recent = device.value_date is None or readings[-1].ts >= device.value_date - timedelta(
+            days=1
+        )
+        if ratio > 300 or (recent and 0 < readings[-1].import_kwh / now_kwh < 1 / 300):
+            ratio = ratio if ratio > 300 else readings[-1].import_kwh / now_kwh
+            c = self.config
+            given = _UNIT_TO_KWH[c.obis_value_unit.lower()]
+            fits = min(_UNIT_TO_KWH, key=lambda u: abs(math.log10(given / ratio / _UNIT_TO_KWH[u])))
+            raise SmartMeUnitError(
+                f"smart-me meter {meter_id}: its ValuesInPastMultiple import values, read as "
+                f"{c.obis_value_unit} (setting obis_value_unit of connection {c.conn_id}), are "
+                f"{ratio:.4g} times its CounterReadingImport of {now_kwh:.6g} kWh: the values "
+                f"look like {_UNIT_NAMES[fits]}; set obis_value_unit to {_UNIT_NAMES[fits]} "
+                f"in connection {c.conn_id} (nothing was loaded)"
+            )
+        if ratio > 0:
+            with self._units_lock:
+                self._units_checked.add(meter_id)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -469,10 +526,12 @@ class SmartMeClient:
             id=str(f["id"]),
             name=f.get("name"),
             serial=serial if isinstance(serial, int) and not isinstance(serial, bool) else None,
-            energy_type=f.get("deviceenergytype"),
+            energy_type=enum_name(f.get("deviceenergytype"), METER_ENERGY_TYPES),
             value_date=parse_timestamp(f.get("valuedate")),
             import_kwh=kwh("counterreadingimport"),
             export_kwh=kwh("counterreadingexport"),
+            sub_type=enum_name(f.get("metersubtype"), METER_SUB_TYPES),
+            family_type=enum_name(f.get("familytype"), METER_FAMILY_TYPES),
         )
 
     def _get(self, resource: str, *, what: str, params: Mapping[str, str] | None = None) -> Any:

@@ -5,7 +5,15 @@ Two dialects are served side by side, as smart-me does in reality:
 * legacy host: ``/api/<Resource>`` with PascalCase JSON keys (as in the published spec);
 * current host: ``/<Resource>`` (no ``/api`` prefix) with camelCase keys.
 
-Resources: ``Devices``, ``Devices/{id}``, ``MeterValues/{id}?date=``,
+Enumerations are sent as the dialect's description has them: member names on the legacy
+host (``"MeterSubType": "MeterSubTypeElectricity"``, the older published spec), integers on
+the current one (``"meterSubType": 4``, as the current description and real answers);
+``valueDate`` on the current host carries seven fractional digits, as real answers do.
+Queries accept both: enumerations as integers or member names in any casing, parameter
+names in any casing, dates with up to seven fractional digits.
+
+Resources: ``Devices``, ``Devices/{id}``, ``DevicesByEnergy?meterEnergyType=``,
+``DevicesBySubType?meterSubType=``, ``MeterValues/{id}?date=``,
 ``ValuesInPastMultiple/{id}?startDate=&endDate=&interval=`` and ``Health``; token endpoint
 ``POST /oauth/token`` (client credentials). Registers are in kWh
 (``CounterReadingUnit: "kWh"``; OBIS values carry no unit in the spec and are served in kWh).
@@ -46,15 +54,22 @@ from vbatt.simulator.households import (
     power_kw,
 )
 from vbatt.smartme_schema import (
+    ENERGY_TYPE_ELECTRICITY,
+    FAMILY_TYPE_3_PHASE_80A,
     MAX_VALUES_PER_CALL,
+    METER_ENERGY_TYPES,
+    METER_FAMILY_TYPES,
+    METER_SUB_TYPES,
     OBIS_EXPORT,
     OBIS_IMPORT,
     OBIS_POWER,
+    SUB_TYPE_ELECTRICITY,
     Device,
     DeviceInPast,
     ValueData,
     ValuesData,
     camel,
+    enum_name,
     iso,
     parse_instant,
 )
@@ -180,16 +195,27 @@ def _render(request: Request, payload: Any, legacy: bool) -> Response:
     return Response(body, media_type="application/json; charset=utf-8")
 
 
-def _device(state: SimState, meter_id: str, now: datetime) -> dict[str, Any]:
+def _query(request: Request) -> dict[str, str]:
+    """Query parameters by lower-case name: ``startDate`` and ``StartDate`` alike."""
+    return {k.lower(): v for k, v in request.query_params.items()}
+
+
+def _ticks(ts: datetime) -> str:
+    """A date as the real cloud writes it: seven fractional digits (.NET ticks)."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def _device(state: SimState, meter_id: str, now: datetime, legacy: bool) -> dict[str, Any]:
     hh = household(state.seed, meter_index(meter_id))
     imp, exp = state.registers(meter_id, now)
+    energy, family, sub = ENERGY_TYPE_ELECTRICITY, FAMILY_TYPE_3_PHASE_80A, SUB_TYPE_ELECTRICITY
     return Device(
         Id=meter_id,
         Name=hh.name,
         Serial=hh.serial,
-        DeviceEnergyType="MeterTypeElectricity",
-        FamilyType="MeterFamilyTypeSmartMe3PhaseMeter80A",
-        MeterSubType="MeterSubTypeElectricity",
+        DeviceEnergyType=METER_ENERGY_TYPES[energy] if legacy else energy,
+        FamilyType=METER_FAMILY_TYPES[family] if legacy else family,
+        MeterSubType=METER_SUB_TYPES[sub] if legacy else sub,
         ActivePower=power_kw(meter_id, now, seed=state.seed),
         ActivePowerUnit="kW",
         CounterReading=imp,
@@ -198,7 +224,7 @@ def _device(state: SimState, meter_id: str, now: datetime) -> dict[str, Any]:
         CounterReadingUnit="kWh",
         Voltage=230.0,
         SwitchOn=True,
-        ValueDate=iso(now),
+        ValueDate=iso(now) if legacy else _ticks(now),
     ).wire()
 
 
@@ -262,21 +288,34 @@ def _add_api_routes(app: FastAPI, state: SimState, prefix: str, legacy: bool) ->
         if (denied := await _gate(state, request)) is not None:
             return denied
         now = datetime.now(UTC)
-        return _render(request, [_device(state, m, now) for m in state.meter_ids()], legacy)
+        return _render(request, [_device(state, m, now, legacy) for m in state.meter_ids()], legacy)
+
+    def by_enum(param: str, members: dict[int, str], wanted: int):
+        async def devices_by(request: Request) -> Response:
+            if (denied := await _gate(state, request)) is not None:
+                return denied
+            asked = enum_name(_query(request).get(param.lower()), members)
+            if asked is None:
+                return _message(400, f"The query parameter '{param}' is required.")
+            now = datetime.now(UTC)
+            found = [_device(state, m, now, legacy) for m in state.meter_ids()]
+            return _render(request, found if asked == members[wanted] else [], legacy)
+
+        return devices_by
 
     async def device(request: Request, id: str) -> Response:  # noqa: A002 - spec's name
         if (denied := await _gate(state, request)) is not None:
             return denied
         if not state.knows(id):
             return _message(404, f"No device with id {id} found.")
-        return _render(request, _device(state, id, datetime.now(UTC)), legacy)
+        return _render(request, _device(state, id, datetime.now(UTC), legacy), legacy)
 
     async def meter_values(request: Request, id: str) -> Response:  # noqa: A002
         if (denied := await _gate(state, request)) is not None:
             return denied
         if not state.knows(id):
             return _message(404, f"No device with id {id} found.")
-        date = parse_instant(request.query_params.get("date"))
+        date = parse_instant(_query(request).get("date"))
         if date is None:
             return _message(400, "The query parameter 'date' (date-time) is required.")
         at = floor_quarter(min(date, datetime.now(UTC)))
@@ -305,8 +344,8 @@ def _add_api_routes(app: FastAPI, state: SimState, prefix: str, legacy: bool) ->
             return denied
         if not state.knows(id):
             return _message(404, f"No device with id {id} found.")
-        q = request.query_params
-        start, end = parse_instant(q.get("startDate")), parse_instant(q.get("endDate"))
+        q = _query(request)
+        start, end = parse_instant(q.get("startdate")), parse_instant(q.get("enddate"))
         try:
             interval = int(q.get("interval", ""))
         except ValueError:
@@ -320,6 +359,16 @@ def _add_api_routes(app: FastAPI, state: SimState, prefix: str, legacy: bool) ->
         return JSONResponse({})  # unauthenticated, like the probe endpoint it mimics
 
     app.add_api_route(f"{prefix}/Devices", devices, methods=["GET"])
+    app.add_api_route(
+        f"{prefix}/DevicesByEnergy",
+        by_enum("meterEnergyType", METER_ENERGY_TYPES, ENERGY_TYPE_ELECTRICITY),
+        methods=["GET"],
+    )
+    app.add_api_route(
+        f"{prefix}/DevicesBySubType",
+        by_enum("meterSubType", METER_SUB_TYPES, SUB_TYPE_ELECTRICITY),
+        methods=["GET"],
+    )
     app.add_api_route(f"{prefix}/Devices/{{id}}", device, methods=["GET"])
     app.add_api_route(f"{prefix}/MeterValues/{{id}}", meter_values, methods=["GET"])
     app.add_api_route(
