@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.api.conftest import auth
+from vbatt.smartme_schema import device_uuid
 
 PUBLIC = {
     "/",
@@ -26,6 +27,9 @@ BATTERY_ROUTES = {
     "/api/Devices/{id}": "",
     "/api/MeterValues/{id}": "?date=2025-06-28T12:00:00Z",
     "/api/ValuesInPastMultiple/{id}": "?startDate=2025-06-28T00:00:00Z&endDate=2025-06-28T06:00:00Z&interval=15",
+    "/Devices/{id}": "",
+    "/MeterValues/{id}": "?date=2025-06-28T12:00:00Z",
+    "/ValuesInPastMultiple/{id}": "?startDate=2025-06-28T00:00:00Z&endDate=2025-06-28T06:00:00Z&interval=15",
     "/v1/batteries/{id}": "",
     "/v1/batteries/{id}/intervals": "?start=2025-06-28&end=2025-06-29",
     "/v1/batteries/{id}/intervals?format=csv": "",
@@ -36,7 +40,7 @@ BATTERY_ROUTES = {
     "/v1/batteries/{id}/series": "?period=week&date=2025-06-28",
     "/dashboard/batteries/{id}": "",
 }
-LIST_ROUTES = {"/api/Devices", "/v1/batteries", "/dashboard"}
+LIST_ROUTES = {"/api/Devices", "/Devices", "/v1/batteries", "/dashboard"}
 # key -> batteries it may see
 SEES = {
     "ewa": {"b-ewa-1", "b-ewa-2"},
@@ -100,6 +104,8 @@ def test_lists_hold_only_own_batteries(client, api_warehouse, who):
     key = api_warehouse.keys[who]
     devices = client.get("/api/Devices", headers=auth(key)).json()
     assert {d["Id"] for d in devices} == SEES[who]
+    current = client.get("/Devices", headers=auth(key)).json()
+    assert {d["id"] for d in current} == {device_uuid(b) for b in SEES[who]}
     page = client.get("/v1/batteries", headers=auth(key)).json()
     assert {b["battery_id"] for b in page["items"]} == SEES[who]
     searched = client.get("/v1/batteries", params={"q": "b-"}, headers=auth(key)).json()

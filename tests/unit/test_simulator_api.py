@@ -326,3 +326,46 @@ def test_fault_flags_on_the_command_line() -> None:
     assert list(faults["counter_drop"]) == ["SIM-0001"]
     assert len(statuses) <= 3 and set(statuses) <= {200, 500}
     assert body["CounterReadingImport"] < 5  # the meter exchange at 10:00
+
+
+def test_enumerations_integers_on_the_current_host_names_on_the_legacy_one(sim: str) -> None:
+    legacy = httpx.get(f"{sim}/api/Devices/SIM-0001", headers=AUTH).json()
+    current = httpx.get(f"{sim}/Devices/SIM-0001", headers=AUTH).json()
+    assert (legacy["DeviceEnergyType"], legacy["MeterSubType"], legacy["FamilyType"]) == (
+        "MeterTypeElectricity",
+        "MeterSubTypeElectricity",
+        "MeterFamilyTypeSmartMe3PhaseMeter80A",
+    )
+    assert (current["deviceEnergyType"], current["meterSubType"], current["familyType"]) == (
+        1,
+        4,
+        7,
+    )
+    # the real cloud's seven fractional digits
+    assert len(current["valueDate"].split(".")[1]) == len("0500519Z")
+
+
+@pytest.mark.parametrize("prefix", ["/api", ""])
+def test_queries_take_integers_or_names_any_casing_and_seven_digits(sim: str, prefix: str) -> None:
+    for asked in ("4", "MeterSubTypeElectricity", "metersubtypeelectricity"):
+        found = httpx.get(
+            f"{sim}{prefix}/DevicesBySubType", params={"meterSubType": asked}, headers=AUTH
+        )
+        assert found.status_code == 200 and len(found.json()) == 3, (asked, found.text)
+    other = httpx.get(f"{sim}{prefix}/DevicesBySubType", params={"MeterSubType": 9}, headers=AUTH)
+    assert other.json() == []
+    by_energy = httpx.get(
+        f"{sim}{prefix}/DevicesByEnergy", params={"METERENERGYTYPE": "1"}, headers=AUTH
+    )
+    assert len(by_energy.json()) == 3
+    rows = httpx.get(
+        f"{sim}{prefix}/ValuesInPastMultiple/SIM-0001",
+        params={
+            "StartDate": "2025-06-21T00:00:00.0000010Z",
+            "enddate": "2025-06-21T01:00:00.9999999Z",
+            "Interval": "15",
+        },
+        headers=AUTH,
+    ).json()
+    dates = [r.get("Date") or r.get("date") for r in rows]
+    assert dates == [f"2025-06-21T0{h}:{m:02d}:00Z" for h, m in [(0, 15), (0, 30), (0, 45), (1, 0)]]

@@ -576,3 +576,118 @@ def test_token_bucket_spaces_requests() -> None:
     for _ in range(6):
         bucket.take()
     assert fake.now - 1000.0 == pytest.approx(1.0)  # 2 free, then 4 x 0.25 s
+
+
+# -- the wire as smart-me sends it: enumerations, seven fractional digits, units ------------
+
+
+def test_enumerations_as_integers_or_names_in_either_casing() -> None:
+    devices = [
+        {"id": "A", "deviceEnergyType": 1, "meterSubType": 9, "familyType": 1002},
+        {
+            "Id": "B",
+            "DeviceEnergyType": "MeterTypeElectricity",
+            "MeterSubType": "metersubtypevirtualbattery",
+            "FamilyType": "METERFAMILYTYPEVIRTUALBILLINGMETER",
+        },
+        {"id": "C", "deviceEnergyType": "1", "meterSubType": 77, "familyType": None},
+        {
+            "id": "D",
+            "valueDate": "2026-07-25T13:06:32.0500519Z",
+            "counterReadingImport": 1234.5,
+            "counterReadingUnit": "Wh",
+        },
+    ]
+    with mock_client(lambda r: httpx.Response(200, json=devices)) as client:
+        a, b, c, d = client.list_devices()
+    assert (a.energy_type, a.sub_type, a.family_type) == (
+        "MeterTypeElectricity",
+        "MeterSubTypeVirtualBattery",
+        "MeterFamilyTypeVirtualBillingMeter",
+    )
+    assert (b.energy_type, b.sub_type, b.family_type) == (a.energy_type, a.sub_type, a.family_type)
+    assert (c.energy_type, c.sub_type, c.family_type) == ("MeterTypeElectricity", "77", None)
+    assert d.value_date == datetime(2026, 7, 25, 13, 6, 32, 50052, tzinfo=UTC)
+    assert d.import_kwh == pytest.approx(1.2345)
+
+
+def test_seven_fractional_digits_in_values_and_no_more() -> None:
+    rows = [
+        values_row("2025-01-01T00:15:00.0000000Z", 1.5, 0.25),
+        values_row("2025-01-01T00:30:00.1234567+00:00", 1.6, 0.25),
+        values_row("2025-01-01T00:45:00.12345678Z", 1.7, 0.25),
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/Devices/M1":
+            return httpx.Response(200, json={"id": "M1", "counterReadingImport": 1.8})
+        return httpx.Response(200, json=rows)
+
+    with mock_client(handler) as client:
+        result = client.readings(
+            "M1", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, 1, tzinfo=UTC)
+        )
+    assert [r.ts for r in result.readings] == [
+        datetime(2025, 1, 1, 0, 15, tzinfo=UTC),
+        datetime(2025, 1, 1, 0, 30, 0, 123457, tzinfo=UTC),
+    ]
+    assert [r.reason for r in result.rejected] == ["Date is not ISO 8601"]
+
+
+def _unit_handler(values: list[float], device: dict[str, Any], seen: list[str]):
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path == "/Devices/M1":
+            return httpx.Response(200, json={"id": "M1", **device})
+        rows = [values_row(f"2025-01-01T00:{15 * i:02d}:00Z", v, 0.0) for i, v in enumerate(values)]
+        return httpx.Response(200, json=rows)
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("setting", "values", "device", "fits"),
+    [
+        # values in Wh, read as kWh: far above the device's register (whatever their date)
+        ("kWh", [1500.0, 1600.0], {"counterReadingImport": 1.7}, "Wh"),
+        ("kWh", [1500.0], {"counterReadingImport": 1700.0, "counterReadingUnit": "Wh"}, "Wh"),
+        # values in kWh, read as Wh, from the device's last day: far below it
+        (
+            "Wh",
+            [1.5, 1.6],
+            {"counterReadingImport": 1.7, "valueDate": "2025-01-01T00:20:00Z"},
+            "kWh",
+        ),
+        # values in kWh, read as MWh
+        ("MWh", [1.5], {"counterReadingImport": 1.6}, "kWh"),
+    ],
+)
+def test_a_factor_1000_between_values_and_device_is_refused(
+    setting: str, values: list[float], device: dict[str, Any], fits: str
+) -> None:
+    from vbatt.ingest.smartme import SmartMeUnitError
+
+    seen: list[str] = []
+    handler = _unit_handler(values, device, seen)
+    with mock_client(handler, obis_value_unit=setting, conn_id="smartme_x") as client:
+        with pytest.raises(SmartMeUnitError) as err:
+            client.readings(
+                "M1", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, 1, tzinfo=UTC)
+            )
+    message = str(err.value)
+    assert "obis_value_unit" in message and "smartme_x" in message
+    assert f"set obis_value_unit to {fits} " in message
+
+
+def test_units_are_checked_once_per_meter_and_a_young_meter_is_not_refused() -> None:
+    seen: list[str] = []
+    # a week-old meter: 0.2 kWh in its first hour, 250 kWh now; a day-old value is not "recent"
+    device = {"counterReadingImport": 250.0, "valueDate": "2025-01-08T00:00:00Z"}
+    handler = _unit_handler([0.1, 0.2], device, seen)
+    start, end = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, 1, tzinfo=UTC)
+    with mock_client(handler) as client:
+        first = client.readings("M1", start, end)
+        second = client.readings("M1", start, end)
+    assert first == second and len(first.readings) == 2
+    assert seen.count("/Devices/M1") == 1
+    assert seen.count("/ValuesInPastMultiple/M1") == 2
