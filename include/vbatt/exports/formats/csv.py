@@ -9,8 +9,9 @@ Two dialects (docs/formats/csv.md):
   appears twice, once ``+02:00`` and once ``+01:00``); UTF-8 with BOM, so Excel in a
   German or Swiss locale opens it with the right characters and columns.
 
-Both end lines with CRLF (RFC 4180) and write at most 6 decimals, trailing zeros dropped,
-never an exponent nor "-0". Column names are the same in both dialects, so a program
+Both end lines with CRLF (RFC 4180) and write at most 6 decimals (option ``decimals``, 0..6,
+e.g. 3 as MSCONS), trailing zeros dropped, never an exponent nor "-0", rounded by the one
+rule of all formats (``numbers.fixed``). Column names are the same in both dialects, so a program
 reading one reads the other once it knows the separators.
 """
 
@@ -75,6 +76,9 @@ def render(batch: ExportBatch, options: dict[str, Any], ctx: RenderContext) -> l
     dialect = options.get("dialect", "default")
     if dialect not in DIALECTS:
         raise ValueError(f"unknown CSV dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
+    decimals = options.get("decimals", DECIMALS)
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 6:
+        raise ValueError(f"CSV decimals must be a whole number 0..6, not {decimals!r}")
     wanted = options.get("files", list(FILES))
     unknown = [name for name in wanted if name not in FILES]
     if unknown or not wanted:
@@ -82,15 +86,15 @@ def render(batch: ExportBatch, options: dict[str, Any], ctx: RenderContext) -> l
     stem = f"{safe_part(batch.partner_id, 'partner id')}_{safe_part(batch.period.label, 'period')}"
     files = []
     if "intervals" in wanted:
-        files.append(_intervals_file(batch, dialect, f"{stem}_intervals.csv"))
+        files.append(_intervals_file(batch, dialect, f"{stem}_intervals.csv", decimals))
     if "days" in wanted:
-        files.append(_days_file(batch, dialect, f"{stem}_days.csv"))
+        files.append(_days_file(batch, dialect, f"{stem}_days.csv", decimals))
     return files
 
 
-def _number(dialect: str) -> Callable[[float], str]:
+def _number(dialect: str, decimals: int = DECIMALS) -> Callable[[float], str]:
     point = "." if dialect == "default" else ","
-    return lambda value: fixed(value, DECIMALS, decimal_point=point, trim=True)
+    return lambda value: fixed(value, decimals, decimal_point=point, trim=True)
 
 
 def _times(row: IntervalRow, timezone: str, dialect: str) -> tuple[str, ...]:
@@ -112,8 +116,8 @@ def _instants(start: datetime, end: datetime, timezone: str, dialect: str) -> tu
     )
 
 
-def _intervals_file(batch: ExportBatch, dialect: str, name: str) -> ExportFile:
-    number = _number(dialect)
+def _intervals_file(batch: ExportBatch, dialect: str, name: str, decimals: int) -> ExportFile:
+    number = _number(dialect, decimals)
     rows = []
     for battery in batch.batteries:
         for row in sorted(battery.intervals, key=lambda r: r.start):
@@ -130,8 +134,8 @@ def _intervals_file(batch: ExportBatch, dialect: str, name: str) -> ExportFile:
     return _file(name, dialect, interval_header(dialect), rows)
 
 
-def _day_values(day: DayRow, dialect: str) -> list[str]:
-    number = _number(dialect)
+def _day_values(day: DayRow, dialect: str, decimals: int = DECIMALS) -> list[str]:
+    number = _number(dialect, decimals)
     when = (
         day.local_date.isoformat() if dialect == "default" else day.local_date.strftime("%d.%m.%Y")
     )
@@ -149,8 +153,12 @@ def _day_values(day: DayRow, dialect: str) -> list[str]:
     ]
 
 
-def _days_file(batch: ExportBatch, dialect: str, name: str) -> ExportFile:
-    rows = [_day_values(day, dialect) for battery in batch.batteries for day in day_rows(battery)]
+def _days_file(batch: ExportBatch, dialect: str, name: str, decimals: int) -> ExportFile:
+    rows = [
+        _day_values(day, dialect, decimals)
+        for battery in batch.batteries
+        for day in day_rows(battery)
+    ]
     return _file(name, dialect, DAY_HEADER, rows)
 
 

@@ -26,7 +26,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from functools import lru_cache
 
 from pydifact.control import Characters
@@ -43,6 +43,7 @@ from vbatt.exports.model import (
     Party,
     RenderContext,
 )
+from vbatt.exports.numbers import rounded
 from vbatt.ingest.mscons import normalise_obis
 
 __all__ = [
@@ -54,7 +55,6 @@ __all__ = [
     "to_latin1",
 ]
 
-KWH_QUANTUM = Decimal("0.001")
 ENCODING = "latin-1"  # UNOC = ISO 8859-1
 
 # Estimated intervals are interpolated between readings (rule book, step 1 rule 5):
@@ -116,13 +116,12 @@ VARIANTS: dict[str, MsconsVariant] = {
 
 
 def round_kwh(value: float) -> Decimal:
-    """kWh rounded half-even to 3 decimals (the AHB allows no more, [906]).
-
-    The float goes through its shortest repr, so 0.0005 is 0.000 and 0.0015 is 0.002,
-    as a person reading the number would round it. -0.000 becomes 0.000; anything
-    clearly negative is refused, because MSCONS values are >= 0 ([902]). Called for
-    every value written (millions a day): zeros, half of all values, take a short cut,
-    and recurring values come from a cache.
+    """kWh rounded to 3 decimals (the AHB allows no more, [906]) by the one rule of all
+    formats (``numbers.rounded``: half-even on the shortest decimal form, so 0.0005 is
+    0.000 and 0.0015 is 0.002). -0.000 becomes 0.000; anything clearly negative is
+    refused, because MSCONS values are >= 0 ([902]). Called for every value written
+    (millions a day): zeros, half of all values, take a short cut, and recurring values
+    come from a cache.
     """
     if not value:
         return _ZERO_KWH
@@ -134,10 +133,10 @@ _ZERO_KWH = Decimal("0.000")
 
 @lru_cache(maxsize=1 << 16)
 def _round_kwh(value: float) -> Decimal:
-    rounded = Decimal(repr(float(value))).quantize(KWH_QUANTUM, rounding=ROUND_HALF_EVEN)
-    if rounded < 0:
+    result = rounded(value, 3)
+    if result < 0:
         raise ValueError(f"negative energy {value!r} kWh cannot be written to MSCONS (>= 0)")
-    return rounded.copy_abs()
+    return result.copy_abs()
 
 
 def kwh_text(value: Decimal) -> str:
