@@ -229,3 +229,24 @@ def test_every_project_folder_the_tasks_read_or_write_is_mounted_and_owned():
 def test_deploy_init_finds_airflow_on_path_like_the_official_image():
     source = (ROOT / "include" / "vbatt" / "orchestration" / "deploy_init.py").read_text()
     assert "airflow_executable()" in source and 'with_name("airflow")' not in source
+
+
+def _published(service: str) -> list[str]:
+    return [str(p) for p in SERVICES[service].get("ports", [])]
+
+
+def _resolved(text: str, env: dict[str, str]) -> str:
+    """``${NAME:-default}`` as Compose resolves it with ``env`` as the environment."""
+    return re.sub(r"\$\{([A-Z_][A-Z0-9_]*):-([^}]*)\}", lambda m: env.get(m[1]) or m[2], text)
+
+
+@pytest.mark.parametrize("service", ["warehouse", "flower"])
+def test_the_warehouse_and_flower_are_published_on_the_loopback_unless_told(service):
+    """A bare "5433:5432" publishes on every interface of the host (Docker's default)."""
+    (port,) = _published(service)
+    address, host_port, container_port = _resolved(port, {}).split(":")
+    assert address == "127.0.0.1", port
+    assert host_port.isdigit() and container_port.isdigit()
+    told = _resolved(port, {"PUBLISH_ADDRESS": "0.0.0.0"})
+    assert told.startswith("0.0.0.0:"), told
+    assert env_example()["PUBLISH_ADDRESS"] == "127.0.0.1"
