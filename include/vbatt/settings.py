@@ -9,6 +9,7 @@ parameters (interval length, defaults of the rule book) are dbt vars, not settin
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -128,3 +129,26 @@ def smartme_credentials() -> dict[str, str]:
             "password": env("SMARTME_PASSWORD", ""),
         }
     raise ValueError("set SMARTME_API_KEY, or SMARTME_USER and SMARTME_PASSWORD, for vbatt fetch")
+
+
+def provide_runtime_dir() -> None:
+    """A runtime directory (``XDG_RUNTIME_DIR``) where the session has none.
+
+    The embedded warehouse's server library asks platformdirs for one when it is imported;
+    root shells, cron, containers and CI have no ``XDG_RUNTIME_DIR``, and platformdirs then
+    warns (``RuntimeDirWarning``) on every command that opens the warehouse: noise nobody
+    can act on. Given here as the private directory platformdirs would fall back to
+    (``<tmp>/runtime-<uid>``, mode 0700, owned by the user), so nothing else changes. One
+    that is set is left alone: if it is wrong, its warning is one to act on.
+    """
+    if os.environ.get("XDG_RUNTIME_DIR") or not hasattr(os, "getuid"):
+        return
+    path = Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = path.lstat()
+    except OSError:
+        return
+    if path.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        return  # not ours to use: platformdirs says why
+    os.environ["XDG_RUNTIME_DIR"] = str(path)

