@@ -181,8 +181,10 @@ def ingest_smartme(
     with engine.begin() as conn:
         load_id = begin_load(conn, raw, source, f"{len(fetched)} meters ..{end.isoformat()}")
         received, report.loaded = append_readings(conn, raw, load_id, source, readings)
-        if rejected:
-            write_rejections(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
+        if rejected:  # a value the cloud keeps sending is quarantined once, not every run
+            write_rejections(
+                conn, rejected, source=source, load_id=load_id, raw_schema=raw, skip_recorded=True
+            )
         finish_load(conn, raw, load_id, received, report.loaded, len(rejected))
         if complete:
             conn.execute(

@@ -191,14 +191,42 @@ def write_rejections(
     source: str,
     load_id: int | None,
     raw_schema: str = "raw",
-) -> None:
+    skip_recorded: bool = False,
+) -> int:
+    """Quarantine rejected records; returns how many were written.
+
+    ``skip_recorded``: leave out a record this source already quarantined for the meter
+    with the same reason. A source that fetches again what it could not take (the smart-me
+    ingest re-reads a meter from where it was complete) would otherwise write the same
+    rejection on every run for as long as the cloud keeps sending the bad value.
+    """
     raw = check_schema_name(raw_schema)
+    rows = [(r.meter_id, r.raw, r.reason, r.where) for r in rejected]
+    if skip_recorded and rows:
+        meters = sorted({m for m, *_ in rows if m is not None})
+        known = {
+            (m, record, reason)
+            for m, record, reason in conn.execute(
+                text(
+                    f"select meter_id, record, reason from {raw}.rejected_readings"
+                    " where source = :s and meter_id = any(:m)"
+                ),
+                {"s": source, "m": meters},
+            )
+        }
+        fresh = []
+        for row in rows:
+            if row[:3] not in known:
+                known.add(row[:3])
+                fresh.append(row)
+        rows = fresh
     _copy(
         conn,
         f"{raw}.rejected_readings",
         ("load_id", "source", "location", "meter_id", "record", "reason"),
-        ((load_id, source, r.where, r.meter_id, r.raw, r.reason) for r in rejected),
+        ((load_id, source, where, meter, record, reason) for meter, record, reason, where in rows),
     )
+    return len(rows)
 
 
 def upsert_batteries(engine: Engine, batteries: Iterable[dict], raw_schema: str = "raw") -> int:
