@@ -134,10 +134,12 @@ def test_cli_list_and_release(engine, warehouse_url, monkeypatch, tmp_path, caps
         assert cli.main(["quarantine", "list"]) == 0
         out = capsys.readouterr().out
         assert METER in out and "registers_non_decreasing_after_rebasing" in out
+        # released without a fix: the gate, run at once, holds it again
         assert cli.main(["quarantine", "release", "--meter", METER]) == 0
-        assert "1 readings released" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "1 readings released" in out and "1 readings held (again)" in out
         assert cli.main(["quarantine", "list"]) == 0
-        assert "no readings in quarantine" in capsys.readouterr().out
+        assert "registers_non_decreasing_after_rebasing" in capsys.readouterr().out
         assert (tmp_path / "docs" / "after_ingest" / "index.html").is_file()
     finally:
         get_settings.cache_clear()
@@ -200,3 +202,43 @@ def test_a_dip_revealed_by_a_later_load_is_reported(pipeline, gate):
     assert "registers_non_decreasing_after_rebasing: 1 rows" in result.summary
     assert result.quarantined == 0
     assert "1 failing readings were already in the ledger" in result.summary
+
+
+def test_a_released_reading_goes_through_the_gate_again(pipeline, gate):
+    from datetime import date
+
+    from vbatt.readings import Reading
+
+    early = Reading(METER, datetime(2025, 5, 30, 12, tzinfo=UTC), 999.0, 499.0)
+    pipeline.batteries([battery_row()])
+    pipeline.load(clean_readings() + [early])  # before the battery's first day
+    first = gate.run("after_ingest")
+    assert first.quarantined == 1, first.summary
+    [held] = list_quarantine(pipeline.url, raw_schema=pipeline.raw)
+    reason = held["reason"]
+
+    # released without a fix: checked again, held again, with its reason
+    assert release(pipeline.url, meter_id=METER, raw_schema=pipeline.raw) == 1
+    again = gate.run("after_ingest")
+    assert again.quarantined == 1, again.summary
+    [held] = list_quarantine(pipeline.url, raw_schema=pipeline.raw)
+    assert (held["ts"], held["reason"], held["run_id"]) == (early.ts, reason, again.run_id)
+    assert held["released_at"] is None
+    pipeline.run()
+    assert readings_at(pipeline, early.ts) == []  # the ledger never saw it
+    with pipeline.engine.connect() as conn:
+        reasons = conn.execute(
+            text(f"select reason from {pipeline.raw}.rejected_readings where source = 'quality'")
+        ).scalars()
+        assert list(reasons) == [reason, reason]  # held twice, listed twice
+
+    # fixed (the battery starts earlier) and released: it passes and reaches the ledger
+    pipeline.batteries([battery_row(start_date=date(2025, 5, 31))])
+    assert release(pipeline.url, meter_id=METER, raw_schema=pipeline.raw) == 1
+    third = gate.run("after_ingest")
+    assert third.quarantined == 0, third.summary
+    assert list_quarantine(pipeline.url, raw_schema=pipeline.raw) == []
+    pipeline.run()
+    assert readings_at(pipeline, early.ts) == [
+        {"reading_at": early.ts, "import_raw_kwh": early.import_kwh}
+    ]

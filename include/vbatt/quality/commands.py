@@ -82,12 +82,16 @@ def list_held(args: argparse.Namespace) -> int:
 
 
 def release_held(args: argparse.Namespace) -> int:
+    """Release, then run the ``after_ingest`` gate at once: a released reading is checked
+    again before any ledger run can take it in, and one that still fails is held again."""
     from vbatt.console import console
+    from vbatt.quality import run_checkpoint
     from vbatt.quality.quarantine import release
     from vbatt.warehouse.embedded import warehouse_url
 
+    url = warehouse_url()
     released = release(
-        warehouse_url(),
+        url,
         meter_id=args.meter,
         reason=args.reason,
         since=args.since,
@@ -96,8 +100,17 @@ def release_held(args: argparse.Namespace) -> int:
     if not released:
         console.print("nothing to release (vbatt quarantine list shows what is held)")
         return 0
+    console.print(f"{released} readings released; the after_ingest gate checks them again")
+    result = run_checkpoint("after_ingest", url)
+    style = {"passed": "green", "warned": "yellow", "blocked": "red"}[result.outcome]
+    console.print(f"[{style}]{escape(result.summary)}[/{style}]", highlight=False)
+    if result.quarantined:
+        console.print(
+            f"{result.quarantined} readings held (again): fix what the reasons name, then"
+            " release them; vbatt quarantine list shows them"
+        )
     console.print(
-        f"{released} readings released; the next ledger run (battery_ledger, or"
-        " vbatt dbt run) recomputes their meters from the first of them"
+        "the next ledger run (battery_ledger, or vbatt dbt run) recomputes the meters of"
+        " what passed from the first of those readings"
     )
     return 0

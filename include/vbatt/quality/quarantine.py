@@ -5,7 +5,9 @@
 ``raw.rejected_readings`` with the expectation's name as the reason, beside what the
 loaders refused. Releasing it (after fixing what made it fail, e.g. a battery's start
 date) gives it a load of its own, so the next incremental ledger run recomputes its
-meter from that reading on.
+meter from that reading on. The release load goes through the ``after_ingest`` gate like
+any load (``vbatt quarantine release`` runs it at once): a reading that still fails is
+held again, with the reason, and does not reach the ledger.
 """
 
 from __future__ import annotations
@@ -71,7 +73,12 @@ def quarantine_failures(
                     " select distinct on (meter_id, ts, import_kwh, export_kwh)"
                     "  meter_id, ts, import_kwh, export_kwh, load_id, :reason, :run"
                     f" from ({failing}) as failing where load_id > :c"
-                    " on conflict do nothing"
+                    # a released reading that fails again is held again (its first load
+                    # stays); one still held is not held twice
+                    " on conflict (meter_id, ts, import_kwh, export_kwh) do update set"
+                    "  released_at = null, released_load_id = null, reason = excluded.reason,"
+                    "  run_id = excluded.run_id, quarantined_at = now()"
+                    f" where {raw}.quarantined_readings.released_at is not null"
                     " returning meter_id, ts, import_kwh, export_kwh, load_id"
                 ),
                 {"reason": name, "c": consumed, "run": run_id},
