@@ -22,7 +22,19 @@ install: $(STAMP) $(MANIFEST)
 $(MANIFEST): $(STAMP) $(DBT_SOURCES)
 	DBT_PROFILES_DIR=dbt $(BIN)/dbt parse --project-dir dbt --quiet
 
-$(STAMP): requirements.txt requirements-codegen.txt pyproject.toml
+# The data docs' scripts, styles and fonts (Bootstrap, jQuery, Font Awesome, Vega, ...)
+# from the npm registry, at the versions package-lock.json pins: served from the docs
+# folder instead of public CDNs (include/vbatt/quality/assets.py). Debian's npm if missing.
+NODE_STAMP := node_modules/.package-lock.json
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "npm is missing: install Debian's npm package as root"; exit 1; fi; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+$(STAMP): requirements.txt requirements-codegen.txt pyproject.toml $(NODE_STAMP)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-codegen.txt

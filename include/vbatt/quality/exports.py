@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from vbatt.exports.channels import CHANNEL_NAMES, PROFILE_CHANNELS
-from vbatt.quality.context import gx_context, publish_index, site_dir
+from vbatt.quality.context import gx_context, publish_index, site_dir, write_summary
 from vbatt.quality.gates import CHECKPOINTS, begin_run, finish_run, validate
 from vbatt.quality.result import QualityResult
 from vbatt.quality.suites import load_suite, parameters
@@ -155,6 +155,7 @@ def check_export(
     )
     result.scope, result.run_id = scope, run_id
     result.data_docs = site_dir(site, docs_dir) / "index.html"
+    write_summary(site, result, docs_dir)
     publish_index(docs_dir)
     if skipped:
         result.notes.append(f"not compared (register channels): {', '.join(skipped)}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from vbatt.quality.context import gx_context, publish_index, site_dir
+from vbatt.quality.context import gx_context, publish_index, site_dir, write_summary
 from vbatt.quality.result import Failure, QualityResult
 from vbatt.quality.suites import load_suite, schema_names
 from vbatt.quality.suites import parameters as suite_parameters
@@ -325,7 +325,6 @@ def run_checkpoint(
     parameters = {k: v for suite in suites for k, v in suite_parameters(suite).items()}
     result, failed = validate(context, checkpoint, suites, batches, parameters, spec.may_block)
     result.run_id, result.data_docs = run_id, site_dir(checkpoint, docs_dir) / "index.html"
-    publish_index(docs_dir)
     if spec.quarantines and failed:
         result.quarantined, late = quarantine_failures(
             engine, raw, schema, failed, suites[0]["meta"]["batch_query"], run_id
@@ -335,6 +334,8 @@ def run_checkpoint(
                 f"{late} failing readings were already in the ledger and stay there;"
                 " fix them and run vbatt rebuild --full"
             )
+    write_summary(checkpoint, result, docs_dir)
+    publish_index(docs_dir)
     finish_run(
         engine,
         raw,
