@@ -36,7 +36,6 @@ class Settings:
     dbt_threads: int
     task_retries: int  # Airflow task retries; the demo and tests run with 0
     partners_dir: Path  # one YAML per partner (formats, ids, delivery)
-    reference_dir: Path  # ../shared/reference: published rule tables (MSCONS AHB) and samples
     api_run_dir: Path  # pid file and log of a detached `vbatt serve`
     expectations_dir: Path  # the Great Expectations suites (JSON), one file per suite
     data_docs_dir: Path  # HTML validation reports (git-ignored)
@@ -75,7 +74,6 @@ def get_settings() -> Settings:
         dbt_threads=int(env("VBATT_DBT_THREADS", "2")),
         task_retries=int(env("VBATT_TASK_RETRIES", "3")),
         partners_dir=Path(env("VBATT_PARTNERS_DIR", root / "partners")),
-        reference_dir=Path(env("VBATT_SHARED_DIR", root.parent / "shared")) / "reference",
         api_run_dir=Path(env("VBATT_API_RUN_DIR", root / ".api")),
         expectations_dir=root / "expectations",
         data_docs_dir=Path(env("VBATT_DATA_DOCS_DIR", root / "build" / "data_docs")),
