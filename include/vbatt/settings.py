@@ -29,6 +29,8 @@ class Settings:
     dbt_project_dir: Path
     dbt_target_path: Path
     drop_dir: Path  # file drops picked up by the file_drop DAG
+    drop_refuse_empty: bool  # file_drop refuses a file without one usable value (else loads it)
+    metering_points_file: Path  # SDAT-CH metering points -> meters (docs/inputs.md)
     outbox_dir: Path
     smartme_conn_id: str
     warehouse_conn_id: str
@@ -67,6 +69,10 @@ def get_settings() -> Settings:
         dbt_project_dir=root / "dbt",
         dbt_target_path=Path(env("VBATT_DBT_TARGET", root / "dbt" / "target")),
         drop_dir=Path(env("VBATT_DROP_DIR", root / "data" / "drop")),
+        drop_refuse_empty=_flag("VBATT_DROP_REFUSE_EMPTY", env("VBATT_DROP_REFUSE_EMPTY", "")),
+        metering_points_file=Path(
+            env("VBATT_METERING_POINTS", root / "partners" / "metering_points.csv")
+        ),
         outbox_dir=Path(env("VBATT_OUTBOX_DIR", root / "outbox")),
         smartme_conn_id=env("VBATT_SMARTME_CONN_ID", "smartme_default"),
         warehouse_conn_id=env("VBATT_WAREHOUSE_CONN_ID", "warehouse_default"),
@@ -98,6 +104,15 @@ def get_settings() -> Settings:
             "VBATT_EXPORT_WORKERS", env("VBATT_EXPORT_WORKERS", str(min(2, os.cpu_count() or 1)))
         ),
     )
+
+
+def _flag(name: str, value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name} must be true or false, not {value!r}")
 
 
 def _positive(name: str, value: str) -> int:
