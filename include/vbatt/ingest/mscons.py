@@ -876,9 +876,9 @@ def _positional_values(r: _Reader, draft: _SeriesDraft) -> tuple[MeterValue, ...
     step = location.resolution
     if step is None and location.period_start and location.period_end:
         # a period start and end and n values: the period in n equal steps, if it divides
-        span = location.period_end - location.period_start
-        if span % len(draft.values) == timedelta(0):
-            step = span // len(draft.values)
+        seconds = (location.period_end - location.period_start) // timedelta(seconds=1)
+        if seconds > 0 and seconds % len(draft.values) == 0:
+            step = timedelta(seconds=seconds // len(draft.values))
     if location.period_start is None or step is None:
         raise r.fail(
             draft.values[0].seg,
