@@ -28,7 +28,7 @@ def _utc(*args: int) -> datetime:
 
 
 def _content(name: str) -> load.FileContent:
-    content = load._read_mscons(VARIANTS / name)
+    content = load._read_mscons(VARIANTS / name)  # an absolute path stays itself
     content.account.quarantine(content.rejected)
     return content
 
@@ -185,3 +185,34 @@ def test_an_unknown_format_on_a_used_date_is_refused_and_on_an_unused_one_a_warn
     unused = text.replace("UNS+D'", "UNS+D'DTM+293:2025:999'", 1).replace("UNT+", "UNT+", 1)
     ic = read_mscons(unused)
     assert any("DTM+293 is not used; ignored" in w for w in ic.warnings)
+
+
+REAL = sorted((VARIANTS.parent).glob("real-*/*.txt"))
+
+
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.name[:48])
+def test_every_value_of_the_real_files_is_accounted_for(path: Path) -> None:
+    content = _content(str(path))
+    qty = path.read_text(encoding="latin-1").count("'QTY+")
+    account = content.account
+    assert account.values_used + account.values_ignored + account.values_quarantined == qty
+
+
+def test_what_the_real_files_hold_that_is_not_used_is_named() -> None:
+    accounts = {
+        p.name[:9]: _content(str(p)).account for p in REAL if p.name[7:9] in ("EM", "VL", "LG")
+    }
+    # the Swiss 2.2e set: import and export profiles, and four reactive-energy quadrants
+    reactive = [_content(str(p)).account for p in REAL if p.name.startswith("20191215_")]
+    assert sorted(a.values_used for a in reactive) == [0, 0, 0, 0, 96, 96]
+    assert {r for a in reactive for r in a.ignored} == {
+        f"reactive energy (1-1:{c}.29.0)" for c in (5, 6, 7, 8)
+    }
+    assert accounts["MSCONS_EM"].ignored == {
+        "a register this project does not use (1-1:1.9.0: an energy quantity over a period)": 1
+    }
+    assert accounts["MSCONS_VL"].quarantined == {
+        "only the import register at <instant>; a Reading needs both": 1
+    }
+    # D:99A 1.6: QTY 46 and 79 are both values of the series (96 quarter hours)
+    assert accounts["MSCONS_LG"].used == {"1-1:1.29.0 (import load profile)": 96}

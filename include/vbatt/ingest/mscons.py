@@ -476,9 +476,18 @@ def series_use(series: Series) -> tuple[Literal["profile", "reading"], Register]
     return f"a register this project does not use ({series.obis}: {detail})"
 
 
-def value_use(kind: Literal["profile", "reading"], value: MeterValue) -> tuple[str, str] | None:
-    """None when the value of a used series is used, else ('ignored'|'quarantined', why)."""
+def value_use(
+    kind: Literal["profile", "reading"], value: MeterValue, version: str = ""
+) -> tuple[str, str] | None:
+    """None when the value of a used series is used, else ('ignored'|'quarantined', why).
+
+    ``version`` is the message's (``Message.version``): in the Swiss D:99A 1.6 files the
+    values of a series are QTY 46 and 79 (UNCL 6063 delivered / other quantity), both used;
+    from MSCONS 2.x on, 79 is a summed (balancing) quantity and not a metered value.
+    """
     qualifier = value.qualifier
+    if qualifier == "79" and version.startswith("1."):
+        qualifier = "46"
     if qualifier in _QTY_UNUSABLE:
         return "quarantined", f"{_QTY_UNUSABLE[qualifier]} (QTY+{qualifier})"
     if qualifier not in _QTY_USED:
@@ -502,13 +511,13 @@ def ignored_and_unusable(
     """Values the conversions leave out: counted by reason, or Rejected (QTY+20, Z30)."""
     ignored: Counter[str] = Counter()
     rejected: list[Rejected] = []
-    for _message, series in interchange.series():
+    for message, series in interchange.series():
         use = series_use(series)
         if isinstance(use, str):
             ignored[use] += len(series.values)
             continue
         for value in series.values:
-            verdict = value_use(use[0], value)
+            verdict = value_use(use[0], value, message.version)
             if verdict is None:
                 continue
             what, why = verdict
@@ -977,7 +986,7 @@ def to_readings(interchange: MsconsInterchange) -> tuple[list[Reading], list[Rej
     """
     points: dict[tuple[str | None, datetime], _RegisterPoint] = defaultdict(_RegisterPoint)
     rejected: list[Rejected] = []
-    for _message, series in interchange.series():
+    for message, series in interchange.series():
         use = series_use(series)
         if isinstance(use, str) or use[0] != "reading":
             continue
@@ -985,7 +994,7 @@ def to_readings(interchange: MsconsInterchange) -> tuple[list[Reading], list[Rej
         parts = _obis_parts(series.obis)
         assert parts is not None
         for value in series.values:
-            if value_use("reading", value) is not None:
+            if value_use("reading", value, message.version) is not None:
                 continue
             try:
                 kwh = _energy_kwh(value, value.unit or series.unit)
@@ -1054,7 +1063,7 @@ def to_interval_energies(interchange: MsconsInterchange) -> list[IntervalEnergy]
     non-substitute values because they are the best data available at the time.
     """
     energies: list[IntervalEnergy] = []
-    for _message, series in interchange.series():
+    for message, series in interchange.series():
         use = series_use(series)
         if isinstance(use, str) or use[0] != "profile":
             continue
@@ -1064,7 +1073,7 @@ def to_interval_energies(interchange: MsconsInterchange) -> list[IntervalEnergy]
                 f"{interchange.source}: load profile {series.obis} without a location id"
             )
         for value in series.values:
-            if value_use("profile", value) is None:
+            if value_use("profile", value, message.version) is None:
                 energies.append(_interval_energy(interchange, series, register, value))
     return energies
 
