@@ -2,9 +2,13 @@
 ### file_drop
 
 Every five minutes, load the files waiting in the drop folder (`VBATT_DROP_DIR`):
-readings CSV and MSCONS (load profiles, meter readings). Each file is loaded whole or
-moved to `refused/` with a `.reason.txt`; loaded files go to `loaded/`. The same file
-twice is loaded once. The `after_ingest` quality gate then checks the new readings.
+readings CSV, MSCONS (load profiles, meter readings) and SDAT-CH E66. Each file is loaded
+whole or moved to `refused/` with a `.reason.txt`; loaded files go to `loaded/`. The same
+file twice is loaded once. The log and the task's result give every file's account:
+values used per register, ignored and quarantined per reason (also in `raw.files`). A
+file without a usable value loads and says why, or is refused when
+`VBATT_DROP_REFUSE_EMPTY` is set. The `after_ingest` quality gate then checks the new
+readings.
 """
 
 from __future__ import annotations

@@ -158,6 +158,8 @@ def _dbt(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from vbatt.ingest.load import ingest_file
     from vbatt.warehouse.db import get_engine
     from vbatt.warehouse.migrate import migrate
@@ -169,19 +171,13 @@ def _ingest(args: argparse.Namespace) -> int:
         outcome = ingest_file(engine, Path(name))
         for warning in outcome.warnings:
             console.print(f"[yellow]{name}: warning: {warning}[/yellow]", highlight=False)
+        report = outcome.report()
         if outcome.status == "refused":
             refused += 1
-            err.print(
-                f"[red]{name}: refused, nothing loaded: {outcome.reason}[/red]", highlight=False
-            )
-        elif outcome.status == "skipped":
-            console.print(f"{name}: {outcome.reason}")
-        else:
-            console.print(
-                f"{name}: loaded as load {outcome.load_id} ({outcome.kind}):"
-                f" {outcome.received} values, {outcome.loaded} new,"
-                f" {outcome.rejected} quarantined in raw.rejected_readings"
-            )
+            err.print(f"[red]{escape(report[0])}[/red]", highlight=False)
+            continue
+        for line in report:
+            console.print(escape(line), highlight=False)
     return EXIT_BAD_INPUT if refused else 0
 
 
@@ -332,7 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.set_defaults(func=_simulate)
 
-    ing = sub.add_parser("ingest", help="load readings CSV or MSCONS files into the raw layer")
+    ing = sub.add_parser(
+        "ingest",
+        help="load readings CSV, MSCONS or SDAT-CH files into the raw layer; prints what was"
+        " used per register, ignored and quarantined",
+    )
     ing.add_argument("files", nargs="+", help="files; each is loaded whole or refused")
     ing.set_defaults(func=_ingest)
 

@@ -30,6 +30,8 @@ class Settings:
     dbt_project_dir: Path
     dbt_target_path: Path
     drop_dir: Path  # file drops picked up by the file_drop DAG
+    drop_refuse_empty: bool  # file_drop refuses a file without one usable value (else loads it)
+    metering_points_file: Path  # SDAT-CH metering points -> meters (docs/inputs.md)
     outbox_dir: Path
     smartme_conn_id: str
     warehouse_conn_id: str
@@ -37,7 +39,6 @@ class Settings:
     dbt_threads: int
     task_retries: int  # Airflow task retries; the demo and tests run with 0
     partners_dir: Path  # one YAML per partner (formats, ids, delivery)
-    reference_dir: Path  # ../shared/reference: published rule tables (MSCONS AHB) and samples
     api_run_dir: Path  # pid file and log of a detached `vbatt serve`
     expectations_dir: Path  # the Great Expectations suites (JSON), one file per suite
     data_docs_dir: Path  # HTML validation reports (git-ignored)
@@ -69,6 +70,10 @@ def get_settings() -> Settings:
         dbt_project_dir=root / "dbt",
         dbt_target_path=Path(env("VBATT_DBT_TARGET", root / "dbt" / "target")),
         drop_dir=Path(env("VBATT_DROP_DIR", root / "data" / "drop")),
+        drop_refuse_empty=_flag("VBATT_DROP_REFUSE_EMPTY", env("VBATT_DROP_REFUSE_EMPTY", "")),
+        metering_points_file=Path(
+            env("VBATT_METERING_POINTS", root / "partners" / "metering_points.csv")
+        ),
         outbox_dir=Path(env("VBATT_OUTBOX_DIR", root / "outbox")),
         smartme_conn_id=env("VBATT_SMARTME_CONN_ID", "smartme_default"),
         warehouse_conn_id=env("VBATT_WAREHOUSE_CONN_ID", "warehouse_default"),
@@ -76,7 +81,6 @@ def get_settings() -> Settings:
         dbt_threads=int(env("VBATT_DBT_THREADS", "2")),
         task_retries=int(env("VBATT_TASK_RETRIES", "3")),
         partners_dir=Path(env("VBATT_PARTNERS_DIR", root / "partners")),
-        reference_dir=Path(env("VBATT_SHARED_DIR", root.parent / "shared")) / "reference",
         api_run_dir=Path(env("VBATT_API_RUN_DIR", root / ".api")),
         expectations_dir=root / "expectations",
         data_docs_dir=Path(env("VBATT_DATA_DOCS_DIR", root / "build" / "data_docs")),
@@ -101,6 +105,15 @@ def get_settings() -> Settings:
             "VBATT_EXPORT_WORKERS", env("VBATT_EXPORT_WORKERS", str(min(2, os.cpu_count() or 1)))
         ),
     )
+
+
+def _flag(name: str, value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name} must be true or false, not {value!r}")
 
 
 def _positive(name: str, value: str) -> int:

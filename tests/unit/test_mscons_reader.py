@@ -6,7 +6,6 @@ the apostrophe), not produced by the reader, so a reader bug cannot confirm itse
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,14 +24,9 @@ from vbatt.ingest.mscons import (
 )
 from vbatt.readings import Reading
 
-SHARED = Path(
-    os.environ.get("VBATT_SHARED_DIR") or Path(__file__).resolve().parents[2].parent / "shared"
-)
-MSCONS_DIR = SHARED / "reference" / "mscons"
+MSCONS_DIR = Path(__file__).resolve().parents[1] / "data" / "mscons"
 DE_DIR = MSCONS_DIR / "real-de-2024"
 CH_DIR = MSCONS_DIR / "real-ch"
-MISSING = f"reference MSCONS files not found under {MSCONS_DIR} (set VBATT_SHARED_DIR)"
-needs_reference = pytest.mark.skipif(not MSCONS_DIR.is_dir(), reason=MISSING)
 
 DE_FILES = sorted(DE_DIR.glob("*.txt"))
 CH_FILES = sorted(CH_DIR.glob("*.txt"))
@@ -45,10 +39,8 @@ def _utc(*args: int) -> datetime:
 
 
 def _ref(pattern: str) -> Path:
-    matches = sorted(MSCONS_DIR.glob(f"*/{pattern}"))
-    if not matches:
-        pytest.skip(MISSING)
-    return matches[0]
+    (match,) = sorted(MSCONS_DIR.glob(f"real-*/{pattern}"))
+    return match
 
 
 def _all_values(ic: MsconsInterchange) -> list:
@@ -56,10 +48,7 @@ def _all_values(ic: MsconsInterchange) -> list:
 
 
 def _file_params() -> list:
-    files = DE_FILES + CH_FILES
-    if not files:
-        return [pytest.param(None, marks=pytest.mark.skip(reason=MISSING), id="no-reference")]
-    return [pytest.param(f, id=f"{f.parent.name}/{f.name}") for f in files]
+    return [pytest.param(f, id=f"{f.parent.name}/{f.name}") for f in DE_FILES + CH_FILES]
 
 
 # --------------------------------------------------------------------------- every file
@@ -80,18 +69,14 @@ def test_every_reference_file_is_read(path: Path) -> None:
                     assert ts is None or ts.utcoffset() == timedelta(0)
 
 
-@needs_reference
 def test_reference_folders_hold_the_documented_files() -> None:
-    assert len(DE_FILES) == 95
+    assert len(DE_FILES) == 12
     assert len(CH_FILES) == 7
     assert len(CH_22E_FILES) == 6
 
 
-@needs_reference
 @pytest.mark.parametrize("index", range(6))
 def test_swiss_22e_files_warn_about_their_unt_count(index: int) -> None:
-    if index >= len(CH_22E_FILES):
-        pytest.skip(MISSING)
     ic = read_mscons(CH_22E_FILES[index])
     ref = ic.messages[0].reference
     assert ref.startswith("slevu1457284")
@@ -100,7 +85,6 @@ def test_swiss_22e_files_warn_about_their_unt_count(index: int) -> None:
     assert ref in ic.warnings[0] and "109" in ic.warnings[0] and "302" in ic.warnings[0]
 
 
-@needs_reference
 def test_german_and_d99a_files_have_no_warnings() -> None:
     d99a = [f for f in CH_FILES if f not in CH_22E_FILES]
     for path in DE_FILES + d99a:
@@ -110,7 +94,6 @@ def test_german_and_d99a_files_have_no_warnings() -> None:
 # --------------------------------------------------------------------------- spot checks
 
 
-@needs_reference
 def test_german_load_profile_fsrcn() -> None:
     ic = read_mscons(_ref("*CS0000000FSRCN.txt"))
     assert (ic.sender, ic.receiver) == ("9905048000007", "9985046000001")
@@ -139,7 +122,6 @@ def test_german_load_profile_fsrcn() -> None:
     assert len(local_day) == 96
 
 
-@needs_reference
 def test_german_substitute_values_carry_their_sts() -> None:
     ic = read_mscons(_ref("*CS0000000G9YZ4.txt"))
     values = _all_values(ic)
@@ -162,7 +144,6 @@ def test_german_substitute_values_carry_their_sts() -> None:
     assert values[-1].quantity == pytest.approx(0.884)
 
 
-@needs_reference
 def test_german_multi_message_interchange() -> None:
     ic = read_mscons(_ref("*CS0000000GAO6O.txt"))
     assert len(ic.messages) == 31
@@ -171,7 +152,6 @@ def test_german_multi_message_interchange() -> None:
     assert sum(v.is_substitute for v in values) == 274
 
 
-@needs_reference
 def test_german_meter_reading_has_no_location_id_and_no_export() -> None:
     ic = read_mscons(_ref("MSCONS_VL_*.txt"))
     (message,) = ic.messages
@@ -189,7 +169,6 @@ def test_german_meter_reading_has_no_location_id_and_no_export() -> None:
     assert row.raw == "QTY+220:92,234" and row.where.endswith("#segment 15")
 
 
-@needs_reference
 def test_german_energy_quantity_is_not_a_load_profile() -> None:
     ic = read_mscons(_ref("MSCONS_EM_*.txt"))
     (value,) = _all_values(ic)
@@ -199,7 +178,6 @@ def test_german_energy_quantity_is_not_a_load_profile() -> None:
     assert to_interval_energies(ic) == []
 
 
-@needs_reference
 def test_swiss_22e_profile_in_local_time() -> None:
     ic = read_mscons(_ref("*ESLEVU14572840_*.txt"))
     (series,) = ic.messages[0].series
@@ -219,7 +197,6 @@ def test_swiss_22e_profile_in_local_time() -> None:
     assert local.messages[0].document_date == _utc(2019, 12, 13, 23)
 
 
-@needs_reference
 def test_swiss_d99a_positional_values() -> None:
     ic = read_mscons(_ref("MSCONS_LG_*.txt"))
     (message,) = ic.messages
@@ -353,7 +330,6 @@ def _broken(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@needs_reference
 @pytest.mark.parametrize("cut", [0.5, 0.999])
 def test_truncated_real_file_raises(tmp_path: Path, fsrcn_text: str, cut: float) -> None:
     path = _broken(tmp_path, fsrcn_text[: int(len(fsrcn_text) * cut)])
@@ -361,14 +337,12 @@ def test_truncated_real_file_raises(tmp_path: Path, fsrcn_text: str, cut: float)
         read_mscons(path)
 
 
-@needs_reference
 def test_file_cut_after_a_complete_segment_raises(tmp_path: Path, fsrcn_text: str) -> None:
     cut = fsrcn_text[: fsrcn_text.index("UNT+")]
     with pytest.raises(MsconsError, match=r"broken\.txt: segment \d+ .*truncated.*no UNT"):
         read_mscons(_broken(tmp_path, cut))
 
 
-@needs_reference
 def test_corrupt_number_names_the_segment(tmp_path: Path, fsrcn_text: str) -> None:
     # UNA=1 UNB=2 UNH=3 BGM=4 DTM=5 RFF=6 NAD=7 NAD=8 UNS=9 NAD=10 LOC=11 DTM=12 DTM=13
     # LIN=14 PIA=15 -> the first QTY is segment 16.
@@ -377,28 +351,24 @@ def test_corrupt_number_names_the_segment(tmp_path: Path, fsrcn_text: str) -> No
         read_mscons(_broken(tmp_path, text))
 
 
-@needs_reference
 def test_missing_unt_raises(tmp_path: Path, fsrcn_text: str) -> None:
     text = fsrcn_text.replace("UNT+393+1'", "", 1)
     with pytest.raises(MsconsError, match=r"UNZ while message '1' is still open \(missing UNT\)"):
         read_mscons(_broken(tmp_path, text))
 
 
-@needs_reference
 def test_unknown_dtm_format_raises(tmp_path: Path, fsrcn_text: str) -> None:
     text = fsrcn_text.replace("?+00:303'", "?+00:999'", 1)
     with pytest.raises(MsconsError, match=r"segment 5 .*unknown DTM format code '999'"):
         read_mscons(_broken(tmp_path, text))
 
 
-@needs_reference
 def test_impossible_date_raises(tmp_path: Path, fsrcn_text: str) -> None:
     text = fsrcn_text.replace("DTM+163:202412232300?+00", "DTM+163:202413232300?+00", 1)
     with pytest.raises(MsconsError, match=r"segment 12 .*invalid date/time '202413232300\+00'"):
         read_mscons(_broken(tmp_path, text))
 
 
-@needs_reference
 def test_envelope_references_must_match(tmp_path: Path, fsrcn_text: str) -> None:
     with pytest.raises(MsconsError, match="UNT reference '2' differs from UNH '1'"):
         read_mscons(_broken(tmp_path, fsrcn_text.replace("UNT+393+1'", "UNT+393+2'")))
@@ -444,7 +414,6 @@ def _energies(register: str, start: datetime, kwhs: list[float]) -> list[Interva
     ]
 
 
-@needs_reference
 def test_counter_readings_from_swiss_import_and_export_profiles() -> None:
     energies = to_interval_energies(read_mscons(_ref("*ESLEVU14572840_*.txt")))
     energies += to_interval_energies(read_mscons(_ref("*ESLEVU14572841_*.txt")))
@@ -486,7 +455,6 @@ def test_counter_readings_are_monotone_and_differ_by_the_energies() -> None:
         assert after.import_kwh >= before.import_kwh and after.export_kwh >= before.export_kwh
 
 
-@needs_reference
 def test_import_only_profile_yields_rejected_rows_not_silence() -> None:
     energies = to_interval_energies(read_mscons(_ref("*CS0000000FSRCN.txt")))
     assert len(energies) == 96 and {e.register for e in energies} == {"import"}
@@ -522,7 +490,6 @@ def test_conflicting_duplicate_energies_are_rejected() -> None:
     assert len(rejected) == 3 and all("conflicting import" in r.reason for r in rejected)
 
 
-@needs_reference
 def test_file_ending_after_a_separator_raises(tmp_path: Path, fsrcn_text: str) -> None:
     # pydifact's tokenizer drops such a dangling segment silently; the reader must not.
     cut = fsrcn_text[: fsrcn_text.index("QTY+220:0,998")] + "QTY+220:"

@@ -7,7 +7,6 @@ than silently passing the permissive published schema.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,18 +27,11 @@ AUTH = {"Authorization": f"ApiKey {DEMO_API_KEY}"}
 DAY = datetime(2025, 6, 21, tzinfo=UTC)
 
 
-def _shared_dir() -> Path:
-    env = os.environ.get("VBATT_SHARED_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared"
-
-
-SPEC_PATH = _shared_dir() / "reference" / "smart-me" / "openapi-subset.yaml"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "data" / "smart-me" / "openapi-subset.yaml"
 
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    if not SPEC_PATH.is_file():
-        pytest.skip(f"smart-me OpenAPI spec not found at {SPEC_PATH} (set VBATT_SHARED_DIR)")
     return yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
 
 

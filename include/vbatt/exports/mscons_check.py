@@ -170,10 +170,8 @@ class AhbTable:
 
 
 def ahb_dir() -> Path:
-    """The AHB tables, from the shared reference folder next to the repository."""
-    from vbatt.settings import get_settings
-
-    return get_settings().reference_dir / "mscons" / "ahb-fv2410"
+    """The AHB tables shipped with the package (BDEW FV2410 via Hochfrequenz, see its README)."""
+    return Path(__file__).resolve().parent / "schemas" / "mscons-ahb-fv2410"
 
 
 def load_tables(directory: Path | None = None) -> dict[str, AhbTable]:
@@ -186,8 +184,8 @@ def _load_tables(directory: str) -> tuple[tuple[str, AhbTable], ...]:
     folder = Path(directory)
     if not folder.is_dir():
         raise FileNotFoundError(
-            f"MSCONS rule tables not found in {folder}: the checker needs the AHB CSVs of "
-            "../shared/reference/mscons/ahb-fv2410 (or set VBATT_SHARED_DIR)"
+            f"MSCONS rule tables not found in {folder}: the checker needs the AHB CSVs "
+            "(<Prüfidentifikator>.csv) shipped in vbatt/exports/schemas/mscons-ahb-fv2410"
         )
     tables = [_read_table(path) for path in sorted(folder.glob("*.csv"))]
     return tuple((t.pruefidentifikator, t) for t in tables)

@@ -8,28 +8,35 @@ the same file twice is one load.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text
 
+from vbatt.ingest.accounting import ValueAccount
 from vbatt.ingest.csv_inputs import InputFileError, parse_readings_csv
 from vbatt.readings import Reading, Rejected
+from vbatt.settings import get_settings
 from vbatt.warehouse.loader import (
     append_energies,
     append_readings,
     begin_load,
     finish_load,
+    record_account,
     write_rejections,
 )
 from vbatt.warehouse.migrate import check_schema_name
 
 log = logging.getLogger(__name__)
 QUARTER_HOUR = timedelta(minutes=15)
+LOCAL_TIME = ZoneInfo("Europe/Zurich")  # zone-less MSCONS dates of Swiss senders
 
 
 # --- the smart-me cloud -------------------------------------------------------------
@@ -213,21 +220,51 @@ class FileOutcome:
     loaded: int = 0
     rejected: int = 0
     load_id: int | None = None
+    account: ValueAccount = field(default_factory=ValueAccount)
+
+    def report(self) -> list[str]:
+        """One headline and the per-register account, for the CLI and the DAG's log."""
+        name = self.path.name
+        if self.status == "refused":
+            return [f"{name}: refused, nothing loaded: {self.reason}"]
+        if self.status == "skipped":
+            return [f"{name}: {self.reason}"]
+        head = (
+            f"{name}: loaded as load {self.load_id} ({self.kind}): {self.account.headline()};"
+            f" {self.loaded} new rows, {self.received - self.loaded} already stored"
+        )
+        if not self.account.values_used:
+            head += f". {self.account.nothing_usable()}"
+        return [head, *(f"  {line}" for line in self.account.lines())]
+
+
+@dataclass
+class FileContent:
+    """What a reader made of a file: rows for the warehouse and the account of every value."""
+
+    readings: list[Reading] = field(default_factory=list)
+    energies: list = field(default_factory=list)  # IntervalEnergy (mscons, sdat)
+    rejected: list[Rejected] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    account: ValueAccount = field(default_factory=ValueAccount)
 
 
 def detect_kind(path: Path) -> str:
-    head = path.read_bytes()[:512].lstrip(b"\xef\xbb\xbf").lstrip()
+    head = path.read_bytes()[:2048].lstrip(b"\xef\xbb\xbf").lstrip()
     if head.startswith((b"UNA", b"UNB")):
         return "mscons"
+    if head.startswith(b"<") and b"ValidatedMeteredData" in head:
+        return "sdat"
     first_line = head.split(b"\n", 1)[0].decode("utf-8", "replace").lower()
     if "meter_id" in first_line and "timestamp" in first_line:
         return "readings_csv"
     return "unknown"
 
 
-def _read_csv(path: Path) -> tuple[list[Reading], list, list[Rejected], list[str]]:
+def _read_csv(path: Path) -> FileContent:
     readings, problems = parse_readings_csv(path)
-    rejected = [
+    content = FileContent(readings=readings)
+    content.rejected = [
         Rejected(
             meter_id=record.split(",", 1)[0] or None,
             raw=record,
@@ -236,36 +273,127 @@ def _read_csv(path: Path) -> tuple[list[Reading], list, list[Rejected], list[str
         )
         for p, record in problems
     ]
-    return readings, [], rejected, []
+    content.account.use("import_kwh (import register)", len(readings))
+    content.account.use("export_kwh (export register)", len(readings))
+    return content
 
 
-def _read_mscons(path: Path) -> tuple[list[Reading], list, list[Rejected], list[str]]:
+def _read_mscons(path: Path) -> FileContent:
     from vbatt.ingest import mscons
 
-    interchange = mscons.read_mscons(path)
+    # zone-less DTM formats (102, 203, 204, 610) are the sender's wall clock: Swiss 2.2e and
+    # D:99A files write local time; 2.4c allows zone-less dates only for days (readings)
+    interchange = mscons.read_mscons(path, naive_tz=LOCAL_TIME)
     readings, rejected = mscons.to_readings(interchange)
-    energies = []
-    for energy in mscons.to_interval_energies(interchange):
+    ignored, unusable = mscons.ignored_and_unusable(interchange)
+    content = FileContent(readings=readings, warnings=list(interchange.warnings))
+    content.account.ignored.update(ignored)
+    content.account.use("import register (1.8.x readings)", len(readings))
+    content.account.use("export register (2.8.x readings)", len(readings))
+    content.rejected = rejected + unusable
+    content.energies = quarter_hours(
+        mscons.to_interval_energies(interchange), content.rejected, content.account
+    )
+    return content
+
+
+def _read_sdat(path: Path) -> FileContent:
+    from vbatt.ingest import sdat
+
+    document = sdat.read_sdat(path)
+    points = sdat.load_metering_points(get_settings().metering_points_file)
+    energies, rejected, ignored = sdat.to_interval_energies(document, points)
+    content = FileContent(rejected=rejected, warnings=list(document.warnings))
+    content.account.ignored.update(ignored)
+    content.energies = quarter_hours(energies, content.rejected, content.account)
+    return content
+
+
+def quarter_hours(energies: list, rejected: list[Rejected], account: ValueAccount) -> list:
+    """The interval energies the warehouse takes: UTC quarter hours.
+
+    Finer values that tile a quarter hour exactly (5-minute, 1-minute profiles) are summed
+    into it (a sum of substitutes is a substitute); a quarter hour with a part missing or
+    overlapping, and coarser or misaligned intervals, are quarantined with the reason.
+    Used values are counted per register in ``account``; rejections are appended to
+    ``rejected`` (and counted by the caller).
+    """
+    from vbatt.ingest.mscons import IntervalEnergy
+
+    kept: list = []
+    parts: dict[tuple, list] = defaultdict(list)
+    for energy in energies:
         start, end = energy.interval_start, energy.interval_end
-        if end - start != QUARTER_HOUR or start.timestamp() % 900:
-            rejected.append(
-                Rejected(
-                    meter_id=energy.meter_id,
-                    raw=repr(energy),
-                    reason=f"interval {start.isoformat()}..{end.isoformat()} is not a UTC quarter hour",
-                    where=energy.where or path.name,
-                )
-            )
+        if end - start == QUARTER_HOUR and not start.timestamp() % 900:
+            kept.append(energy)
+            account.use(_profile_label(energy))
+        elif end - start < QUARTER_HOUR and _floor(start) == _floor(
+            end - timedelta(microseconds=1)
+        ):
+            parts[(energy.meter_id, energy.register, _floor(start))].append(energy)
         else:
-            energies.append(energy)
-    return readings, energies, rejected, list(interchange.warnings)
+            rejected.append(_not_a_quarter_hour(energy))
+    for (meter_id, register, begin), group in sorted(parts.items()):
+        group.sort(key=lambda e: e.interval_start)
+        edges = [begin] + [e.interval_end for e in group]
+        tiled = [e.interval_start for e in group] == edges[:-1] and edges[
+            -1
+        ] == begin + QUARTER_HOUR
+        if not tiled:
+            for energy in group:
+                reason = (
+                    f"the values of the quarter hour {begin.isoformat()} do not cover it"
+                    " exactly (a part missing or overlapping); a quarter hour needs them all"
+                )
+                rejected.append(Rejected(meter_id, repr(energy), reason, energy.where))
+            continue
+        kept.append(
+            IntervalEnergy(
+                meter_id=meter_id,
+                interval_start=begin,
+                interval_end=begin + QUARTER_HOUR,
+                register=register,
+                kwh=sum(e.kwh for e in group),
+                substitute=any(e.substitute for e in group),
+                where=group[0].where,
+                obis=group[0].obis,
+            )
+        )
+        account.use(_profile_label(group[0]), len(group))
+    return kept
 
 
-READERS = {"readings_csv": _read_csv, "mscons": _read_mscons}
+def _floor(ts: datetime) -> datetime:
+    return datetime.fromtimestamp(ts.timestamp() // 900 * 900, UTC)
 
 
-def ingest_file(engine: Engine, path: Path, *, raw_schema: str = "raw") -> FileOutcome:
-    """Load one file completely or not at all, and record it in raw.files either way."""
+def _profile_label(energy) -> str:
+    return f"{energy.obis or energy.register} ({energy.register} load profile)"
+
+
+def _not_a_quarter_hour(energy) -> Rejected:
+    start, end = energy.interval_start, energy.interval_end
+    return Rejected(
+        meter_id=energy.meter_id,
+        raw=repr(energy),
+        reason=f"interval {start.isoformat()}..{end.isoformat()} is not a UTC quarter hour",
+        where=energy.where,
+    )
+
+
+READERS = {"readings_csv": _read_csv, "mscons": _read_mscons, "sdat": _read_sdat}
+SOURCES = {"readings_csv": "csv", "mscons": "mscons", "sdat": "sdat"}
+
+
+def ingest_file(
+    engine: Engine, path: Path, *, raw_schema: str = "raw", refuse_empty: bool = False
+) -> FileOutcome:
+    """Load one file completely or not at all, and record it in raw.files either way.
+
+    A file without a single usable value loads (its quarantined values and its account are
+    kept, nothing is lost) and says why in its report; with ``refuse_empty`` it is refused
+    instead, with the same reasons.
+    """
     raw = check_schema_name(raw_schema)
     outcome = FileOutcome(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -282,36 +410,56 @@ def ingest_file(engine: Engine, path: Path, *, raw_schema: str = "raw") -> FileO
     reader = READERS.get(outcome.kind)
     try:
         if reader is None:
-            raise ValueError("neither a readings CSV (header meter_id,timestamp,...) nor MSCONS")
-        readings, energies, rejected, outcome.warnings = reader(path)
+            raise ValueError(
+                "neither a readings CSV (header meter_id,timestamp,...), MSCONS (UNA/UNB)"
+                " nor SDAT-CH ValidatedMeteredData"
+            )
+        content = reader(path)
     except (InputFileError, ValueError, UnicodeDecodeError) as exc:
         outcome.status, outcome.reason = "refused", str(exc)
         _record_file(engine, raw, digest, path, outcome)
         return outcome
+    outcome.warnings = content.warnings
+    outcome.account = content.account
+    content.account.quarantine(content.rejected)
+    if refuse_empty and not content.account.values_used:
+        outcome.status, outcome.reason = "refused", content.account.nothing_usable()
+        _record_file(engine, raw, digest, path, outcome)
+        return outcome
 
-    source = "csv" if outcome.kind == "readings_csv" else "mscons"
+    source = SOURCES[outcome.kind]
     with engine.begin() as conn:
         load_id = begin_load(conn, raw, source, path.name)
-        received, loaded = append_readings(conn, raw, load_id, source, readings)
-        if energies:
-            more_received, more_loaded = append_energies(conn, raw, load_id, source, energies)
+        received, loaded = append_readings(conn, raw, load_id, source, content.readings)
+        if content.energies:
+            more_received, more_loaded = append_energies(
+                conn, raw, load_id, source, content.energies
+            )
             received, loaded = received + more_received, loaded + more_loaded
-        if rejected:
-            write_rejections(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
-        finish_load(conn, raw, load_id, received, loaded, len(rejected))
+        if content.rejected:
+            write_rejections(conn, content.rejected, source=source, load_id=load_id, raw_schema=raw)
+        finish_load(conn, raw, load_id, received, loaded, len(content.rejected))
+        record_account(conn, raw, load_id, content.account.as_dict())
         outcome.status, outcome.load_id = "loaded", load_id
-        outcome.received, outcome.loaded, outcome.rejected = received, loaded, len(rejected)
+        outcome.received, outcome.loaded = received, loaded
+        outcome.rejected = len(content.rejected)
         _record_file(conn, raw, digest, path, outcome)
     return outcome
 
 
 def _record_file(target, raw: str, digest: str, path: Path, outcome: FileOutcome) -> None:
     statement = text(
-        f"insert into {raw}.files (sha256, file_name, kind, status, reason, warnings, load_id)"
-        " values (:h, :n, :k, :s, :r, :w, :l) on conflict (sha256) do update set"
+        f"insert into {raw}.files (sha256, file_name, kind, status, reason, warnings, load_id,"
+        " values_used, values_ignored, values_quarantined, account)"
+        " values (:h, :n, :k, :s, :r, :w, :l, :used, :ignored, :quarantined,"
+        " cast(:account as jsonb)) on conflict (sha256) do update set"
         " status = excluded.status, reason = excluded.reason, warnings = excluded.warnings,"
-        " load_id = excluded.load_id, received_at = now()"
+        " load_id = excluded.load_id, values_used = excluded.values_used,"
+        " values_ignored = excluded.values_ignored,"
+        " values_quarantined = excluded.values_quarantined, account = excluded.account,"
+        " received_at = now()"
     )
+    account = outcome.account
     params = {
         "h": digest,
         "n": path.name,
@@ -320,6 +468,10 @@ def _record_file(target, raw: str, digest: str, path: Path, outcome: FileOutcome
         "r": outcome.reason,
         "w": "\n".join(outcome.warnings),
         "l": outcome.load_id,
+        "used": account.values_used,
+        "ignored": account.values_ignored,
+        "quarantined": account.values_quarantined,
+        "account": json.dumps(account.as_dict(), sort_keys=True),
     }
     if isinstance(target, Engine):
         with target.begin() as conn:
@@ -329,12 +481,16 @@ def _record_file(target, raw: str, digest: str, path: Path, outcome: FileOutcome
 
 
 def process_drop_folder(
-    engine: Engine, drop_dir: Path, *, raw_schema: str = "raw"
+    engine: Engine, drop_dir: Path, *, raw_schema: str = "raw", refuse_empty: bool = False
 ) -> list[FileOutcome]:
-    """Ingest every file in the drop folder; move it to loaded/ or refused/ (with a reason)."""
+    """Ingest every file in the drop folder; move it to loaded/ or refused/ (with a reason).
+
+    ``refuse_empty`` (the setting ``VBATT_DROP_REFUSE_EMPTY``) refuses files without a single
+    usable value instead of loading them with their account.
+    """
     outcomes = []
     for path in sorted(p for p in drop_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
-        outcome = ingest_file(engine, path, raw_schema=raw_schema)
+        outcome = ingest_file(engine, path, raw_schema=raw_schema, refuse_empty=refuse_empty)
         destination = drop_dir / ("refused" if outcome.status == "refused" else "loaded")
         destination.mkdir(exist_ok=True)
         moved = destination / path.name

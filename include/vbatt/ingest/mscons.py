@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -47,12 +47,35 @@ __all__ = [
     "to_counter_readings",
     "to_interval_energies",
     "to_readings",
+    "series_use",
+    "value_use",
+    "ignored_and_unusable",
 ]
 
 Register = Literal["import", "export"]
 
 QTY_TRUE_VALUE = "220"
 QTY_SUBSTITUTE = "67"
+
+# QTY 6063 qualifiers (MIG 2.2g/2.4c, AHB FV2410/FV2504): what a value of a used register is.
+# Used: true values (220; 46 in D:99A 1.6), substitutes (67, estimated), preliminary (Z18,
+# the best value at the time). The sender marks 20 and Z30 values as unusable/missing:
+# quarantined, the interval is a gap. Others are not metered energy of the interval.
+_QTY_USED = {"220", "46", QTY_SUBSTITUTE, "Z18"}
+_QTY_UNUSABLE = {"20": "a value the sender marks not usable", "Z30": "a missing value"}
+_QTY_NOT_USED = {
+    "201": "proposed value",
+    "187": "forecast value",
+    "79": "summed energy quantity (balancing)",
+    "Z31": "delivery-note quantity",
+    "Z47": "basis of a POG determination",
+}
+# Units (QTY 6411, MEA) that are not active energy or power.
+_REACTIVE_UNITS = {"KVR", "K3", "KVH", "KVRH", "KVARH", "K2", "MVR", "MVH"}
+_GAS_UNITS = {"MTQ", "M3", "MQH", "NM3"}
+# OBIS code types (PIA 7143): SRW is an OBIS code; 'SWR' is a typo seen in a Swiss 1.6 file.
+_OBIS_CODE_TYPES = {"", "SRW", "SWR"}
+_MEDIA = {6: "heat", 7: "gas", 8: "water", 9: "hot water", 5: "cooling"}
 
 # UN/ECE Recommendation 20 codes (and the short forms some senders use) -> factor to kWh
 # (energy) or to kW (power, to be multiplied by the interval length in hours).
@@ -66,11 +89,15 @@ _DURATION_UNITS = {
     "806": timedelta(minutes=1),
     "807": timedelta(seconds=1),
 }
+# DTM qualifiers whose value the reader uses; a DTM with another qualifier only warns when
+# its format is unknown (e.g. DTM+492 balancing month, DTM+293 version, DTM+157 validity).
+_USED_DTM = {"137", "163", "164", "7", "9", "60", "306", "672"}
 
 _OBIS = re.compile(r"^(\d+)-(\d+):(\d+)\.(\d+)\.(\d+)(?:\*(\d+))?$")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)$")
 _DTM_303 = re.compile(r"^(\d{12})([+-]\d{2})(\d{2})?$")
 _DTM_304 = re.compile(r"^(\d{14})([+-]\d{2})(\d{2})?$")
+_ZONELESS = {"102": r"\d{8}", "203": r"\d{12}", "204": r"\d{14}", "610": r"\d{6}"}
 
 
 class MsconsError(ValueError):
@@ -132,6 +159,7 @@ class Series:
     period_end: datetime | None = None  # LOC-level DTM+164
     resolution: timedelta | None = None  # DTM+672 (positional values)
     location_references: tuple[tuple[str, str], ...] = ()  # RFF after LOC, e.g. ('AGK', ..)
+    code_type: str = ""  # PIA 7143: SRW = OBIS; Z02 OBIS-like, Z08 medium: product codes
 
     @property
     def kind(self) -> Literal["interval", "register", "empty", "mixed"]:
@@ -198,6 +226,7 @@ class IntervalEnergy:
     kwh: float
     substitute: bool
     where: str = field(default="", compare=False)  # file#segment, for Rejected rows
+    obis: str = field(default="", compare=False)  # the series' code, for the load report
 
 
 # --------------------------------------------------------------------------- lexical layer
@@ -347,21 +376,21 @@ def _datetime(value: str, fmt: str, seg: _Segment, name: str, naive_tz: tzinfo) 
             sign = -1 if hours.startswith("-") else 1
             offset = timedelta(hours=abs(int(hours)), minutes=int(minutes or 0)) * sign
             return _wall_clock(stamp, timezone(offset)).astimezone(UTC)
-        if fmt == "203" and re.fullmatch(r"\d{12}", value):
-            return _wall_clock(value, naive_tz).astimezone(UTC)
-        if fmt == "102" and re.fullmatch(r"\d{8}", value):
-            return _wall_clock(value + "0000", naive_tz).astimezone(UTC)
+        if fmt in _ZONELESS and re.fullmatch(_ZONELESS[fmt], value):
+            # 102 CCYYMMDD, 203 CCYYMMDDHHMM, 204 CCYYMMDDHHMMSS, 610 CCYYMM: local wall clock
+            padded = (value + "01" if fmt == "610" else value).ljust(12, "0")
+            return _wall_clock(padded, naive_tz).astimezone(UTC)
     except ValueError as exc:
         raise MsconsError(
             f"{name}: segment {seg.pos} ({seg.raw}): invalid date/time {value!r}: {exc}"
         ) from exc
-    if fmt in ("102", "203"):
+    if fmt in _ZONELESS:
         raise MsconsError(
             f"{name}: segment {seg.pos} ({seg.raw}): {value!r} does not match format {fmt}"
         )
     raise MsconsError(
         f"{name}: segment {seg.pos} ({seg.raw}): unknown DTM format code {fmt!r} "
-        "(supported: 102, 203, 303, 304)"
+        "(supported: 102, 203, 204, 303, 304, 610)"
     )
 
 
@@ -403,6 +432,102 @@ def _obis_parts(obis: str | None) -> tuple[int, int, int, int, int] | None:
     return a, b, c, d, e
 
 
+# --------------------------------------------------------------------------- what is used
+
+
+def series_use(series: Series) -> tuple[Literal["profile", "reading"], Register] | str:
+    """What this project does with a series: ('profile'|'reading', register), or the
+    reason it is ignored (naming the code, so the load report reads per register).
+
+    Used: active energy of electricity (OBIS A=1), import C=1 / export C=2, as a load
+    profile (D=29, E=0) or as register readings (D=8, any tariff E). Everything else the
+    MSCONS guides allow is recognised and named: gas and other media (A, or a volume
+    unit), reactive (C=3..8) and apparent (C=9, 10) energy, product codes that are not
+    OBIS codes (PIA 7143 Z02/Z08, an article number), energy quantities over a period
+    (D=9), maximum demand (D=6) and other registers.
+    """
+    code = series.obis_raw or ""
+    unit = (series.unit or "").upper()
+    if not code:
+        return "a series without a product code (no PIA+5): no register to assign"
+    parts = _obis_parts(series.obis)
+    if series.code_type not in _OBIS_CODE_TYPES or _OBIS.match(series.obis or "") is None:
+        return f"a product code without an import/export OBIS ({code}:{series.code_type})"
+    if unit in _GAS_UNITS:
+        return f"not electricity: gas volume ({series.obis}, {unit})"
+    if parts is None:  # an OBIS code with a history suffix *F (F != 255)
+        return f"a register this project does not use ({series.obis}: a stored past value)"
+    a, _b, c, d, e = parts
+    if a != 1:
+        return f"not electricity: {_MEDIA.get(a, f'medium {a}')} ({series.obis})"
+    if unit in _REACTIVE_UNITS or c in range(3, 9):
+        return f"reactive energy ({series.obis})"
+    if c in (9, 10):
+        return f"apparent energy ({series.obis})"
+    if c not in (1, 2):
+        return f"a register this project does not use ({series.obis})"
+    register: Register = "import" if c == 1 else "export"
+    if d == 29 and e == 0:
+        return "profile", register
+    if d == 8:
+        return "reading", register
+    what = {9: "an energy quantity over a period", 6: "maximum demand", 29: "a tariff profile"}
+    detail = what.get(d, "not a load profile (x.29.0) nor a meter reading (x.8.x)")
+    return f"a register this project does not use ({series.obis}: {detail})"
+
+
+def value_use(
+    kind: Literal["profile", "reading"], value: MeterValue, version: str = ""
+) -> tuple[str, str] | None:
+    """None when the value of a used series is used, else ('ignored'|'quarantined', why).
+
+    ``version`` is the message's (``Message.version``): in the Swiss D:99A 1.6 files the
+    values of a series are QTY 46 and 79 (UNCL 6063 delivered / other quantity), both used;
+    from MSCONS 2.x on, 79 is a summed (balancing) quantity and not a metered value.
+    """
+    qualifier = value.qualifier
+    if qualifier == "79" and version.startswith("1."):
+        qualifier = "46"
+    if qualifier in _QTY_UNUSABLE:
+        return "quarantined", f"{_QTY_UNUSABLE[qualifier]} (QTY+{qualifier})"
+    if qualifier not in _QTY_USED:
+        name = _QTY_NOT_USED.get(qualifier, "a quantity type this project does not use")
+        return "ignored", f"{name} (QTY+{qualifier})"
+    unit = (value.unit or "").upper()
+    if unit in _REACTIVE_UNITS:
+        return "ignored", f"reactive energy (unit {unit})"
+    if unit in _GAS_UNITS:
+        return "ignored", f"not electricity: gas volume (unit {unit})"
+    if unit and unit not in _ENERGY_UNITS and unit not in _POWER_UNITS:
+        return "ignored", f"not energy (unit {unit})"
+    if kind == "reading" and value.read_at is None:
+        return "ignored", "a register value over a period, not a reading at an instant"
+    return None
+
+
+def ignored_and_unusable(
+    interchange: MsconsInterchange,
+) -> tuple[Counter[str], list[Rejected]]:
+    """Values the conversions leave out: counted by reason, or Rejected (QTY+20, Z30)."""
+    ignored: Counter[str] = Counter()
+    rejected: list[Rejected] = []
+    for message, series in interchange.series():
+        use = series_use(series)
+        if isinstance(use, str):
+            ignored[use] += len(series.values)
+            continue
+        for value in series.values:
+            verdict = value_use(use[0], value, message.version)
+            if verdict is None:
+                continue
+            what, why = verdict
+            if what == "ignored":
+                ignored[f"{why} of {series.obis}"] += 1
+            else:
+                rejected.append(_reject(series.location_id, value, why, interchange))
+    return ignored, rejected
+
+
 # --------------------------------------------------------------------------- reader
 
 
@@ -429,6 +554,7 @@ class _LocationDraft:
 class _SeriesDraft:
     location: _LocationDraft
     obis_raw: str | None = None
+    code_type: str = ""
     unit: str | None = None
     values: list[_ValueDraft] = field(default_factory=list)
 
@@ -620,6 +746,7 @@ def _on_pia(r: _Reader, msg: _MessageDraft, seg: _Segment) -> None:
         raise r.fail(seg, "PIA outside a LIN group")
     if seg.el(0) == "5":
         msg.current.obis_raw = seg.el(1, 0)
+        msg.current.code_type = seg.el(1, 1)
 
 
 def _on_mea(r: _Reader, msg: _MessageDraft, seg: _Segment) -> None:
@@ -641,7 +768,20 @@ def _on_dtm(r: _Reader, msg: _MessageDraft, seg: _Segment) -> None:
     if qualifier == "672":
         _set_resolution(r, msg, seg, _duration(value, fmt, seg, r.name))
         return
+    if qualifier not in _USED_DTM:
+        try:
+            _datetime(value, fmt, seg, r.name, r.naive_tz)
+        except MsconsError as exc:
+            r.warnings.append(f"{exc} (DTM+{qualifier} is not used; ignored)")
+        return
     when = _datetime(value, fmt, seg, r.name, r.naive_tz)
+    if qualifier == "306":  # Leistungsperiode: a month (610) or a day (102) as start and end
+        current = msg.current
+        if current is not None and current.values:
+            end = _period_end(when, fmt, r.naive_tz)
+            current.values[-1].dates.setdefault("163", when)
+            current.values[-1].dates.setdefault("164", end)
+        return
     current = msg.current
     if current is not None and current.values:
         current.values[-1].dates[qualifier] = when
@@ -652,6 +792,17 @@ def _on_dtm(r: _Reader, msg: _MessageDraft, seg: _Segment) -> None:
             msg.location.period_end = when
     elif qualifier == "137":
         msg.document_date = when
+
+
+def _period_end(start: datetime, fmt: str, tz: tzinfo) -> datetime:
+    """The end of the month (610) or day (102) a DTM+306 names, in the same wall clock."""
+    local = start.astimezone(tz)
+    if fmt == "610":
+        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        end = local.replace(year=year, month=month, day=1)
+    else:
+        end = (local.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=tz)
+    return end.astimezone(UTC)
 
 
 def _set_resolution(r: _Reader, msg: _MessageDraft, seg: _Segment, step: timedelta) -> None:
@@ -702,6 +853,7 @@ def _close_series(r: _Reader, msg: _MessageDraft) -> None:
             period_end=location.period_end,
             resolution=location.resolution,
             location_references=tuple(location.references),
+            code_type=draft.code_type,
         )
     )
 
@@ -730,13 +882,19 @@ def _dated_value(r: _Reader, draft: _SeriesDraft, v: _ValueDraft) -> MeterValue:
 
 def _positional_values(r: _Reader, draft: _SeriesDraft) -> tuple[MeterValue, ...]:
     location = draft.location
-    if location.period_start is None or location.resolution is None:
+    step = location.resolution
+    if step is None and location.period_start and location.period_end:
+        # a period start and end and n values: the period in n equal steps, if it divides
+        seconds = (location.period_end - location.period_start) // timedelta(seconds=1)
+        if seconds > 0 and seconds % len(draft.values) == 0:
+            step = timedelta(seconds=seconds // len(draft.values))
+    if location.period_start is None or step is None:
         raise r.fail(
             draft.values[0].seg,
             "QTY without DTM, and no period start (DTM+163) and resolution (DTM+672) "
-            "to derive the interval from",
+            "(or period end DTM+164 dividing into equal steps) to derive the interval from",
         )
-    step, first = location.resolution, location.period_start
+    first = location.period_start
     return tuple(
         _freeze_value(v, draft, first + i * step, first + (i + 1) * step, None)
         for i, v in enumerate(draft.values)
@@ -828,13 +986,15 @@ def to_readings(interchange: MsconsInterchange) -> tuple[list[Reading], list[Rej
     """
     points: dict[tuple[str | None, datetime], _RegisterPoint] = defaultdict(_RegisterPoint)
     rejected: list[Rejected] = []
-    for _message, series in interchange.series():
-        parts = _obis_parts(series.obis)
-        if parts is None or parts[0] != 1 or parts[2] not in (1, 2) or parts[3] != 8:
+    for message, series in interchange.series():
+        use = series_use(series)
+        if isinstance(use, str) or use[0] != "reading":
             continue
-        register: Register = "import" if parts[2] == 1 else "export"
+        register = use[1]
+        parts = _obis_parts(series.obis)
+        assert parts is not None
         for value in series.values:
-            if value.read_at is None:
+            if value_use("reading", value, message.version) is not None:
                 continue
             try:
                 kwh = _energy_kwh(value, value.unit or series.unit)
@@ -903,24 +1063,19 @@ def to_interval_energies(interchange: MsconsInterchange) -> list[IntervalEnergy]
     non-substitute values because they are the best data available at the time.
     """
     energies: list[IntervalEnergy] = []
-    for _message, series in interchange.series():
-        register = _profile_register(series.obis)
-        if register is None:
+    for message, series in interchange.series():
+        use = series_use(series)
+        if isinstance(use, str) or use[0] != "profile":
             continue
+        register = use[1]
         if series.location_id is None:
             raise MsconsError(
                 f"{interchange.source}: load profile {series.obis} without a location id"
             )
         for value in series.values:
-            energies.append(_interval_energy(interchange, series, register, value))
+            if value_use("profile", value, message.version) is None:
+                energies.append(_interval_energy(interchange, series, register, value))
     return energies
-
-
-def _profile_register(obis: str | None) -> Register | None:
-    parts = _obis_parts(obis)
-    if parts is None or parts[0] != 1 or parts[3] != 29 or parts[4] != 0:
-        return None
-    return {1: "import", 2: "export"}.get(parts[2])  # type: ignore[return-value]
 
 
 def _interval_energy(
@@ -940,6 +1095,7 @@ def _interval_energy(
         kwh=_energy_kwh(value, value.unit or series.unit),
         substitute=value.is_substitute,
         where=_where(interchange.source, value),
+        obis=series.obis or "",
     )
 
 

@@ -70,21 +70,40 @@ def ingest_window(
 
 
 def ingest_drop_folder(url: str, drop_dir: Path | None = None) -> dict:
-    """One run of file_drop: load or refuse every file waiting in the drop folder."""
+    """One run of file_drop: load or refuse every file waiting in the drop folder, log each
+    file's account (used per register, ignored and quarantined per reason) and return it."""
     engine = get_engine(url)
     migrate(engine)
-    drop_dir = drop_dir or get_settings().drop_dir
+    settings = get_settings()
+    drop_dir = drop_dir or settings.drop_dir
     drop_dir.mkdir(parents=True, exist_ok=True)
-    outcomes = process_drop_folder(engine, drop_dir)
+    outcomes = process_drop_folder(engine, drop_dir, refuse_empty=settings.drop_refuse_empty)
     for o in outcomes:
-        extra = f" ({len(o.warnings)} warnings)" if o.warnings else ""
-        log.info("%s: %s %s%s", o.path.name, o.status, o.reason or f"{o.loaded} new rows", extra)
         for warning in o.warnings:
             log.warning("%s: %s", o.path.name, warning)
+        report = o.report()
+        if o.status == "refused":
+            log.warning("%s", report[0])
+        else:
+            log.info("%s", "\n".join(report))
     return {
         "loaded": sum(o.status == "loaded" for o in outcomes),
         "refused": sum(o.status == "refused" for o in outcomes),
         "skipped": sum(o.status == "skipped" for o in outcomes),
+        "values_used": sum(o.account.values_used for o in outcomes if o.status == "loaded"),
+        "values_ignored": sum(o.account.values_ignored for o in outcomes if o.status == "loaded"),
+        "values_quarantined": sum(
+            o.account.values_quarantined for o in outcomes if o.status == "loaded"
+        ),
+        "files": [
+            {
+                "file": o.path.name,
+                "status": o.status,
+                "reason": o.reason,
+                **(o.account.as_dict() if o.status != "skipped" else {}),
+            }
+            for o in outcomes
+        ],
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -162,6 +163,22 @@ def finish_load(
         },
     )
     return LoadResult(load_id, received + rejected, loaded, received - loaded, rejected)
+
+
+def record_account(conn: Connection, raw: str, load_id: int, account: dict) -> None:
+    """Keep a load's value account (used per register, ignored and quarantined per reason)
+    on its ``raw.loads`` row; the caller builds it (``vbatt.ingest.accounting``)."""
+    conn.execute(
+        text(
+            f"update {raw}.loads set values_ignored = :ignored, account = cast(:account as jsonb)"
+            " where load_id = :id"
+        ),
+        {
+            "ignored": sum(account.get("ignored", {}).values()),
+            "account": json.dumps(account, sort_keys=True),
+            "id": load_id,
+        },
+    )
 
 
 def load_readings(
