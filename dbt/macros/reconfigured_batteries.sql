@@ -19,6 +19,12 @@
   A few index probes per version, so the cost does not grow with the history.
 -#}
 {% macro ledger_recompute_scope() %}
+-- when this run read the battery terms (vbatt.orchestration.pipeline.battery_terms_changed)
+create table if not exists {{ this.schema }}.int_battery_ledger_terms_read (
+    read_at timestamptz not null
+);
+delete from {{ this.schema }}.int_battery_ledger_terms_read;
+insert into {{ this.schema }}.int_battery_ledger_terms_read values (clock_timestamp());
 {% if is_incremental() %}
 create temporary table vbatt_ledger_scope on commit drop as
 with versions as (

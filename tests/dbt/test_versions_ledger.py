@@ -235,3 +235,45 @@ def test_a_change_recomputes_from_its_valid_from_only(pipeline):
     pipeline.batteries(version_rows(later))
     pipeline.run()
     assert _stamps(pipeline, battery.battery_id) == after
+
+
+def test_a_nonexistent_local_midnight_is_the_first_instant_of_the_day(pipeline):
+    """America/Santiago jumps from 00:00 to 01:00 on 2026-09-06: a version and a reset from
+    that day start at 04:00Z (= 01:00 -03), in SQL as in the oracle."""
+    from vbatt.readings import Reading
+
+    first = datetime(2026, 9, 5, 4, tzinfo=UTC)  # 00:00 local on the day before
+    readings = [
+        Reading("SCL", first + timedelta(minutes=15 * q), 0.02 * q, 0.05 * q)
+        for q in range(4 * 48 + 1)
+    ]
+    battery = oracle.Battery(
+        "SCL-1",
+        "SCL",
+        3.0,
+        date(2026, 9, 5),
+        timezone="America/Santiago",
+        versions=(oracle.Version(date(2026, 9, 6), "SCL", 1.0, date(2026, 9, 6), "none"),),
+    )
+    assert oracle.version_spans(battery)[1].start == datetime(2026, 9, 6, 4, tzinfo=UTC)
+    pipeline.batteries(version_rows(battery))
+    pipeline.load(readings)
+    pipeline.run()
+    with pipeline.engine.connect() as conn:
+        instants = (
+            conn.execute(
+                text(
+                    f"select valid_from_instant from {pipeline.schema}_staging.stg_raw__battery_versions"
+                    " order by valid_from"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert instants == [datetime(2026, 9, 5, 4, tzinfo=UTC), datetime(2026, 9, 6, 4, tzinfo=UTC)]
+    scenario = Scenario(loads=[readings], batteries=[battery])
+    check_against_oracle(pipeline, scenario)
+    check_versions_in_rows(pipeline, scenario)
+    rows = pipeline.rows("int_battery_ledger", "interval_start")
+    reset = next(r for r in rows if r["interval_start"] == datetime(2026, 9, 6, 4, tzinfo=UTC))
+    assert reset["forfeited_kwh"] > 0 and reset["period_start"] == reset["interval_start"]

@@ -288,18 +288,30 @@ def _label_end(label: str) -> date:
     return date(year + month // 12, month % 12 + 1, 1)
 
 
-def _refuse_backdated(
-    conn: Connection, raw: str, battery: dict, affected_from: date, what: str
+def _check_backdated(
+    conn: Connection, raw: str, battery: dict, affected_from: date, what: str, backdate: bool
 ) -> None:
+    """Refuse a change that reaches into issued periods, or with ``backdate`` record that
+    those periods are to be issued again (raw.reissue_requests; daily_settlement does it)."""
     until = issued_until(conn, battery["partner_id"], raw_schema=raw)
-    if until is not None and affected_from < until:
-        raise BackdatedChange(
-            f"battery {battery['battery_id']!r}: {what} reaches into periods already issued"
-            f" to partner {battery['partner_id']!r} (up to {until}, exclusive); say backdate"
-            f" to recompute from {affected_from} and re-issue the touched periods as"
-            " corrections",
-            until,
+    if until is None or affected_from >= until:
+        return
+    if backdate:
+        conn.execute(
+            text(
+                f"insert into {raw}.reissue_requests (partner_id, battery_id, from_date, reason)"
+                " values (:p, :b, :d, :r)"
+            ),
+            {"p": battery["partner_id"], "b": battery["battery_id"], "d": affected_from, "r": what},
         )
+        return
+    raise BackdatedChange(
+        f"battery {battery['battery_id']!r}: {what} reaches into periods already issued"
+        f" to partner {battery['partner_id']!r} (up to {until}, exclusive); say backdate"
+        f" to recompute from {affected_from} and re-issue the touched periods as"
+        " corrections",
+        until,
+    )
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -487,8 +499,7 @@ def add_version(
         del problems["initial_level_kwh"]
     if problems:
         raise BatteryInvalid(problems, battery_id)
-    if not backdate:
-        _refuse_backdated(conn, raw, battery, valid_from, f"a version from {valid_from}")
+    _check_backdated(conn, raw, battery, valid_from, f"a version from {valid_from}", backdate)
     _insert_version(conn, raw, battery_id, valid_from, values, recorded_by, reason)
     battery = _battery(conn, raw, battery_id)
     versions = _in_force(_records(conn, raw, battery), end)
@@ -526,9 +537,8 @@ def set_end_date(
     if end == old:
         return get_battery(conn, battery_id, raw_schema=raw)
     affected_from = min(d for d in (old, end) if d is not None)
-    if not backdate:
-        what = f"moving the end_date from {old or 'none'} to {end or 'none'}"
-        _refuse_backdated(conn, raw, battery, affected_from, what)
+    what = f"moving the end_date from {old or 'none'} to {end or 'none'}"
+    _check_backdated(conn, raw, battery, affected_from, what, backdate)
     conn.execute(
         text(f"update {raw}.batteries set end_date = :e, updated_at = now() where battery_id = :b"),
         {"e": end, "b": battery_id},

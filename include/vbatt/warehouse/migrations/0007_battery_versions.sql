@@ -66,3 +66,19 @@ select battery_id, start_date, name, meter_id, capacity_kwh, reset_date, reset_r
     updated_at, 'migration 0007', 'the configuration before versions'
 from {raw}.batteries as b
 where not exists (select 1 from {raw}.battery_versions v where v.battery_id = b.battery_id);
+
+-- A backdated change (a version or an end_date inside periods already issued, recorded
+-- with backdate) asks for the partner's issued periods from from_date on to be issued
+-- again; daily_settlement does so once the ledger has picked the change up, and a period
+-- whose values changed becomes a correction (the others stay as they are).
+create table if not exists {raw}.reissue_requests (
+    request_id   bigserial   primary key,
+    partner_id   text        not null,
+    battery_id   text        not null,
+    from_date    date        not null,     -- local date of the battery's timezone
+    reason       text        not null,
+    requested_at timestamptz not null default clock_timestamp(),
+    done_at      timestamptz
+);
+create index if not exists reissue_requests_open on {raw}.reissue_requests (partner_id)
+    where done_at is null;
