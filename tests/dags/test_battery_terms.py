@@ -33,25 +33,14 @@ def test_terms_recorded_after_the_ledger_ran_are_a_change(pipeline):
     from vbatt.warehouse.versions import add_version
 
     def changed() -> bool:
-        return battery_terms_changed(pipeline.url, pipeline.schema, pipeline.raw)["changed"]
-
-    def run_later() -> None:
-        """A ledger run that reads the terms two minutes after they were recorded (within
-        a minute, a record counts as new once more: its commit may have come late)."""
-        pipeline.run()
-        assert changed()
-        with pipeline.engine.begin() as conn:
-            conn.execute(
-                text(
-                    f"update {pipeline.schema}_intermediate.int_battery_ledger_terms_read"
-                    " set read_at = read_at + interval '2 minutes'"
-                )
-            )
+        # no slack: a record counts as new only when made after the ledger read the terms
+        found = battery_terms_changed(pipeline.url, pipeline.schema, pipeline.raw, timedelta(0))
+        return found["changed"]
 
     assert not changed()  # nothing recorded
     pipeline.batteries([battery_row(Battery("T1", "M", 5.0, date(2026, 1, 1)))])
     assert changed()  # no ledger yet
-    run_later()
+    pipeline.run()
     assert not changed()
     with pipeline.engine.begin() as conn:
         add_version(
@@ -63,7 +52,7 @@ def test_terms_recorded_after_the_ledger_ran_are_a_change(pipeline):
             raw_schema=pipeline.raw,
         )
     assert changed()
-    run_later()
+    pipeline.run()
     assert not changed()
     with pipeline.engine.connect() as conn:
         assert (

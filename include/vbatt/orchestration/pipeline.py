@@ -177,12 +177,17 @@ def day_report(url: str, local_day: date, schema: str = "analytics") -> list[dic
     return report
 
 
-def battery_terms_changed(url: str, schema: str = "analytics", raw_schema: str = "raw") -> dict:
+def battery_terms_changed(
+    url: str,
+    schema: str = "analytics",
+    raw_schema: str = "raw",
+    slack: timedelta = timedelta(minutes=1),
+) -> dict:
     """Whether battery terms were recorded (a version, an end_date, a new battery: through
     the API, the portal or ``vbatt batteries``) after the ledger last read them: then
     ``battery_terms`` announces the raw data Asset and ``battery_ledger`` runs.
 
-    The ledger's pre-hook notes when it read the terms; a record up to a minute older
+    The ledger's pre-hook notes when it read the terms; a record up to ``slack`` older
     counts as new too (its transaction may have committed after the read), which costs at
     most one run more."""
     engine = get_engine(url)
@@ -199,7 +204,5 @@ def battery_terms_changed(url: str, schema: str = "analytics", raw_schema: str =
         read_at = (
             conn.execute(text(f"select max(read_at) from {seen}")).scalar() if exists else None
         )
-    changed = recorded is not None and (
-        read_at is None or recorded > read_at - timedelta(minutes=1)
-    )
+    changed = recorded is not None and (read_at is None or recorded > read_at - slack)
     return {"changed": changed, "recorded_at": recorded, "ledger_read_at": read_at}
