@@ -189,6 +189,11 @@ def test_issued_periods_make_a_change_backdated(conn, raw):
         backdate=True,
         raw_schema=raw,
     )
+    # the backdated change asks for the partner's periods from its day to be issued again
+    requests = conn.execute(
+        text(f"select partner_id, battery_id, from_date from {raw}.reissue_requests")
+    ).all()
+    assert [tuple(r) for r in requests] == [("P", "V-1", date(2026, 2, 1))]
     # a month label ends later than its days
     _issue(conn, raw, "2026-02")
     with pytest.raises(BackdatedChange):
