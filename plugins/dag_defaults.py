@@ -9,7 +9,8 @@ from airflow.sdk import Asset
 from vbatt.orchestration.alerts import on_task_failure
 from vbatt.settings import get_settings
 
-# The raw layer changed: battery_ledger runs after every ingest that wrote to it.
+# The raw layer changed: battery_ledger runs after every ingest that wrote to it, and after
+# battery terms were recorded (the battery_terms DAG).
 RAW_METER_DATA = Asset("postgres://warehouse/raw/meter_readings", group="vbatt")
 LEDGER = Asset("postgres://warehouse/analytics_marts/battery_intervals", group="vbatt")
 

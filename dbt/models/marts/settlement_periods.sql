@@ -1,7 +1,9 @@
 {{ config(indexes=[{'columns': ['battery_id', 'period_start'], 'unique': True}]) }}
 -- One row per battery and settlement period (from a reset instant, or the start, to the
 -- next): the totals a partner bills. forfeited_kwh is the level given up when the period
--- began (rule book: it belongs to the first interval at or after the reset instant).
+-- began (rule book: it belongs to the first interval at or after the reset instant) plus
+-- what a version's smaller capacity clipped inside the period; a version boundary alone
+-- starts no new period (docs/rules.md).
 with days as (
 
     select * from {{ ref('battery_daily') }}

@@ -73,13 +73,19 @@ def export_due(url: str, partner_id: str, settled_day) -> list[dict]:
     deliver every period now due (with the quality gate), and report each format entry."""
     from vbatt.exports.gate import export_gate
     from vbatt.exports.partners import get_partner
+    from vbatt.exports.reissue import mark_reissued, periods_to_reissue
     from vbatt.exports.schedule import periods_due
     from vbatt.warehouse.db import get_engine
 
     settings = get_settings()
     partner = get_partner(settings.partners_dir, partner_id)
     summary, held = [], []
-    for period in periods_due(partner, settled_day):
+    due = periods_due(partner, settled_day)
+    # issued periods touched by a backdated change of battery terms: issued again
+    with get_engine(url).begin() as conn:
+        reissue, requests = periods_to_reissue(conn, partner)
+    labels = {p.label for p in due}
+    for period in [p for p in reissue if p.label not in labels] + due:
         results, _delivered = export_partner(
             get_engine(url), partner, period, settings.outbox_dir, gate=export_gate(url)
         )
@@ -100,6 +106,8 @@ def export_due(url: str, partner_id: str, settled_day) -> list[dict]:
         raise ExportHeldBack(
             f"{partner_id}: files held back, nothing of them sent: " + "; ".join(held)
         )
+    with get_engine(url).begin() as conn:
+        mark_reissued(conn, requests)
     return summary
 
 

@@ -95,7 +95,11 @@ def meters_to_ingest(
         rows = conn.execute(
             text(
                 f"select meter_id, min(start_date::timestamp at time zone timezone)"
-                f" from {raw}.batteries"
+                # every meter of every version (raw.batteries holds the newest one's)
+                f" from (select meter_id, start_date, end_date, timezone from {raw}.batteries"
+                f" union select v.meter_id, b.start_date, b.end_date, b.timezone"
+                f" from {raw}.battery_versions v join {raw}.batteries b using (battery_id))"
+                " as batteries"
                 " where (end_date is null or end_date >= (:start at time zone timezone)::date)"
                 f"{in_range}"
                 ' group by meter_id order by meter_id collate "C"'

@@ -103,7 +103,9 @@ def simulate(
     schema = f"sim_{secrets.token_hex(4)}"
     raw_schema = f"{schema}_raw"
     try:
-        step(f"loading {len(readings):,} readings and {len(batteries)} batteries into {schema}")
+        count = len({b["battery_id"] for b in batteries})
+        versions = f" ({len(batteries)} versions)" if len(batteries) > count else ""
+        step(f"loading {len(readings):,} readings and {count} batteries{versions} into {schema}")
         migrate(engine, raw_schema)
         load_readings(
             engine, readings, source="simulate", origin=str(readings_csv), raw_schema=raw_schema

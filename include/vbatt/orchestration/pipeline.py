@@ -124,8 +124,9 @@ def touch_for_rebuild(
     meters = "true"
     params: dict = {"since": since}
     if battery_id:
-        meters = (
-            f"meter_id = (select meter_id from {raw_schema}.batteries where battery_id = :battery)"
+        meters = (  # the meters of all the battery's versions
+            f"meter_id in (select meter_id from {raw_schema}.batteries where battery_id = :battery"
+            f" union select meter_id from {raw_schema}.battery_versions where battery_id = :battery)"
         )
         params["battery"] = battery_id
     touched = 0
@@ -193,3 +194,34 @@ def day_report(url: str, local_day: date, schema: str = "analytics") -> list[dic
             f" [{f['scope']}]" if f["scope"] else "",
         )
     return report
+
+
+def battery_terms_changed(
+    url: str,
+    schema: str = "analytics",
+    raw_schema: str = "raw",
+    slack: timedelta = timedelta(minutes=1),
+) -> dict:
+    """Whether battery terms were recorded (a version, an end_date, a new battery: through
+    the API, the portal or ``vbatt batteries``) after the ledger last read them: then
+    ``battery_terms`` announces the raw data Asset and ``battery_ledger`` runs.
+
+    The ledger's pre-hook notes when it read the terms; a record up to ``slack`` older
+    counts as new too (its transaction may have committed after the read), which costs at
+    most one run more."""
+    engine = get_engine(url)
+    seen = f"{schema}_intermediate.int_battery_ledger_terms_read"
+    with engine.connect() as conn:
+        recorded = conn.execute(
+            text(
+                f"select greatest((select max(recorded_at) from {raw_schema}.battery_versions),"
+                f" (select max(recorded_at) from {raw_schema}.battery_end_dates),"
+                f" (select max(updated_at) from {raw_schema}.batteries))"
+            )
+        ).scalar()
+        exists = conn.execute(text("select to_regclass(:t) is not null"), {"t": seen}).scalar()
+        read_at = (
+            conn.execute(text(f"select max(read_at) from {seen}")).scalar() if exists else None
+        )
+    changed = recorded is not None and (read_at is None or recorded > read_at - slack)
+    return {"changed": changed, "recorded_at": recorded, "ledger_read_at": read_at}
