@@ -277,3 +277,36 @@ def test_a_nonexistent_local_midnight_is_the_first_instant_of_the_day(pipeline):
     rows = pipeline.rows("int_battery_ledger", "interval_start")
     reset = next(r for r in rows if r["interval_start"] == datetime(2026, 9, 6, 4, tzinfo=UTC))
     assert reset["forfeited_kwh"] > 0 and reset["period_start"] == reset["interval_start"]
+
+
+def test_vbatt_simulate_takes_a_versioned_batteries_csv(warehouse_url, tmp_path):
+    """The worked example with a second version from 2 June (capacity 2): its first
+    quarter hour clips the 3.80 kWh to 2 (1.80 forfeited), then discharges 2 of 4.50."""
+    import csv
+
+    from tests.dbt.test_worked_example import BATTERIES, run_vbatt, write_example_readings
+
+    readings, batteries = tmp_path / "readings.csv", tmp_path / "batteries.csv"
+    write_example_readings(readings)
+    header, row = BATTERIES.strip().split("\n")
+    version = row.replace(",5,", ",2,")
+    batteries.write_text(f"{header},valid_from\n{row},\n{version},2025-06-02\n")
+    out = tmp_path / "out"
+    args = ["simulate", "--readings", str(readings), "--batteries", str(batteries)]
+    result = run_vbatt(*args, "--out", str(out), env_url=warehouse_url)
+    assert result.returncode == 0, result.stderr + result.stdout
+    rows = {r["interval_start"]: r for r in csv.DictReader((out / "battery_intervals.csv").open())}
+    clipped = rows["2025-06-01T22:00:00Z"]
+    expected = {"forfeited_kwh": 1.8, "discharge_kwh": 2.0, "shortfall_kwh": 2.5, "level_kwh": 0}
+    for column, value in expected.items():
+        assert abs(float(clipped[column]) - value) <= 1e-9, (column, clipped)
+    assert abs(float(rows["2025-06-01T18:00:00Z"]["level_kwh"]) - 3.8) <= 1e-9
+
+    # a version before the start: refused with file, line and column; nothing computed
+    batteries.write_text(f"{header},valid_from\n{row},\n{version},2025-05-30\n")
+    result = run_vbatt(*args, "--out", str(tmp_path / "bad"), env_url=warehouse_url)
+    assert result.returncode == 2
+    assert f"{batteries}:3, column valid_from: 2025-05-30 is before start_date" in " ".join(
+        result.stderr.split()
+    )
+    assert not (tmp_path / "bad").exists()
