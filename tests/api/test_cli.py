@@ -64,3 +64,22 @@ def test_keys_and_detached_server(warehouse_url, engine, tmp_path):
     except httpx.ConnectError:
         pass
     assert "no detached API" in _run(env, "serve", "--stop").stdout
+
+
+def test_keys_create_write_scope(warehouse_url, engine):
+    env = os.environ | {"WAREHOUSE_URL": warehouse_url, "COLUMNS": "200"}
+    writer = _run(env, "keys", "create", "--partner", "cli-writer", "--write")
+    assert writer.returncode == 0, writer.stderr
+    assert "read and write" in writer.stdout
+    reader = _run(env, "keys", "create", "--partner", "cli-writer")
+    assert reader.returncode == 0 and "read-only" in reader.stdout
+    scopes = {}
+    with engine.connect() as conn:
+        for out in (writer, reader):
+            key = out.stdout.strip().splitlines()[-1]
+            scopes[key] = conn.execute(
+                text("select scope from raw.api_keys where key_hash = :h"), {"h": hash_key(key)}
+            ).scalar_one()
+    assert sorted(scopes.values()) == ["read", "write"]
+    customer = _run(env, "keys", "create", "--partner", "p", "--customer", "c", "--write")
+    assert customer.returncode == 2 and "read-only" in customer.stderr

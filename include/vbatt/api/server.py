@@ -32,9 +32,15 @@ def run(
     import uvicorn
 
     from vbatt.api.app import create_app
+    from vbatt.api.meter_check import from_settings
     from vbatt.warehouse.embedded import warehouse_url
 
-    app = create_app(url=url or warehouse_url(), marts_schema=marts_schema, raw_schema=raw_schema)
+    app = create_app(
+        url=url or warehouse_url(),
+        marts_schema=marts_schema,
+        raw_schema=raw_schema,
+        meter_check=from_settings(),
+    )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 
