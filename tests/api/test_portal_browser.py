@@ -111,6 +111,7 @@ def test_add_change_and_end_a_battery(page, api_url, api_warehouse, client):
     assert (first["reset_date"], first["reset_repeat"]) == ("2030-04-01", "none")
     assert page.locator("#versions tbody tr").count() == 1
     assert page.input_value("#change-form [name=capacity_kwh]") == "8"
+    assert not page.is_visible("#change-form .confirm[data-code=version_exists]")
 
     # "Change from date …": only what changes is sent, the rest carries over
     page.fill("#change-form [name=valid_from]", "2030-06-01")
