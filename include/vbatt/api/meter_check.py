@@ -67,7 +67,6 @@ def from_settings() -> MeterCheck | None:
 
     try:
         credentials = smartme_credentials()
-    except ValueError:
-        log.info("no smart-me cloud configured: meters are not checked for an export register")
+    except ValueError:  # `vbatt serve` says so at start
         return None
     return SmartMeMeterCheck(SmartMeConfig(**credentials))
