@@ -163,6 +163,9 @@ def test_a_smaller_capacity_shows_what_it_would_clip(page, api_url, api_warehous
     page.goto(f"{api_url}/dashboard/batteries/b-ewa-1?key={api_warehouse.keys['ewa-write']}")
     loaded(page)
     page.wait_for_selector("#portal[data-loaded='true']")
+    # the house meters offered: those of the partner's batteries
+    meters = [o.get_attribute("value") for o in page.locator("#meters option").all()]
+    assert meters == ["SIM-0001", "SIM-0002"]
     page.fill("#change-form [name=valid_from]", day.isoformat())
     page.fill("#change-form [name=capacity_kwh]", str(capacity))
     page.wait_for_selector("#clip-note:not([hidden])")

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from vbatt.api.access import Conn, NotFound, Warehouse, Who, visible_timezone
 from vbatt.api.audit import AuditLog, Write
@@ -125,8 +126,8 @@ def _call(conn: Connection, call: Callable[[], Any], mine: Problems) -> Any:
                 raise _DryRun
         except versions.BatteryInvalid as exc:
             theirs = dict(exc.problems)
-        except (_DryRun, versions.VersionError, TypeError, ValueError):
-            pass
+        except (_DryRun, versions.VersionError, TypeError, ValueError, SQLAlchemyError):
+            pass  # only their field problems are wanted here
     raise invalid({**theirs, **mine})
 
 
