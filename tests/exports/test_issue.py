@@ -187,3 +187,65 @@ def test_a_blocking_gate_stops_only_that_partner(warehouse, outbox):
     # references are unique and increasing per partner; the blocked attempt left a gap
     (later,), _ = export(warehouse, p1, outbox)
     assert (sent.reference, later.reference) == ("VB00000001", "VB00000002")
+
+
+class _NewRelease:
+    """The CSV renderer of a later release: the same values, written differently."""
+
+    @staticmethod
+    def render(batch, options, ctx):
+        from dataclasses import replace
+
+        from vbatt.exports.formats import csv
+
+        return [
+            replace(f, content=f.content + b"# rendered by a newer release\n")
+            for f in csv.render(batch, options, ctx)
+        ]
+
+
+def test_a_new_rendering_of_the_same_values_reissues_nothing(warehouse, outbox, monkeypatch):
+    partner = make_partner("p1", [{"format": "csv"}])
+    (original,), _ = export(warehouse, partner, outbox)
+    sent = tree(outbox)
+    monkeypatch.setattr("vbatt.exports.issue.renderer", lambda name: _NewRelease)
+    (rerun,), delivered = export(warehouse, partner, outbox)
+    assert rerun.status == "unchanged" and rerun.version == 1 and delivered == []
+    assert rerun.reference == original.reference
+    assert tree(outbox) == sent  # the files as sent stay, not the new rendering
+    assert [r["version"] for r in ledger(warehouse)] == [1] * len(sent)
+
+
+def test_an_issue_without_a_values_fingerprint_adopts_one_when_its_bytes_match(
+    warehouse, outbox, monkeypatch
+):
+    partner = make_partner("p1", [{"format": "csv"}])
+    export(warehouse, partner, outbox)
+    with warehouse.engine.begin() as conn:  # as recorded before the fingerprint existed
+        conn.execute(text(f"update {warehouse.raw}.export_files set values_sha256 = null"))
+    (rerun,), _ = export(warehouse, partner, outbox)
+    assert rerun.status == "unchanged"
+    with warehouse.engine.connect() as conn:
+        adopted = (
+            conn.execute(text(f"select distinct values_sha256 from {warehouse.raw}.export_files"))
+            .scalars()
+            .all()
+        )
+    assert len(adopted) == 1 and adopted[0]
+    # from now on a new rendering of the same values is no correction either
+    monkeypatch.setattr("vbatt.exports.issue.renderer", lambda name: _NewRelease)
+    (again,), _ = export(warehouse, partner, outbox)
+    assert again.status == "unchanged" and again.version == 1
+
+
+def test_an_issue_without_a_fingerprint_and_other_bytes_is_corrected(
+    warehouse, outbox, monkeypatch
+):
+    """Without a fingerprint nothing tells a new rendering from new values: the old rule."""
+    partner = make_partner("p1", [{"format": "csv"}])
+    export(warehouse, partner, outbox)
+    with warehouse.engine.begin() as conn:
+        conn.execute(text(f"update {warehouse.raw}.export_files set values_sha256 = null"))
+    monkeypatch.setattr("vbatt.exports.issue.renderer", lambda name: _NewRelease)
+    (rerun,), _ = export(warehouse, partner, outbox)
+    assert rerun.status == "correction" and rerun.version == 2

@@ -60,7 +60,7 @@ def test_commands(service, expected):
 
 
 def test_the_init_and_simulator_modules_exist():
-    for module in ("deploy_init", "simulator/__main__"):
+    for module in ("orchestration/deploy_init", "simulator/__main__"):
         assert (ROOT / "include" / "vbatt" / f"{module}.py").is_file()
 
 
@@ -227,5 +227,5 @@ def test_every_project_folder_the_tasks_read_or_write_is_mounted_and_owned():
 
 
 def test_deploy_init_finds_airflow_on_path_like_the_official_image():
-    source = (ROOT / "include" / "vbatt" / "deploy_init.py").read_text()
+    source = (ROOT / "include" / "vbatt" / "orchestration" / "deploy_init.py").read_text()
     assert "airflow_executable()" in source and 'with_name("airflow")' not in source
