@@ -302,3 +302,22 @@ def test_a_backdated_change_needs_backdate(client, api_warehouse, tmp_path):
             conn.execute(
                 text(f"delete from {pipeline.raw}.batteries where battery_id = :b"), {"b": bid}
             )
+
+
+def test_a_battery_shows_the_terms_in_force_today(client, solar):
+    """A change from a future date is listed as a version, but the battery (and so the
+    dashboard's gauge) shows the terms in force today until then."""
+    bid = new_id()
+    body = battery(bid, start_date="2025-01-01", reset_date=None)
+    assert client.post("/v1/batteries", json=body, headers=solar).status_code == 201
+    future = {"valid_from": "2099-01-01", "capacity_kwh": 1, "name": "Later"}
+    assert (
+        client.post(f"/v1/batteries/{bid}/versions", json=future, headers=solar).status_code == 201
+    )
+    now = client.get(f"/v1/batteries/{bid}", headers=solar).json()
+    assert (now["capacity_kwh"], now["name"]) == (10.0, "Solar battery Frei")
+    listed = client.get("/v1/batteries", params={"q": bid}, headers=solar).json()["items"]
+    assert [(b["battery_id"], b["capacity_kwh"]) for b in listed] == [(bid, 10.0)]
+    past = {"valid_from": "2025-06-01", "capacity_kwh": 4, "backdate": True}
+    assert client.post(f"/v1/batteries/{bid}/versions", json=past, headers=solar).status_code == 201
+    assert client.get(f"/v1/batteries/{bid}", headers=solar).json()["capacity_kwh"] == 4.0

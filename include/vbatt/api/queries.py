@@ -117,24 +117,23 @@ class Marts:
 
     # -- batteries -----------------------------------------------------------------------
 
+    # the terms a battery shows: those of the version in force on today's local date (the
+    # first version while it has not started; raw.batteries holds the newest version's)
+    VERSIONED = ("name", "meter_id", "capacity_kwh")
+
     def _battery_sql(self) -> str:
-        cols = [
-            f"b.{c}"
-            for c in (
-                "battery_id",
-                "name",
-                "partner_id",
-                "customer_id",
-                "meter_id",
-                "capacity_kwh",
-                "timezone",
-                "start_date",
-                "end_date",
-            )
-        ]
-        reg = [f"r.{c}" for c in Battery.model_fields if c not in {x.split(".")[1] for x in cols}]
+        fixed = ("battery_id", "partner_id", "customer_id", "timezone", "start_date", "end_date")
+        terms = [f"coalesce(v.{c}, b.{c}) as {c}" for c in self.VERSIONED]
+        taken = set(fixed) | set(self.VERSIONED)
+        reg = [f"r.{c}" for c in Battery.model_fields if c not in taken]
         return (
-            f"select {', '.join(cols + reg)} from {self.raw}.batteries b"
+            f"select {', '.join([f'b.{c}' for c in fixed] + terms + reg)}"
+            f" from {self.raw}.batteries b"
+            " left join lateral ("
+            f"  select v.name, v.meter_id, v.capacity_kwh from {self.raw}.battery_versions v"
+            "  where v.battery_id = b.battery_id and v.valid_from <= greatest(b.start_date,"
+            "   cast(now() at time zone b.timezone as date))"
+            "  order by v.valid_from desc, v.record_id desc limit 1) v on true"
             f" left join {self.marts}.battery_registers r on r.battery_id = b.battery_id"
             f" where {self._scope()}"
         )
