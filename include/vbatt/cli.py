@@ -368,8 +368,15 @@ def _keys(args: argparse.Namespace) -> int:
         n = revoke_key(engine, args.prefix)
         console.print(f"{n} key(s) with prefix {args.prefix} revoked")
         return 0 if n else 1
-    created = create_key(engine, Principal(args.partner, args.customer), label=args.label or "")
-    console.print(f"API key for {created.principal.label} (shown once, only its hash is stored):")
+    if args.write and args.customer:
+        err.print("[red]a customer's key is always read-only: --write needs a partner's key[/red]")
+        return 2
+    who = Principal(args.partner, args.customer, can_write=args.write)
+    created = create_key(engine, who, label=args.label or "")
+    scope = "read and write" if args.write else "read-only"
+    console.print(
+        f"API key for {created.principal.label}, {scope} (shown once, only its hash is stored):"
+    )
     print(created.key)
     return 0
 
@@ -470,6 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--customer", help="with --partner: sees only this customer's batteries of the partner"
     )
     kc.add_argument("--label", help="a note for people, e.g. who got the key")
+    kc.add_argument(
+        "--write",
+        action="store_true",
+        help="the partner's key may also add and change batteries (default: read-only)",
+    )
     kr = keys_sub.add_parser("revoke", help="revoke a key by its prefix (vb_ + 8 characters)")
     kr.add_argument("prefix")
     keys.set_defaults(func=_keys)

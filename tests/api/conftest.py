@@ -28,10 +28,16 @@ BATTERIES = [
 ]
 
 
+# a meter the simulated smart-me cloud reports without an export register
+IMPORT_ONLY_METER = "SIM-0005"
+
+
 @dataclass
 class ApiWarehouse:
     pipeline: object
-    keys: dict[str, str]  # "ewa", "stadtwerk", "c-1" -> API key
+    # "ewa", "stadtwerk", "c-1" -> read-only keys; "ewa-write", "stadtwerk-write",
+    # "solar-write" (partner solarwerk) -> keys that may write
+    keys: dict[str, str]
 
     @property
     def marts(self) -> str:
@@ -97,6 +103,17 @@ def api_warehouse(engine, warehouse_url, tmp_path_factory) -> ApiWarehouse:
         "ewa": create_key(engine, Principal(partner_id="ewa"), raw_schema=p.raw).key,
         "stadtwerk": create_key(engine, Principal(partner_id="stadtwerk"), raw_schema=p.raw).key,
         "c-1": create_key(engine, Principal("ewa", "c-1"), raw_schema=p.raw).key,
+        "ewa-write": create_key(
+            engine, Principal("ewa", can_write=True), label="portal", raw_schema=p.raw
+        ).key,
+        "stadtwerk-write": create_key(
+            engine, Principal("stadtwerk", can_write=True), raw_schema=p.raw
+        ).key,
+        # a partner without batteries of its own: the write tests create theirs there, so
+        # the other tests' partners keep exactly their batteries
+        "solar-write": create_key(
+            engine, Principal("solarwerk", can_write=True), raw_schema=p.raw
+        ).key,
     }
     yield ApiWarehouse(p, keys)
     p.drop()
@@ -109,11 +126,31 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def api_app(api_warehouse, warehouse_url):
-    from vbatt.api import create_app
+def smartme_cloud() -> str:
+    """The simulated smart-me cloud (its own process) that the write API asks about meters."""
+    from vbatt.simulator import running
 
+    with running(meters=5, faults={"import_only": [IMPORT_ONLY_METER]}) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def api_app(api_warehouse, warehouse_url, smartme_cloud):
+    from vbatt.api import create_app
+    from vbatt.api.meter_check import SmartMeMeterCheck
+    from vbatt.api.security import KeyThrottle
+    from vbatt.ingest.smartme import SmartMeConfig
+    from vbatt.simulator.app import DEMO_API_KEY
+
+    cloud = SmartMeConfig(base_url=smartme_cloud, auth="api_key", api_key=DEMO_API_KEY)
     return create_app(
-        url=warehouse_url, marts_schema=api_warehouse.marts, raw_schema=api_warehouse.raw
+        url=warehouse_url,
+        marts_schema=api_warehouse.marts,
+        raw_schema=api_warehouse.raw,
+        meter_check=SmartMeMeterCheck(cloud),
+        # the access tests send wrong keys by the dozen from one address on purpose; the
+        # throttle's own test (test_security.py) runs an app with the defaults
+        key_throttle=KeyThrottle(free=100_000),
     )
 
 

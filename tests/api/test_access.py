@@ -1,7 +1,8 @@
 """A key sees its partner's (or customer's) batteries and nothing else, on every route.
 
-The cases are parametrised over the app's own routes: a new route that has no entry in
-BATTERY_ROUTES, LIST_ROUTES or PUBLIC fails ``test_every_route_has_an_access_case``.
+The cases are parametrised over the app's own routes and methods: a new route that has no
+entry in BATTERY_ROUTES, LIST_ROUTES, WRITE_ROUTES, CREATE_ROUTES, WRITER_PAGES or PUBLIC
+fails ``test_every_route_has_an_access_case``.
 """
 
 from __future__ import annotations
@@ -38,15 +39,28 @@ BATTERY_ROUTES = {
     "/v1/batteries/{id}/settlements": "",
     "/v1/batteries/{id}/settlements?format=csv": "",
     "/v1/batteries/{id}/series": "?period=week&date=2025-06-28",
+    "/v1/batteries/{id}/versions": "",
+    "/v1/batteries/{id}/versions?history=true": "",
     "/dashboard/batteries/{id}": "",
 }
-LIST_ROUTES = {"/api/Devices", "/Devices", "/v1/batteries", "/dashboard"}
+LIST_ROUTES = {"/api/Devices", "/Devices", "/v1/batteries", "/v1/fleet", "/v1/settlements", "/dashboard"}
+# (method, route) -> a body that passes every access check and is then refused (422) for
+# its content, so the access cases change nothing
+WRITE_ROUTES = {
+    ("POST", "/v1/batteries/{id}/versions"): {"valid_from": "2000-01-01", "name": "x"},
+    ("PATCH", "/v1/batteries/{id}"): {"end_date": "2000-01-01"},
+}
+CREATE_ROUTES = {("POST", "/v1/batteries")}
+WRITER_PAGES = {"/dashboard/batteries/new"}
 # key -> batteries it may see
 SEES = {
     "ewa": {"b-ewa-1", "b-ewa-2"},
     "stadtwerk": {"b-sw-1"},
     "c-1": {"b-ewa-1"},
+    "ewa-write": {"b-ewa-1", "b-ewa-2"},
+    "stadtwerk-write": {"b-sw-1"},
 }
+WRITERS = {"ewa-write", "stadtwerk-write"}
 ALL = {"b-ewa-1", "b-ewa-2", "b-sw-1"}
 
 
@@ -58,10 +72,65 @@ def _url(route: str, battery_id: str) -> str:
 
 
 def test_every_route_has_an_access_case(api_app):
-    paths = {getattr(r, "path", None) for r in api_app.routes} - {None}
-    covered = {r.partition("?")[0] for r in BATTERY_ROUTES} | LIST_ROUTES | PUBLIC
-    assert paths - covered == set(), "a route without an access test"
-    assert covered - paths == set(), "an access case for a route that is gone"
+    routes = set()
+    for r in api_app.routes:
+        for method in getattr(r, "methods", None) or {"GET"}:  # a mount: GET
+            routes.add((method, r.path))
+    reads = {r.partition("?")[0] for r in BATTERY_ROUTES} | LIST_ROUTES | WRITER_PAGES
+    covered = {("GET", path) for path in reads} | set(WRITE_ROUTES) | CREATE_ROUTES
+    public = {(m, p) for m, p in routes if p in PUBLIC}
+    assert routes - public - covered == set(), "a route without an access test"
+    assert covered - routes == set(), "an access case for a route that is gone"
+
+
+@pytest.mark.parametrize("route", sorted(WRITE_ROUTES))
+@pytest.mark.parametrize("who", sorted(SEES))
+def test_write_routes_answer_only_for_own_batteries(client, api_warehouse, route, who):
+    """Someone else's or a missing battery: 404 (as for reads), before the scope is looked
+    at; an own battery with a read-only key: 403; with a key that writes: on to the body."""
+    method, path = route
+    key, body = auth(api_warehouse.keys[who]), WRITE_ROUTES[route]
+    missing = client.request(
+        method, path.replace("{id}", "no-such-battery"), json=body, headers=key
+    )
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "No battery with this id found."}
+    for battery_id in sorted(ALL):
+        response = client.request(method, path.replace("{id}", battery_id), json=body, headers=key)
+        if battery_id not in SEES[who]:
+            assert response.status_code == 404, (battery_id, response.text[:200])
+            assert response.text == missing.text
+        elif who in WRITERS:
+            assert response.status_code == 422, (battery_id, response.text[:300])
+            assert set(response.json()["errors"]) <= {"valid_from", "end_date"}
+        else:
+            assert response.status_code == 403, (battery_id, response.text[:200])
+            assert response.json()["code"] == "read_only_key"
+
+
+@pytest.mark.parametrize("route", sorted(WRITE_ROUTES | dict.fromkeys(CREATE_ROUTES)))
+def test_write_routes_need_a_key(client, route):
+    method, path = route
+    for headers in ({}, auth("vb_not-a-key")):
+        response = client.request(method, path.replace("{id}", "b-ewa-1"), json={}, headers=headers)
+        assert response.status_code == 401
+
+
+@pytest.mark.parametrize("who", ["ewa", "stadtwerk", "c-1"])
+def test_read_only_keys_cannot_create(client, api_warehouse, who):
+    body = {"battery_id": "ro-1", "name": "n", "customer_id": "c", "meter_id": "SIM-0001"}
+    response = client.post("/v1/batteries", json=body, headers=auth(api_warehouse.keys[who]))
+    assert response.status_code == 403 and response.json()["code"] == "read_only_key"
+    assert api_warehouse.query("select * from {raw}.batteries where battery_id = 'ro-1'") == []
+
+
+def test_the_add_battery_page_is_for_keys_that_write(client, api_warehouse):
+    for who in ("ewa", "c-1"):
+        page = client.get("/dashboard/batteries/new", headers=auth(api_warehouse.keys[who]))
+        assert page.status_code == 403 and "read-only" in page.text
+    page = client.get("/dashboard/batteries/new", headers=auth(api_warehouse.keys["ewa-write"]))
+    assert page.status_code == 200 and 'id="new-form"' in page.text
+    assert client.get("/dashboard/batteries/new").headers["location"] == "/dashboard/login"
 
 
 @pytest.mark.parametrize("route", sorted(BATTERY_ROUTES))

@@ -64,3 +64,82 @@ def test_keys_and_detached_server(warehouse_url, engine, tmp_path):
     except httpx.ConnectError:
         pass
     assert "no detached API" in _run(env, "serve", "--stop").stdout
+
+
+def test_keys_create_write_scope(warehouse_url, engine):
+    env = os.environ | {"WAREHOUSE_URL": warehouse_url, "COLUMNS": "200"}
+    writer = _run(env, "keys", "create", "--partner", "cli-writer", "--write")
+    assert writer.returncode == 0, writer.stderr
+    assert "read and write" in writer.stdout
+    reader = _run(env, "keys", "create", "--partner", "cli-writer")
+    assert reader.returncode == 0 and "read-only" in reader.stdout
+    scopes = {}
+    with engine.connect() as conn:
+        for out in (writer, reader):
+            key = out.stdout.strip().splitlines()[-1]
+            scopes[key] = conn.execute(
+                text("select scope from raw.api_keys where key_hash = :h"), {"h": hash_key(key)}
+            ).scalar_one()
+    assert sorted(scopes.values()) == ["read", "write"]
+    customer = _run(env, "keys", "create", "--partner", "p", "--customer", "c", "--write")
+    assert customer.returncode == 2 and "read-only" in customer.stderr
+
+
+def test_write_api_in_the_served_process(api_warehouse, warehouse_url, tmp_path):
+    """What `vbatt serve` runs (python -m vbatt.api), as its own process over the test
+    warehouse: create 201, version 201, list, read-only 403, bad field 422, other 404."""
+    import secrets
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTME_")}
+    port = free_port()
+    log = (tmp_path / "api.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vbatt.api", "--port", str(port), "--warehouse-url", warehouse_url]
+        + ["--marts-schema", api_warehouse.marts, "--raw-schema", api_warehouse.raw],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"{url}/api/Health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        writer = {"Authorization": f"ApiKey {api_warehouse.keys['solar-write']}"}
+        reader = {"Authorization": f"ApiKey {api_warehouse.keys['ewa']}"}
+        bid = f"srv-{secrets.token_hex(3)}"
+        body = {
+            "battery_id": bid,
+            "name": "Served",
+            "customer_id": "k-1",
+            "meter_id": "SIM-0001",
+            "capacity_kwh": 5,
+            "start_date": "2030-01-01",
+        }
+        with httpx.Client(base_url=url, timeout=30) as c:
+            assert c.post("/v1/batteries", json=body, headers=writer).status_code == 201
+            version = {"valid_from": "2030-02-01", "capacity_kwh": 0}
+            assert (
+                c.post(f"/v1/batteries/{bid}/versions", json=version, headers=writer).status_code
+                == 201
+            )
+            items = c.get(f"/v1/batteries/{bid}/versions", headers=writer).json()["items"]
+            assert [v["capacity_kwh"] for v in items] == [5.0, 0.0]
+            ro = c.post("/v1/batteries/b-ewa-1/versions", json=version, headers=reader)
+            assert ro.status_code == 403
+            bad = c.post("/v1/batteries", json=body | {"capacity_kwh": -2}, headers=writer)
+            assert bad.status_code == 422 and list(bad.json()["errors"]) == ["capacity_kwh"]
+            other = c.post(f"/v1/batteries/{bid}/versions", json=version, headers=reader)
+            assert other.status_code == 404
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+    assert (
+        "does not check that house meters measure both directions"
+        in (tmp_path / "api.log").read_text()
+    )

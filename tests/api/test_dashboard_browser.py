@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(
@@ -123,7 +124,8 @@ def test_battery_page_shows_the_warehouse_numbers(page, api_url, api_warehouse):
     page.click(".periods [data-period='month']")
     page.wait_for_selector("body[data-period='month'][data-loaded='true']")
     page.click("#prev")  # June 2025
-    page.wait_for_function("document.querySelector('#period-label').textContent === 'June 2025'")
+    # (Playwright's expect polls without eval, which the pages' CSP forbids)
+    expect(page.locator("#period-label")).to_have_text("June 2025")
     loaded(page)
     days = api_warehouse.query(
         "select * from {marts}.battery_daily where battery_id = 'b-ewa-1'"
@@ -181,7 +183,7 @@ def test_partner_page_lists_and_searches_its_batteries(page, api_url, api_wareho
     shot(page, "partner")
 
     page.fill("#search", "Keller")
-    page.wait_for_function("document.querySelectorAll('#batteries tbody tr').length === 1")
+    expect(page.locator("#batteries tbody tr")).to_have_count(1)
     loaded(page)
     assert rows.first.get_attribute("data-battery") == "b-ewa-2"
     page.click("#batteries tbody a")

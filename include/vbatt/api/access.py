@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from vbatt.api.keys import Principal
 from vbatt.api.queries import Marts
+from vbatt.api.security import KeyThrottle, check_csrf, client_of
 
 COOKIE = "vbatt_key"
 
@@ -55,6 +56,20 @@ def key_from(header: str | None, cookie: str | None) -> str | None:
     return cookie or None
 
 
+def throttle(request: Request) -> KeyThrottle:
+    return request.app.state.key_throttle
+
+
+def lookup(request: Request, conn: Connection, key: str) -> Principal | None:
+    """The key's principal; a wrong key counts against the client (429 once it must wait)."""
+    slow = throttle(request)
+    slow.check(request)
+    who = marts(request).principal(conn, key)
+    if who is None:
+        slow.miss(client_of(request))
+    return who
+
+
 def principal(
     request: Request,
     conn: Annotated[Connection, Depends(connection)],
@@ -62,13 +77,14 @@ def principal(
     cookie: Annotated[str | None, Depends(_cookie)],
 ) -> Principal:
     key = key_from(header, cookie)
-    who = marts(request).principal(conn, key) if key else None
+    who = lookup(request, conn, key) if key else None
     if who is None:
         raise HTTPException(
             401,
             "A valid API key is required: Authorization: ApiKey <key>",
             headers={"WWW-Authenticate": "ApiKey, Bearer"},
         )
+    check_csrf(request, key, from_cookie=not header)
     return who
 
 

@@ -1,7 +1,11 @@
-"""The app factory: the smart-me-compatible API, the native API and the dashboard, one app.
+"""The app factory: the smart-me-compatible API, the native API, the partners' write API
+and the dashboard, one app.
 
-Read-only: every session runs with ``default_transaction_read_only``; keys are created by
-the CLI (``vbatt keys create``), never over HTTP. The OpenAPI schema is at
+Reads run in sessions with ``default_transaction_read_only``; the write API
+(``writes.py``: batteries and their versions, for partners' keys with the write scope)
+has a pool of its own and writes through ``vbatt.warehouse.versions``, each write one
+audited transaction. Keys are created by the CLI (``vbatt keys create``), never over HTTP.
+Every answer carries the security headers of ``security.py``. The OpenAPI schema is at
 ``/openapi.json``; the interactive docs pages are off because they load scripts from the
 internet.
 """
@@ -12,8 +16,12 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
-from vbatt.api import dashboard, native, smartme
-from vbatt.api.queries import Marts, read_only_engine
+from vbatt.api import dashboard, fleet, native, smartme, writes
+from vbatt.api.audit import AuditLog
+from vbatt.api.errors import Refused
+from vbatt.api.meter_check import MeterCheck
+from vbatt.api.queries import Marts, read_only_engine, write_engine
+from vbatt.api.security import KeyThrottle, SecurityHeaders
 
 
 def create_app(
@@ -22,30 +30,48 @@ def create_app(
     url: str | None = None,
     marts_schema: str = "analytics_marts",
     raw_schema: str = "raw",
+    writer: Engine | None = None,
+    meter_check: MeterCheck | None = None,
+    key_throttle: KeyThrottle | None = None,
 ) -> FastAPI:
-    """An app over ``engine`` (or a read-only engine on ``url``)."""
+    """An app over ``engine`` (or a read-only engine on ``url``). Writes go to ``writer``
+    (default: a pool of its own on ``url``; without either the app is read-only).
+    ``meter_check`` asks whether a house meter measures both directions (None: no check);
+    ``key_throttle`` slows down clients that send wrong keys (default: KeyThrottle())."""
     if engine is None:
         if url is None:
             raise ValueError("create_app needs an engine or a warehouse url")
         engine = read_only_engine(url)
+    if writer is None and url is not None:
+        writer = write_engine(url)
     app = FastAPI(
-        title="vbatt read API",
-        summary="Virtual batteries as meters: smart-me-compatible and native endpoints.",
+        title="vbatt API",
+        summary="Virtual batteries as meters: smart-me-compatible and native endpoints,"
+        " and a write API for partners.",
         version="1",
         docs_url=None,
         redoc_url=None,
     )
     app.state.marts = Marts(engine, marts_schema, raw_schema)
+    app.state.writer = writer
+    app.state.audit = AuditLog(raw_schema)
+    app.state.meter_check = meter_check
+    app.state.key_throttle = key_throttle or KeyThrottle()
+    app.add_middleware(SecurityHeaders)
     app.include_router(smartme.legacy_router)
     app.include_router(smartme.current_router)
     app.include_router(native.router)
+    app.include_router(writes.router)
+    app.include_router(fleet.router)
     app.include_router(dashboard.router)
     dashboard.mount_static(app)
 
     @app.exception_handler(HTTPException)
     async def _errors(request: Request, exc: HTTPException):
-        if request.url.path.startswith("/dashboard") and exc.status_code in (401, 404):
+        if request.url.path.startswith("/dashboard") and exc.status_code in (401, 403, 404, 429):
             return dashboard.error_page(request, exc)
+        if isinstance(exc, Refused) and not request.url.path.startswith("/api/"):
+            return JSONResponse(exc.body, exc.status_code, headers=exc.headers)
         # smart-me's error body is {"Message": ...}; the native API keeps FastAPI's "detail"
         key = smartme.error_key(request.url.path) or "detail"
         return JSONResponse({key: exc.detail}, exc.status_code, headers=exc.headers)

@@ -19,16 +19,22 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Connection
 
-from vbatt.api.access import COOKIE, Conn, NotFound, key_from, marts
+from vbatt.api import portal
+from vbatt.api.access import COOKIE, Conn, NotFound, key_from, lookup, marts
 from vbatt.api.keys import Principal
+from vbatt.api.security import check_origin
 
 HERE = Path(__file__).parent
 router = APIRouter(include_in_schema=False)
 
 
-def _page(template: str, **values: str) -> HTMLResponse:
+def _page(template: str, raw: dict[str, str] | None = None, **values: str) -> HTMLResponse:
+    """A template with ``values`` escaped and ``raw`` (HTML built by us) as it is."""
     text = Template((HERE / "templates" / f"{template}.html").read_text())
-    return HTMLResponse(text.substitute({k: html.escape(v) for k, v in values.items()}))
+    escaped = {k: html.escape(v) for k, v in values.items()}
+    return HTMLResponse(
+        text.substitute(escaped | (raw or {})), headers={"Cache-Control": "no-store"}
+    )
 
 
 def mount_static(app: FastAPI) -> None:
@@ -56,17 +62,16 @@ def _set_cookie(response: Response, request: Request, key: str) -> None:
 
 def _visitor(request: Request, conn: Connection) -> Principal | Response:
     """The principal of the cookie; or a redirect that stores ``?key=``, or to the login."""
-    m = marts(request)
     if "key" in request.query_params:
         key = request.query_params["key"]
         clean = str(request.url.remove_query_params("key"))
-        if key and m.principal(conn, key):
+        if key and lookup(request, conn, key):
             response = RedirectResponse(clean, status_code=303)
             _set_cookie(response, request, key)
             return response
         return RedirectResponse("/dashboard/login?failed=1", status_code=303)
     key = key_from(request.headers.get("authorization"), request.cookies.get(COOKIE))
-    who = m.principal(conn, key) if key else None
+    who = lookup(request, conn, key) if key else None
     if who is None:
         return RedirectResponse("/dashboard/login", status_code=303)
     return who
@@ -85,8 +90,9 @@ def login_form(failed: str | None = None) -> HTMLResponse:
 
 @router.post("/dashboard/login")
 def login(request: Request, conn: Conn, key: Annotated[str, Form()]) -> Response:
+    check_origin(request)  # no signing in from another site's form (login CSRF)
     key = key.strip()
-    if not key or marts(request).principal(conn, key) is None:
+    if not key or lookup(request, conn, key) is None:
         return RedirectResponse("/dashboard/login?failed=1", status_code=303)
     response = RedirectResponse("/dashboard", status_code=303)
     _set_cookie(response, request, key)
@@ -105,7 +111,18 @@ def partner_page(request: Request, conn: Conn) -> Response:
     who = _visitor(request, conn)
     if isinstance(who, Response):
         return who
-    return _page("partner", who=who.label)
+    return _page("partner", {"portal": portal.partner_section(request, who)}, who=who.label)
+
+
+@router.get("/dashboard/batteries/new")
+def new_battery_page(request: Request, conn: Conn) -> Response:
+    """The "Add battery" form (a key with the write scope)."""
+    who = _visitor(request, conn)
+    if isinstance(who, Response):
+        return who
+    if not who.can_write:
+        raise HTTPException(403, "This key is read-only: it cannot add batteries.")
+    return _page("battery_new", portal.new_battery_values(request, conn, who))
 
 
 @router.get("/dashboard/batteries/{id}")
@@ -118,6 +135,7 @@ def battery_page(id: str, request: Request, conn: Conn) -> Response:  # noqa: A0
         raise NotFound()
     return _page(
         "battery",
+        {"portal": portal.battery_section(request, conn, who)},
         battery_id=b.battery_id,
         name=b.name,
         who=who.label,

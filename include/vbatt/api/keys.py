@@ -1,6 +1,7 @@
 """API keys: one per partner or per customer, stored as a SHA-256 hash only.
 
-A key is 32 random bytes (URL-safe text) behind a readable prefix, ``vb_`` plus 8
+A partner's key reads, or reads and writes (scope ``write``, ``vbatt keys create --write``);
+a customer's key only reads. A key is 32 random bytes (URL-safe text) behind a readable prefix, ``vb_`` plus 8
 characters, which is also stored so a person can tell keys apart in the table. Keys are
 random and long, so a plain SHA-256 is enough (nothing to brute-force, unlike passwords)
 and lets a request find its key with one index lookup.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 
@@ -28,10 +29,17 @@ class Principal:
 
     partner_id: str
     customer_id: str | None = None
+    # a partner's key may be created with --write: it may then add and change batteries
+    can_write: bool = False
+    # which key asked (for the audit log); None for a principal not read from a key
+    key_id: int | None = field(default=None, compare=False)
+    key_prefix: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.partner_id:
             raise ValueError("a key belongs to a partner, and optionally to one of its customers")
+        if self.can_write and self.customer_id:
+            raise ValueError("a customer's key is always read-only; only a partner's key writes")
 
     @property
     def label(self) -> str:
@@ -61,8 +69,9 @@ def create_key(
     with engine.begin() as conn:
         conn.execute(
             text(
-                f"insert into {raw}.api_keys (key_prefix, key_hash, partner_id, customer_id, label)"
-                " values (:prefix, :hash, :partner, :customer, :label)"
+                f"insert into {raw}.api_keys"
+                " (key_prefix, key_hash, partner_id, customer_id, label, scope)"
+                " values (:prefix, :hash, :partner, :customer, :label, :scope)"
             ),
             {
                 "prefix": prefix,
@@ -70,6 +79,7 @@ def create_key(
                 "partner": principal.partner_id,
                 "customer": principal.customer_id,
                 "label": label,
+                "scope": "write" if principal.can_write else "read",
             },
         )
     return CreatedKey(key, prefix, principal)
@@ -92,6 +102,6 @@ def revoke_key(engine: Engine, prefix: str, *, raw_schema: str = "raw") -> int:
 def lookup_sql(raw_schema: str) -> str:
     raw = check_schema_name(raw_schema)
     return (
-        f"select partner_id, customer_id from {raw}.api_keys"
+        f"select key_id, key_prefix, partner_id, customer_id, scope from {raw}.api_keys"
         " where key_hash = :hash and revoked_at is null"
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, create_model
 
 
 class _Row(BaseModel):
@@ -94,6 +94,41 @@ class Settlement(_Row):
     intervals: int
     estimated_intervals: int
     is_closed: bool
+
+
+# a settlement period of one of the key's batteries (the fleet's billing CSV): battery_id
+# first, then the columns of Settlement
+BatterySettlement = create_model(
+    "BatterySettlement",
+    __base__=_Row,
+    battery_id=(str, ...),
+    **{name: (f.annotation, ...) for name, f in Settlement.model_fields.items()},
+)
+
+
+class FleetTotals(BaseModel):
+    """The current settlement periods (each battery's latest) summed over the batteries."""
+
+    periods: int
+    charge_kwh: float
+    discharge_kwh: float
+    overflow_kwh: float
+    shortfall_kwh: float
+    forfeited_kwh: float
+
+
+class Fleet(BaseModel):
+    """The key's batteries at a glance: how many, energy stored now, current periods."""
+
+    batteries: int
+    active_batteries: int  # without an end_date in the past
+    level_kwh: float  # stored now: the latest level of every battery, summed
+    current_periods: FleetTotals
+
+
+class BatterySettlementPage(BaseModel):
+    items: list[BatterySettlement]
+    next: str | None
 
 
 class SeriesPoint(_Row):

@@ -17,7 +17,16 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from vbatt.api.keys import Principal, hash_key, lookup_sql
-from vbatt.api.models import Battery, Day, Interval, SeriesPoint, Settlement
+from vbatt.api.models import (
+    Battery,
+    BatterySettlement,
+    Day,
+    Fleet,
+    FleetTotals,
+    Interval,
+    SeriesPoint,
+    Settlement,
+)
 from vbatt.warehouse.embedded import normalise_url
 from vbatt.warehouse.migrate import check_schema_name
 
@@ -32,6 +41,17 @@ def read_only_engine(url: str) -> Engine:
         pool_size=10,
         max_overflow=10,
         connect_args={"options": "-c default_transaction_read_only=on -c timezone=UTC"},
+    )
+
+
+def write_engine(url: str) -> Engine:
+    """The write API's own small pool (reads keep their read-only sessions)."""
+    return create_engine(
+        normalise_url(url),
+        pool_pre_ping=True,
+        pool_size=2,
+        max_overflow=4,
+        connect_args={"options": "-c timezone=UTC"},
     )
 
 
@@ -65,7 +85,15 @@ class Marts:
 
     def principal(self, conn: Connection, key: str) -> Principal | None:
         row = conn.execute(text(lookup_sql(self.raw)), {"hash": hash_key(key)}).first()
-        return Principal(row.partner_id, row.customer_id) if row else None
+        if row is None:
+            return None
+        return Principal(
+            row.partner_id,
+            row.customer_id,
+            can_write=row.scope == "write",
+            key_id=row.key_id,
+            key_prefix=row.key_prefix,
+        )
 
     def _scope(self, alias: str = "b") -> str:
         return (
@@ -89,24 +117,23 @@ class Marts:
 
     # -- batteries -----------------------------------------------------------------------
 
+    # the terms a battery shows: those of the version in force on today's local date (the
+    # first version while it has not started; raw.batteries holds the newest version's)
+    VERSIONED = ("name", "meter_id", "capacity_kwh")
+
     def _battery_sql(self) -> str:
-        cols = [
-            f"b.{c}"
-            for c in (
-                "battery_id",
-                "name",
-                "partner_id",
-                "customer_id",
-                "meter_id",
-                "capacity_kwh",
-                "timezone",
-                "start_date",
-                "end_date",
-            )
-        ]
-        reg = [f"r.{c}" for c in Battery.model_fields if c not in {x.split(".")[1] for x in cols}]
+        fixed = ("battery_id", "partner_id", "customer_id", "timezone", "start_date", "end_date")
+        terms = [f"coalesce(v.{c}, b.{c}) as {c}" for c in self.VERSIONED]
+        taken = set(fixed) | set(self.VERSIONED)
+        reg = [f"r.{c}" for c in Battery.model_fields if c not in taken]
         return (
-            f"select {', '.join(cols + reg)} from {self.raw}.batteries b"
+            f"select {', '.join([f'b.{c}' for c in fixed] + terms + reg)}"
+            f" from {self.raw}.batteries b"
+            " left join lateral ("
+            f"  select v.name, v.meter_id, v.capacity_kwh from {self.raw}.battery_versions v"
+            "  where v.battery_id = b.battery_id and v.valid_from <= greatest(b.start_date,"
+            "   cast(now() at time zone b.timezone as date))"
+            "  order by v.valid_from desc, v.record_id desc limit 1) v on true"
             f" left join {self.marts}.battery_registers r on r.battery_id = b.battery_id"
             f" where {self._scope()}"
         )
@@ -136,6 +163,68 @@ class Marts:
             {**self._who(p), "id": battery_id},
         ).first()
         return Battery.model_validate(row._asdict()) if row else None
+
+    # -- the fleet: all the key's batteries ------------------------------------------------
+
+    def fleet(self, conn: Connection, p: Principal) -> Fleet:
+        """Counts, the level stored now and the totals of each battery's latest period."""
+        row = conn.execute(
+            text(
+                "with mine as ("
+                f"  select b.battery_id, b.end_date from {self.raw}.batteries b"
+                f"  where {self._scope()}),"
+                " current as ("
+                "  select distinct on (s.battery_id) s.*"
+                f"  from {self.marts}.settlement_periods s join mine using (battery_id)"
+                "  order by s.battery_id, s.period_start desc)"
+                " select (select count(*) from mine) as batteries,"
+                "  (select count(*) from mine where end_date is null"
+                "   or end_date > current_date) as active_batteries,"
+                "  (select coalesce(sum(r.level_kwh), 0)"
+                f"   from {self.marts}.battery_registers r join mine using (battery_id))"
+                "   as level_kwh,"
+                "  (select count(*) from current) as periods,"
+                "  coalesce(sum(c.charge_kwh), 0) as charge_kwh,"
+                "  coalesce(sum(c.discharge_kwh), 0) as discharge_kwh,"
+                "  coalesce(sum(c.overflow_kwh), 0) as overflow_kwh,"
+                "  coalesce(sum(c.shortfall_kwh), 0) as shortfall_kwh,"
+                "  coalesce(sum(c.forfeited_kwh), 0) as forfeited_kwh"
+                " from current c"
+            ),
+            self._who(p),
+        ).one()
+        totals = FleetTotals.model_validate({k: getattr(row, k) for k in FleetTotals.model_fields})
+        return Fleet(
+            batteries=row.batteries,
+            active_batteries=row.active_batteries,
+            level_kwh=row.level_kwh,
+            current_periods=totals,
+        )
+
+    def fleet_settlements(
+        self,
+        conn: Connection,
+        p: Principal,
+        *,
+        after: tuple[str, datetime] | None,
+        limit: int | None,
+    ) -> list[BatterySettlement]:
+        """Every settlement period of the key's batteries, by battery and period."""
+        sql = (
+            f"select s.battery_id, {_columns(Settlement, 's')}"
+            f" from {self.marts}.settlement_periods s"
+            f" join {self.raw}.batteries b on b.battery_id = s.battery_id where {self._scope()}"
+        )
+        params: dict = self._who(p)
+        if after is not None:
+            sql += " and (s.battery_id, s.period_start) > (:after_battery, :after_start)"
+            params |= {"after_battery": after[0], "after_start": after[1]}
+        sql += " order by s.battery_id, s.period_start"
+        if limit is not None:
+            sql += " limit :limit"
+            params["limit"] = limit
+        rows = conn.execute(text(sql), params)
+        return [BatterySettlement.model_validate(r._asdict()) for r in rows]
 
     # -- rows of one battery (call visible() first) ----------------------------------------
 

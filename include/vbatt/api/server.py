@@ -32,9 +32,23 @@ def run(
     import uvicorn
 
     from vbatt.api.app import create_app
+    from vbatt.api.meter_check import from_settings
     from vbatt.warehouse.embedded import warehouse_url
 
-    app = create_app(url=url or warehouse_url(), marts_schema=marts_schema, raw_schema=raw_schema)
+    meter_check = from_settings()
+    if meter_check is None:
+        from vbatt.console import console
+
+        console.print(
+            "no smart-me cloud configured (SMARTME_API_KEY or SMARTME_USER): the write API"
+            " does not check that house meters measure both directions"
+        )
+    app = create_app(
+        url=url or warehouse_url(),
+        marts_schema=marts_schema,
+        raw_schema=raw_schema,
+        meter_check=meter_check,
+    )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 
@@ -123,8 +137,9 @@ DEMO_KEY_LABEL = "make demo"
 
 
 def demo_handoff(engine, console, *, host: str = "127.0.0.1", port: int = 8800) -> None:
-    """End of `make demo`: a fresh key for partner ewa (the previous demo key is revoked)
-    and the API left running detached, so the demo itself still terminates."""
+    """End of `make demo`: a fresh key for partner ewa that may write, so the dashboard
+    shows the portal's forms (the previous demo key is revoked), and the API left running
+    detached, so the demo itself still terminates."""
     from sqlalchemy import text
 
     from vbatt.api.keys import Principal, create_key
@@ -137,7 +152,7 @@ def demo_handoff(engine, console, *, host: str = "127.0.0.1", port: int = 8800) 
             ),
             {"label": DEMO_KEY_LABEL},
         )
-    created = create_key(engine, Principal(partner_id="ewa"), label=DEMO_KEY_LABEL)
+    created = create_key(engine, Principal("ewa", can_write=True), label=DEMO_KEY_LABEL)
     try:
         url, pid = start_detached(host, port)
     except RuntimeError as exc:
@@ -148,6 +163,6 @@ def demo_handoff(engine, console, *, host: str = "127.0.0.1", port: int = 8800) 
         console.log(f"API and dashboard running at {url} (pid {pid}); `make api-down` stops it")
     console.print(
         f"\nDashboard of partner ewa: {url}/dashboard?key={created.key}\n"
-        f"Demo API key (partner ewa; shown once): {created.key}\n"
+        f"Demo API key (partner ewa, reads and writes; shown once): {created.key}\n"
         f'  curl -H "Authorization: ApiKey {created.key}" {url}/api/Devices\n'
     )

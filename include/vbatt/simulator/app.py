@@ -220,7 +220,7 @@ def _device(state: SimState, meter_id: str, now: datetime, legacy: bool) -> dict
         ActivePowerUnit="kW",
         CounterReading=imp,
         CounterReadingImport=imp,
-        CounterReadingExport=exp,
+        CounterReadingExport=None if meter_id in state.faults.import_only else exp,
         CounterReadingUnit="kWh",
         Voltage=230.0,
         SwitchOn=True,
@@ -328,7 +328,7 @@ def _add_api_routes(app: FastAPI, state: SimState, prefix: str, legacy: bool) ->
             Date=iso(at),
             CounterReading=imp,
             CounterReadingImport=imp,
-            CounterReadingExport=exp,
+            CounterReadingExport=None if id in state.faults.import_only else exp,
             CounterReadingUnit="kWh",
         ).wire()
         if (

@@ -47,6 +47,9 @@ class Faults(BaseModel):
         default_factory=dict, description="meter id -> instant of a meter exchange"
     )
     max_consecutive_faults: int = Field(2, ge=0)
+    import_only: list[str] = Field(
+        default_factory=list, description="meter ids that report no export register"
+    )
 
     @field_validator("counter_drop")
     @classmethod

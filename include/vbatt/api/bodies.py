@@ -1,0 +1,140 @@
+"""The write API's request bodies, handed to ``vbatt.warehouse.versions`` as sent.
+
+``versions`` reads the values (text, numbers as numbers, ISO dates, unknown fields) and
+applies the rule book (a negative capacity, an unknown timezone, a ``valid_from`` before
+the start, a fixed field in a version, ...), naming every bad field in its
+``BatteryInvalid``. Here only what is the API's own: the body is a JSON object, the
+partner is the key's, a battery id fits in a URL, the options ``replace``/``backdate`` are
+booleans and ``reason`` is text. The pydantic models describe the bodies in the OpenAPI
+schema.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+# a battery id is a path segment of /v1/batteries/{id} and part of export file names
+BATTERY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+OPTIONS = ("replace", "backdate", "reason")
+
+Problems = dict[str, str]
+NOT_OBJECT = "the body must be a JSON object"
+
+
+def _object(body: Any, problems: Problems) -> dict:
+    if not isinstance(body, dict):
+        problems["body"] = NOT_OBJECT
+        return {}
+    return body
+
+
+def _options(body: dict, names: tuple[str, ...], problems: Problems) -> dict:
+    out: dict = {}
+    for name in names:
+        value = body.get(name)
+        if name == "reason":
+            if value is not None and not isinstance(value, str):
+                problems[name] = f"{value!r} is not text"
+            out[name] = value if isinstance(value, str) and value.strip() else None
+        else:
+            if value is not None and not isinstance(value, bool):
+                problems[name] = f"{value!r} is not true or false"
+            out[name] = value is True
+    return out
+
+
+def battery_body(body: Any, partner_id: str) -> tuple[dict, str | None, Problems]:
+    """(the battery's fields for versions.create_battery, reason, problems)."""
+    problems: Problems = {}
+    body = _object(body, problems)
+    reason = _options(body, ("reason",), problems)["reason"]
+    battery = {k: v for k, v in body.items() if k != "reason"}
+    sent = battery.get("partner_id")
+    if sent is not None and sent != partner_id:
+        problems["partner_id"] = (
+            f"{sent!r} is not this key's partner {partner_id!r}"
+            " (leave it out: a battery belongs to the key's partner)"
+        )
+    battery["partner_id"] = partner_id
+    bid = battery.get("battery_id")
+    if isinstance(bid, str) and bid.strip() and not BATTERY_ID.match(bid.strip()):
+        problems["battery_id"] = (
+            f"{bid!r}: use up to 100 letters, digits and . _ : - (no spaces or slashes)"
+        )
+    return battery, reason, problems
+
+
+def version_body(body: Any) -> tuple[Any, dict, dict, Problems]:
+    """(valid_from, the changed fields, options replace/backdate/reason, problems) for
+    versions.add_version; fields left out carry over."""
+    problems: Problems = {}
+    body = _object(body, problems)
+    options = _options(body, OPTIONS, problems)
+    changes = {k: v for k, v in body.items() if k not in OPTIONS and k != "valid_from"}
+    if not changes and "body" not in problems:
+        problems["body"] = (
+            "names no field to change (name, meter_id, capacity_kwh, reset_date, reset_repeat)"
+        )
+    return body.get("valid_from"), changes, options, problems
+
+
+def end_date_body(body: Any) -> tuple[Any, dict, Problems]:
+    """(end_date, None to clear it; options backdate/reason; problems) for
+    versions.set_end_date."""
+    problems: Problems = {}
+    body = _object(body, problems)
+    for name in body.keys() - {"end_date", "backdate", "reason"}:
+        problems[name] = (
+            "cannot be changed here: only end_date (versioned fields:"
+            " POST /v1/batteries/{id}/versions; fixed fields never)"
+        )
+    if "end_date" not in body and "body" not in problems:
+        problems["end_date"] = "is required (null clears it)"
+    return body.get("end_date"), _options(body, ("backdate", "reason"), problems), problems
+
+
+# -- the bodies in the OpenAPI schema ---------------------------------------------------
+
+
+class BatteryIn(BaseModel):
+    """A new battery: the batteries CSV's fields (numbers as numbers, dates YYYY-MM-DD)."""
+
+    battery_id: str = Field(description="unique; letters, digits and . _ : -")
+    name: str
+    partner_id: str | None = Field(None, description="the key's partner (may be left out)")
+    customer_id: str
+    meter_id: str = Field(description="the house meter; must measure both directions")
+    capacity_kwh: float = Field(description="0 = unlimited")
+    start_date: date
+    reset_date: date | None = None
+    reset_repeat: Literal["yearly", "none"] = "yearly"
+    end_date: date | None = None
+    timezone: str = "Europe/Zurich"
+    initial_level_kwh: float = 0.0
+    reason: str | None = Field(None, description="kept in the audit log and the version")
+
+
+class VersionIn(BaseModel):
+    """New terms from ``valid_from`` on; fields left out carry over."""
+
+    valid_from: date
+    name: str | None = None
+    meter_id: str | None = None
+    capacity_kwh: float | None = None
+    reset_date: date | None = None
+    reset_repeat: Literal["yearly", "none"] | None = None
+    replace: bool = Field(False, description="supersede the version with this valid_from")
+    backdate: bool = Field(False, description="valid_from lies in a period already issued")
+    reason: str | None = None
+
+
+class EndDateIn(BaseModel):
+    """Set, move or clear (null) the battery's end_date."""
+
+    end_date: date | None
+    backdate: bool = False
+    reason: str | None = None

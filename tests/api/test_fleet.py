@@ -1,0 +1,64 @@
+"""The fleet: a key's batteries summed (count, level now, current settlement periods) and
+one list of all their settlement periods, as the marts hold them."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from tests.api.conftest import auth
+
+SUMS = ("charge_kwh", "discharge_kwh", "overflow_kwh", "shortfall_kwh", "forfeited_kwh")
+
+
+@pytest.mark.parametrize(
+    ("who", "batteries"), [("ewa", ("b-ewa-1", "b-ewa-2")), ("c-1", ("b-ewa-1",))]
+)
+def test_fleet_sums_the_keys_batteries(client, api_warehouse, who, batteries):
+    fleet = client.get("/v1/fleet", headers=auth(api_warehouse.keys[who])).json()
+    regs = api_warehouse.query(
+        "select * from {marts}.battery_registers where battery_id = any(:ids)", ids=list(batteries)
+    )
+    current = api_warehouse.query(
+        "select distinct on (battery_id) * from {marts}.settlement_periods"
+        " where battery_id = any(:ids) order by battery_id, period_start desc",
+        ids=list(batteries),
+    )
+    assert fleet["batteries"] == fleet["active_batteries"] == len(batteries)
+    assert fleet["level_kwh"] == pytest.approx(sum(r["level_kwh"] for r in regs), abs=1e-9)
+    totals = fleet["current_periods"]
+    assert totals["periods"] == len(current) == len(batteries)
+    for column in SUMS:
+        assert totals[column] == pytest.approx(sum(c[column] for c in current), abs=1e-9)
+    # a real sum: the current periods hold energy
+    assert sum(c["charge_kwh"] for c in current) > 0
+
+
+def test_settlements_of_all_batteries_as_csv_and_pages(client, api_warehouse):
+    key = auth(api_warehouse.keys["ewa"])
+    rows = api_warehouse.query(
+        "select * from {marts}.settlement_periods where battery_id in ('b-ewa-1', 'b-ewa-2')"
+        " order by battery_id, period_start"
+    )
+    response = client.get("/v1/settlements", params={"format": "csv"}, headers=key)
+    assert response.headers["content-type"].startswith("text/csv")
+    assert 'filename="ewa-settlements.csv"' in response.headers["content-disposition"]
+    table = list(csv.DictReader(io.StringIO(response.text)))
+    assert list(table[0])[:3] == ["battery_id", "period_start", "period_end"]
+    assert [(r["battery_id"], r["charge_kwh"]) for r in table] == [
+        (r["battery_id"], str(r["charge_kwh"])) for r in rows
+    ]
+    assert len({r["battery_id"] for r in table}) == 2 and len(table) >= 3
+    items, page = [], client.get("/v1/settlements", params={"limit": 2}, headers=key).json()
+    while True:
+        items += page["items"]
+        if not page["next"]:
+            break
+        page = client.get(page["next"], headers=key).json()
+    assert [(i["battery_id"], i["forfeited_kwh"]) for i in items] == [
+        (r["battery_id"], r["forfeited_kwh"]) for r in rows
+    ]
+    bad = client.get("/v1/settlements", params={"after": "nonsense"}, headers=key)
+    assert bad.status_code == 422
