@@ -43,7 +43,14 @@ BATTERY_ROUTES = {
     "/v1/batteries/{id}/versions?history=true": "",
     "/dashboard/batteries/{id}": "",
 }
-LIST_ROUTES = {"/api/Devices", "/Devices", "/v1/batteries", "/v1/fleet", "/v1/settlements", "/dashboard"}
+LIST_ROUTES = {
+    "/api/Devices",
+    "/Devices",
+    "/v1/batteries",
+    "/v1/fleet",
+    "/v1/settlements",
+    "/dashboard",
+}
 # (method, route) -> a body that passes every access check and is then refused (422) for
 # its content, so the access cases change nothing
 WRITE_ROUTES = {
