@@ -18,10 +18,12 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from vbatt.ingest.csv_inputs import InputFileError, parse_readings_csv
+from vbatt.ingest.csv_stage import STAGED, stage_readings_csv
 from vbatt.readings import Reading, Rejected
 from vbatt.warehouse.loader import (
     append_energies,
     append_readings,
+    append_staged_readings,
     begin_load,
     finish_load,
     write_rejections,
@@ -266,7 +268,8 @@ def ingest_file(engine: Engine, path: Path, *, raw_schema: str = "raw") -> FileO
     """Load one file completely or not at all, and record it in raw.files either way."""
     raw = check_schema_name(raw_schema)
     outcome = FileOutcome(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
     with engine.connect() as conn:
         seen = conn.execute(
             text(f"select status, load_id from {raw}.files where sha256 = :h"), {"h": digest}
@@ -277,6 +280,8 @@ def ingest_file(engine: Engine, path: Path, *, raw_schema: str = "raw") -> FileO
         return outcome
 
     outcome.kind = detect_kind(path)
+    if outcome.kind == "readings_csv":
+        return _ingest_readings_csv(engine, raw, digest, path, outcome)
     reader = READERS.get(outcome.kind)
     try:
         if reader is None:
@@ -300,6 +305,41 @@ def ingest_file(engine: Engine, path: Path, *, raw_schema: str = "raw") -> FileO
         outcome.status, outcome.load_id = "loaded", load_id
         outcome.received, outcome.loaded, outcome.rejected = received, loaded, len(rejected)
         _record_file(conn, raw, digest, path, outcome)
+    return outcome
+
+
+def _ingest_readings_csv(
+    engine: Engine, raw: str, digest: str, path: Path, outcome: FileOutcome
+) -> FileOutcome:
+    """A readings CSV checked and loaded inside the warehouse (``csv_stage``): COPY, checks
+    in SQL, bad rows quarantined with their reason, all in one transaction."""
+    source = "csv"
+    try:
+        with engine.begin() as conn:
+            staged = stage_readings_csv(conn, path)
+            rejected = [
+                Rejected(
+                    meter_id=record.split(",", 1)[0] or None,
+                    raw=record,
+                    reason=f"column {p.column}: {p.message}",
+                    where=f"{path.name}:{p.line}",
+                )
+                for p, record in staged.problems
+            ]
+            load_id = begin_load(conn, raw, source, path.name)
+            loaded = append_staged_readings(conn, raw, load_id, source, STAGED)
+            if rejected:
+                write_rejections(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
+            finish_load(conn, raw, load_id, staged.received, loaded, len(rejected))
+            outcome.status, outcome.load_id = "loaded", load_id
+            outcome.received, outcome.loaded = staged.received, loaded
+            outcome.rejected = len(rejected)
+            _record_file(conn, raw, digest, path, outcome)
+    except (InputFileError, ValueError, UnicodeDecodeError) as exc:
+        outcome.status, outcome.reason = "refused", str(exc)
+        outcome.received = outcome.loaded = outcome.rejected = 0
+        outcome.load_id = None
+        _record_file(engine, raw, digest, path, outcome)
     return outcome
 
 
