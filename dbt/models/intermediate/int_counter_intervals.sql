@@ -1,7 +1,6 @@
 {{
     config(
         materialized='incremental',
-        unlogged=true,
         incremental_strategy='delete+insert',
         unique_key=['meter_id', 'interval_start'],
         on_schema_change='fail',

@@ -1,7 +1,6 @@
 {{
     config(
         materialized='incremental',
-        unlogged=true,
         incremental_strategy='delete+insert',
         unique_key=['meter_id', 'reading_at'],
         on_schema_change='fail',

@@ -41,19 +41,32 @@ class InputFileError(ValueError):
         super().__init__(shown + more)
 
 
+def header_problems(path: Path, fields: list[str], header: tuple[str, ...]) -> list[InputProblem]:
+    missing = [c for c in header if c not in fields]
+    if missing:
+        return [InputProblem(str(path), 1, ", ".join(missing), "missing column(s) in the header")]
+    return []
+
+
 def _rows(path: Path, header: tuple[str, ...], problems: list[InputProblem]):
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         fields = [f.strip() for f in (reader.fieldnames or [])]
-        missing = [c for c in header if c not in fields]
-        if missing:
-            problems.append(
-                InputProblem(str(path), 1, ", ".join(missing), "missing column(s) in the header")
-            )
+        found = header_problems(path, fields, header)
+        if found:
+            problems.extend(found)
             return
         reader.fieldnames = fields
         for row in reader:
             yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}
+
+
+def row_of_values(fields: list[str], values: list[str]) -> dict[str, str]:
+    """One CSV record as ``csv.DictReader`` and ``_rows`` see it (for a single line)."""
+    row: dict = dict(zip(fields, values, strict=False))
+    for key in fields[len(values) :]:
+        row[key] = None
+    return {k: (v or "").strip() for k, v in row.items() if k}
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -85,45 +98,49 @@ def parse_readings_csv(path: Path) -> tuple[list[Reading], list[tuple[InputProbl
     A file whose header lacks a column is refused whole (InputFileError): no row of it
     can be trusted to mean what its position suggests.
     """
-    header_problems: list[InputProblem] = []
+    found_in_header: list[InputProblem] = []
     problems: list[tuple[InputProblem, str]] = []
     readings: list[Reading] = []
     name = str(path)
-    for line, row in _rows(path, READINGS_HEADER, header_problems):
-        row_problems: list[InputProblem] = []
-        if not row["meter_id"]:
-            row_problems.append(InputProblem(name, line, "meter_id", "is empty"))
-        try:
-            ts = parse_timestamp(row["timestamp"])
-        except ValueError as exc:
-            row_problems.append(
-                InputProblem(name, line, "timestamp", f"{row['timestamp']!r}: {exc}")
-            )
-        values = {}
-        for column in ("import_kwh", "export_kwh"):
-            try:
-                values[column] = _number(row[column])
-            except ValueError:
-                row_problems.append(
-                    InputProblem(name, line, column, f"{row[column]!r} is not a number")
-                )
-                continue
-            if values[column] < 0:
-                row_problems.append(
-                    InputProblem(
-                        name, line, column, f"{row[column]} is negative: registers count up"
-                    )
-                )
+    for line, row in _rows(path, READINGS_HEADER, found_in_header):
+        reading, row_problems = check_reading_row(name, line, row)
         if row_problems:
             record = ",".join(row.get(c, "") for c in READINGS_HEADER)
             problems.extend((p, record) for p in row_problems)
         else:
-            readings.append(
-                Reading(row["meter_id"], ts, values["import_kwh"], values["export_kwh"])
-            )
-    if header_problems:
-        raise InputFileError(header_problems)
+            readings.append(reading)
+    if found_in_header:
+        raise InputFileError(found_in_header)
     return readings, problems
+
+
+def check_reading_row(
+    name: str, line: int, row: dict[str, str]
+) -> tuple[Reading | None, list[InputProblem]]:
+    """One row of a readings file: the reading, or every problem of the row (the rules)."""
+    row_problems: list[InputProblem] = []
+    if not row["meter_id"]:
+        row_problems.append(InputProblem(name, line, "meter_id", "is empty"))
+    try:
+        ts = parse_timestamp(row["timestamp"])
+    except ValueError as exc:
+        row_problems.append(InputProblem(name, line, "timestamp", f"{row['timestamp']!r}: {exc}"))
+    values = {}
+    for column in ("import_kwh", "export_kwh"):
+        try:
+            values[column] = _number(row[column])
+        except ValueError:
+            row_problems.append(
+                InputProblem(name, line, column, f"{row[column]!r} is not a number")
+            )
+            continue
+        if values[column] < 0:
+            row_problems.append(
+                InputProblem(name, line, column, f"{row[column]} is negative: registers count up")
+            )
+    if row_problems:
+        return None, row_problems
+    return Reading(row["meter_id"], ts, values["import_kwh"], values["export_kwh"]), []
 
 
 def _date(text: str) -> date:

@@ -22,11 +22,13 @@ from sqlalchemy import Engine, text
 
 from vbatt.ingest.accounting import ValueAccount
 from vbatt.ingest.csv_inputs import InputFileError, parse_readings_csv
+from vbatt.ingest.csv_stage import STAGED, stage_readings_csv
 from vbatt.readings import Reading, Rejected
 from vbatt.settings import get_settings
 from vbatt.warehouse.loader import (
     append_energies,
     append_readings,
+    append_staged_readings,
     begin_load,
     finish_load,
     record_account,
@@ -400,7 +402,8 @@ def ingest_file(
     """
     raw = check_schema_name(raw_schema)
     outcome = FileOutcome(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
     with engine.connect() as conn:
         seen = conn.execute(
             text(f"select status, load_id from {raw}.files where sha256 = :h"), {"h": digest}
@@ -411,6 +414,8 @@ def ingest_file(
         return outcome
 
     outcome.kind = detect_kind(path)
+    if outcome.kind == "readings_csv":
+        return _ingest_readings_csv(engine, raw, digest, path, outcome)
     reader = READERS.get(outcome.kind)
     try:
         if reader is None:
@@ -448,6 +453,41 @@ def ingest_file(
         outcome.received, outcome.loaded = received, loaded
         outcome.rejected = len(content.rejected)
         _record_file(conn, raw, digest, path, outcome)
+    return outcome
+
+
+def _ingest_readings_csv(
+    engine: Engine, raw: str, digest: str, path: Path, outcome: FileOutcome
+) -> FileOutcome:
+    """A readings CSV checked and loaded inside the warehouse (``csv_stage``): COPY, checks
+    in SQL, bad rows quarantined with their reason, all in one transaction."""
+    source = "csv"
+    try:
+        with engine.begin() as conn:
+            staged = stage_readings_csv(conn, path)
+            rejected = [
+                Rejected(
+                    meter_id=record.split(",", 1)[0] or None,
+                    raw=record,
+                    reason=f"column {p.column}: {p.message}",
+                    where=f"{path.name}:{p.line}",
+                )
+                for p, record in staged.problems
+            ]
+            load_id = begin_load(conn, raw, source, path.name)
+            loaded = append_staged_readings(conn, raw, load_id, source, STAGED)
+            if rejected:
+                write_rejections(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
+            finish_load(conn, raw, load_id, staged.received, loaded, len(rejected))
+            outcome.status, outcome.load_id = "loaded", load_id
+            outcome.received, outcome.loaded = staged.received, loaded
+            outcome.rejected = len(rejected)
+            _record_file(conn, raw, digest, path, outcome)
+    except (InputFileError, ValueError, UnicodeDecodeError) as exc:
+        outcome.status, outcome.reason = "refused", str(exc)
+        outcome.received = outcome.loaded = outcome.rejected = 0
+        outcome.load_id = None
+        _record_file(engine, raw, digest, path, outcome)
     return outcome
 
 

@@ -16,9 +16,15 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from vbatt.ingest.csv_inputs import read_batteries_csv, read_readings_csv
+from vbatt.ingest.csv_inputs import InputFileError, read_batteries_csv
+from vbatt.ingest.csv_stage import STAGED, stage_readings_csv, staged_meters
 from vbatt.ledger.dbt_runner import run_dbt
-from vbatt.warehouse.loader import load_readings, upsert_batteries
+from vbatt.warehouse.loader import (
+    append_staged_readings,
+    begin_load,
+    finish_load,
+    upsert_batteries,
+)
 from vbatt.warehouse.migrate import migrate
 
 KWH = "round({col}::numeric, 9)"
@@ -96,20 +102,30 @@ def simulate(
     keep_schema: bool = False,
 ) -> SimulationResult:
     step("checking the input files")
-    readings = read_readings_csv(readings_csv)
-    batteries = read_batteries_csv(batteries_csv, known_meters={r.meter_id for r in readings})
-    out_dir.mkdir(parents=True, exist_ok=True)
-
     schema = f"sim_{secrets.token_hex(4)}"
     raw_schema = f"{schema}_raw"
     try:
-        count = len({b["battery_id"] for b in batteries})
-        versions = f" ({len(batteries)} versions)" if len(batteries) > count else ""
-        step(f"loading {len(readings):,} readings and {count} batteries{versions} into {schema}")
-        migrate(engine, raw_schema)
-        load_readings(
-            engine, readings, source="simulate", origin=str(readings_csv), raw_schema=raw_schema
-        )
+        # one transaction: the readings are checked in a temporary table, and the load
+        # commits only when both files are good (a bad file leaves nothing behind)
+        with engine.begin() as conn:
+            staged = stage_readings_csv(conn, readings_csv)
+            if staged.problems:
+                raise InputFileError([problem for problem, _ in staged.problems])
+            batteries = read_batteries_csv(batteries_csv, known_meters=staged_meters(conn))
+            out_dir.mkdir(parents=True, exist_ok=True)
+            count = len({b["battery_id"] for b in batteries})
+            versions = f" ({len(batteries)} versions)" if len(batteries) > count else ""
+            step(
+                f"loading {staged.received:,} readings and {count} batteries{versions}"
+                f" into {schema}"
+            )
+            migrate(engine, raw_schema)
+            # a throw-away schema that nothing reads after this run: no WAL for its rows
+            conn.execute(text(f"alter table {raw_schema}.meter_readings set unlogged"))
+            load_id = begin_load(conn, raw_schema, "simulate", str(readings_csv))
+            loaded = append_staged_readings(conn, raw_schema, load_id, "simulate", STAGED)
+            finish_load(conn, raw_schema, load_id, staged.received, loaded, 0)
+            conn.execute(text(f"analyze {raw_schema}.meter_readings"))
         upsert_batteries(engine, batteries, raw_schema=raw_schema)
         step("computing the ledger with dbt")
         with tempfile.TemporaryDirectory(prefix="vbatt-dbt-") as target:

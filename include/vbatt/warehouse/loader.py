@@ -76,19 +76,28 @@ def append_readings(
         ("position", "meter_id", "ts", "import_kwh", "export_kwh"),
         ((i, *row) for i, row in enumerate(rows)),
     )
-    loaded = conn.execute(
+    return len(rows), append_staged_readings(conn, raw, load_id, source, "incoming")
+
+
+def append_staged_readings(
+    conn: Connection, raw: str, load_id: int, source: str, table: str
+) -> int:
+    """Append the readings of a (temporary) table with ``position, meter_id, ts, import_kwh,
+    export_kwh`` in position order; return how many were new.
+
+    In position order with ``on conflict do nothing``, the first of identical readings is
+    stored and the others count as duplicates, within the batch as against the table.
+    """
+    return conn.execute(
         text(
             f"insert into {raw}.meter_readings"
             " (meter_id, ts, import_kwh, export_kwh, source, load_id)"
-            " select meter_id, ts, import_kwh, export_kwh, :source, :load_id from ("
-            "  select distinct on (meter_id, ts, import_kwh, export_kwh) *"
-            "  from incoming order by meter_id, ts, import_kwh, export_kwh, position"
-            " ) as first_seen order by position"
+            f" select meter_id, ts, import_kwh, export_kwh, :source, :load_id from {table}"
+            " order by position"
             " on conflict do nothing"
         ),
         {"source": source, "load_id": load_id},
     ).rowcount
-    return len(rows), loaded
 
 
 def append_energies(

@@ -1,0 +1,128 @@
+"""The readings CSV checked in SQL (``csv_stage``) decides exactly as the Python rules.
+
+Every row of a file full of edge cases must come out of the warehouse staging as
+``csv_inputs.parse_readings_csv`` reads it: the same readings with the same values, the
+same problems with the same lines, columns and words.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import pytest
+from sqlalchemy import text
+
+from vbatt.ingest.csv_inputs import InputFileError, parse_readings_csv
+from vbatt.ingest.csv_stage import STAGED, stage_readings_csv
+
+ROWS = [
+    "M1,2025-06-01T00:00:00Z,1.5,2",
+    "M1,2025-06-01 00:15:00+00:00,1.6,2.0",
+    "M1,2025-06-01T02:30:00+02:00,1.7,2e0",
+    "M1,2025-06-01T00:45:00-01:30,.5,5.",
+    "M1,2025-06-01T01:00:00.25Z,1E2,0",
+    "M1,2025-06-01T01:15Z,1,2",
+    "M1,2025-06-01T01:30:00z,1,2",
+    " M2 ,2025-06-01T00:00:00Z, 3.25 ,\t4\t",
+    "\xa0M3,2025-06-01T00:00:00Z,1,2",
+    '"M4",2025-06-01T00:00:00Z,"1,5",2',
+    '"M5",2025-06-01T00:00:00Z,1,2',
+    "",
+    "M6,2025-06-01T00:00:00Z,1,2,extra",
+    "M7,2025-06-01T00:00:00Z,1",
+    "M8,yesterday,1,2",
+    "M8,2025-06-01T00:00:00,1,2",
+    "M8,2025-02-30T00:00:00Z,1,2",
+    "M8,2025-06-01T24:00:00Z,1,2",
+    "M8,2025-06-01T23:59:60Z,1,2",
+    "M8,2025-06-01T 1:00:00Z,1,2",
+    "M8,2025-06-01T01:00:0.Z,1,2",
+    "M8,2025-06-01T01:00:00+ 1:00,1,2",
+    "M8,2025-06-01T01:00:00+16:00,1,2",
+    "M9,2025-06-01T00:00:00Z,x,2",
+    "M9,2025-06-01T00:00:00Z,1e,2",
+    "M9,2025-06-01T00:00:00Z,1e400,2",
+    "M9,2025-06-01T00:00:00Z,1e-400,2",
+    "M9,2025-06-01T00:00:00Z,0x10,2",
+    "M9,2025-06-01T00:00:00Z,inf,2",
+    "M9,2025-06-01T00:00:00Z,NaN,2",
+    "M9,2025-06-01T00:00:00Z,-2,2",
+    "M9,2025-06-01T00:00:00Z,-0,2",
+    "M9,2025-06-01T00:00:00Z,+1,1_0",
+    "M9,2025-06-01T00:00:00Z,1 2,2",
+    ",2025-06-01T00:00:00Z,1,2",
+    "   ",
+    "Zähler,2025-06-01T00:00:00Z,0.1,0.2",
+]
+
+
+def _staged(engine, path):
+    with engine.begin() as conn:
+        staged = stage_readings_csv(conn, path)
+        rows = conn.execute(
+            text(f"select meter_id, ts, import_kwh, export_kwh from {STAGED} order by position")
+        ).all()
+    return staged, [(r[0], r[1].astimezone(UTC), r[2], r[3]) for r in rows]
+
+
+def _python(path):
+    readings, problems = parse_readings_csv(path)
+    return [(r.meter_id, r.ts, r.import_kwh, r.export_kwh) for r in readings], problems
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_sql_checks_decide_as_the_python_rules(engine, tmp_path, ending):
+    path = tmp_path / "readings.csv"
+    path.write_text(
+        "meter_id,timestamp,import_kwh,export_kwh" + ending + ending.join(ROWS) + ending,
+        encoding="utf-8",
+        newline="",
+    )
+    staged, rows = _staged(engine, path)
+    expected_rows, expected_problems = _python(path)
+    assert rows == expected_rows
+    assert staged.problems == expected_problems
+    assert staged.received == len(expected_rows)
+    assert len(expected_problems) > 20 and len(expected_rows) > 10  # the file tests both
+
+
+def test_header_order_duplicates_and_bom(engine, tmp_path):
+    path = tmp_path / "readings.csv"
+    path.write_text(
+        "\ufeffexport_kwh, timestamp ,meter_id,import_kwh,meter_id\n"
+        "2,2025-06-01T00:00:00Z,X,1,M1\n"
+        "2,2025-06-01T00:15:00Z,X,1\n"
+        "2,2025-06-01T00:30:00Z,X,-1,M2\n",
+        encoding="utf-8",
+    )
+    staged, rows = _staged(engine, path)
+    expected_rows, expected_problems = _python(path)
+    assert rows == expected_rows and staged.problems == expected_problems
+    assert [r[0] for r in rows] == ["M1"]
+
+
+def test_multi_line_quoted_field_and_bad_encoding_read_by_python(engine, tmp_path):
+    path = tmp_path / "readings.csv"
+    path.write_text(
+        'meter_id,timestamp,import_kwh,export_kwh\n"M\n1",2025-06-01T00:00:00Z,1,2\n'
+        "M2,2025-06-01T00:00:00Z,1,x\n"
+    )
+    staged, rows = _staged(engine, path)
+    expected_rows, expected_problems = _python(path)
+    assert rows == expected_rows and staged.problems == expected_problems
+    assert expected_problems[0][0].line == 4
+
+    bad = tmp_path / "latin1.csv"
+    bad.write_bytes(
+        b"meter_id,timestamp,import_kwh,export_kwh\nZ\xe4hler,2025-06-01T00:00:00Z,1,2\n"
+    )
+    with pytest.raises(UnicodeDecodeError), engine.begin() as conn:
+        stage_readings_csv(conn, bad)
+
+
+def test_missing_column_is_refused_with_line_1(engine, tmp_path):
+    path = tmp_path / "readings.csv"
+    path.write_text("meter_id,timestamp,import_kwh\nM1,2025-06-01T00:00:00Z,1\n")
+    with pytest.raises(InputFileError, match="readings.csv:1, column export_kwh"):
+        with engine.begin() as conn:
+            stage_readings_csv(conn, path)
