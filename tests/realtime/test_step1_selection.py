@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import random
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from tests.pipeline import Pipeline
 from vbatt.readings import Reading
-from vbatt.warehouse.realtime import PushedValue, store_batch
+from vbatt.warehouse.realtime import PushedValue, compact_old_days, store_batch
 
 pytestmark = pytest.mark.slow
 
@@ -141,6 +141,20 @@ def test_selected_readings_give_the_result_of_every_reading(engine, warehouse_ur
         assert _intervals(selective) == _intervals(every)
         assert {k: all_readings[k] for k in chosen} == chosen
 
+        # retention: days replaced by what the ledger needs; a rebuild from them agrees
+        lines = compact_old_days(
+            engine,
+            1,
+            raw_schema=selective.raw,
+            dbt_schema=selective.schema,
+            today=date(2026, 12, 5),
+        )
+        assert len(lines) == 2 and all("kept for the ledger" in line for line in lines), lines
+        with engine.connect() as conn:
+            left = conn.execute(
+                text(f"select count(*) from {selective.raw}.realtime_values")
+            ).scalar()
+        assert left < stored / 4
         selective.dbt("run", "--full-refresh", "--select", "+int_counter_intervals")
         assert _intervals(selective) == _intervals(every)
     finally:

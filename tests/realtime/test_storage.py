@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import select
+import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
@@ -135,6 +137,9 @@ def test_notify_per_meter_after_commit(engine, raw, warehouse_url):
     listener.autocommit = True
     listener.cursor().execute("listen vbatt_realtime")
     store_batch(engine, [_pv("m1", 0, 1.0, 1.0), _pv("m2", 0, 1.0, 1.0)], raw_schema=raw)
-    listener.poll()
+    deadline = time.monotonic() + 5
+    while len(listener.notifies) < 2 and time.monotonic() < deadline:
+        select.select([listener], [], [], 0.1)
+        listener.poll()
     assert sorted(n.payload for n in listener.notifies) == ["m1", "m2"]
     listener.close()

@@ -26,7 +26,6 @@ from vbatt.warehouse.migrate import check_schema_name
 
 NOTIFY_CHANNEL = "vbatt_realtime"
 SOURCE = "realtime"
-QUARTER = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -143,10 +142,6 @@ def known_meters(conn: Connection, *, raw_schema: str = "raw") -> dict[str, str]
     return {meter_guid(m): m for m in rows}
 
 
-def _floor_quarter(ts: datetime) -> datetime:
-    return ts.replace(minute=ts.minute - ts.minute % 15, second=0, microsecond=0)
-
-
 def _marks(
     values: Sequence[PushedValue], cursors: dict[str, tuple[datetime, float, float]]
 ) -> tuple[list[tuple[str, datetime, str]], dict[str, tuple[datetime, float, float]]]:
@@ -193,44 +188,61 @@ def append_values(
     """Store one batch in the caller's transaction (partitions must exist: ensure_partitions).
 
     Values are kept in arrival order (a later version of an instant wins); identical rows
-    are stored once. The transaction notifies ``vbatt_realtime`` once per meter.
+    are stored once. The transaction notifies ``vbatt_realtime`` once per meter. Three
+    round trips whatever the batch's size: the cursors, the values with their quarter
+    hours, then marks, cursors, live state, counts and notifications together.
     """
     raw = check_schema_name(raw_schema)
     counts = counts or IntakeCounts()
-    received_at = conn.execute(text("select clock_timestamp()")).scalar_one()
+    received_at = datetime.now(UTC)
     meters = sorted({v.meter_id for v in values})
+    if rejected:
+        write_rejections(conn, rejected, source=SOURCE, load_id=None, raw_schema=raw)
+    counts.rejected += len(rejected)
+    params: dict = {"received_at": received_at, "minute_at": received_at}
+    statements = []
     if meters:
-        # one writer per meter at a time: the cursor comparison below needs the latest state
-        conn.execute(
-            text(
-                "select pg_advisory_xact_lock(hashtext(:key || m))"
-                " from unnest(cast(:meters as text[])) as m order by m"
-            ),
-            {"key": f"{raw}.realtime:", "meters": meters},
-        )
+        # one writer per meter at a time: the cursor comparison needs the latest state
         stored_cursors = {
-            r.meter_id: (r.reading_at, r.import_kwh, r.export_kwh)
-            for r in conn.execute(
-                text(
-                    f"select meter_id, reading_at, import_kwh, export_kwh"
-                    f" from {raw}.realtime_cursor where meter_id = any(cast(:m as text[]))"
-                ),
-                {"m": meters},
+            r[0]: (r[1], r[2], r[3])
+            for r in conn.exec_driver_sql(
+                "select pg_advisory_xact_lock(hashtext(%(key)s || m))"
+                " from unnest(%(meters)s::text[]) as m order by m;"
+                " select meter_id, reading_at, import_kwh, export_kwh"
+                f" from {raw}.realtime_cursor where meter_id = any(%(meters)s::text[])",
+                {"key": f"{raw}.realtime:", "meters": meters},
             )
         }
         marks, cursors = _marks(values, stored_cursors)
-        inserted = conn.execute(
-            text(
-                f"insert into {raw}.realtime_values (meter_id, value_at, import_kwh,"
-                " export_kwh, power_kw, received_at, reading_seq)"
-                " select m, t, i, e, p, :received_at,"
-                f" nextval(pg_get_serial_sequence('{raw}.meter_readings', 'reading_seq'))"
-                " from unnest(cast(:m as text[]), cast(:t as timestamptz[]),"
-                " cast(:i as float8[]), cast(:e as float8[]), cast(:p as float8[]))"
-                " with ordinality as v(m, t, i, e, p, n) order by n"
-                " on conflict do nothing"
-                " returning meter_id, value_at, import_kwh, export_kwh"
-            ),
+        stored, readings = conn.exec_driver_sql(
+            "with incoming as ("
+            " select * from unnest(%(m)s::text[], %(t)s::timestamptz[], %(i)s::float8[],"
+            " %(e)s::float8[], %(p)s::float8[]) with ordinality as v(m, t, i, e, p, n)"
+            "), stored as ("
+            f" insert into {raw}.realtime_values (meter_id, value_at, import_kwh,"
+            " export_kwh, power_kw, received_at, reading_seq)"
+            " select m, t, i, e, p, %(received_at)s,"
+            f" nextval(pg_get_serial_sequence('{raw}.meter_readings', 'reading_seq'))"
+            " from incoming order by n"
+            " on conflict do nothing"
+            " returning meter_id, value_at, import_kwh, export_kwh"
+            "), quarters as ("
+            f" insert into {raw}.realtime_quarters as q"
+            " (meter_id, interval_start, first_at, last_at, readings)"
+            " select meter_id, date_bin(interval '15 minutes', value_at,"
+            " timestamptz '2000-01-01 00:00:00+00'), min(value_at), max(value_at), count(*)"
+            " from stored where import_kwh is not null and export_kwh is not null"
+            " group by 1, 2"
+            " on conflict (meter_id, interval_start) do update set"
+            " first_at = least(q.first_at, excluded.first_at),"
+            " last_at = greatest(q.last_at, excluded.last_at),"
+            " readings = q.readings + excluded.readings,"
+            " changed_xid = pg_current_xact_id()"
+            " returning 1"
+            ")"
+            " select count(*), count(*) filter ("
+            "  where import_kwh is not null and export_kwh is not null)"
+            " from stored where (select count(*) from quarters) >= 0",
             {
                 "received_at": received_at,
                 "m": [v.meter_id for v in values],
@@ -239,93 +251,47 @@ def append_values(
                 "e": [v.export_kwh for v in values],
                 "p": [v.power_kw for v in values],
             },
-        ).all()
-        readings = [r for r in inserted if r.import_kwh is not None and r.export_kwh is not None]
-        counts.rows_stored += len(inserted)
-        counts.rows_duplicate += len(values) - len(inserted)
-        counts.readings += len(readings)
-        counts.live_only += len(inserted) - len(readings)
-        _store_quarters(conn, raw, readings)
+        ).one()
+        counts.rows_stored += stored
+        counts.rows_duplicate += len(values) - stored
+        counts.readings += readings
+        counts.live_only += stored - readings
         if marks:
-            conn.execute(
-                text(
-                    f"insert into {raw}.realtime_marks (meter_id, value_at, reason)"
-                    " select * from unnest(cast(:m as text[]), cast(:t as timestamptz[]),"
-                    " cast(:r as text[]))"
-                ),
-                {
-                    "m": [m[0] for m in marks],
-                    "t": [m[1] for m in marks],
-                    "r": [m[2] for m in marks],
-                },
+            statements.append(
+                f"insert into {raw}.realtime_marks (meter_id, value_at, reason)"
+                " select * from unnest(%(mark_m)s::text[], %(mark_t)s::timestamptz[],"
+                " %(mark_r)s::text[])"
             )
+            params |= {
+                "mark_m": [m[0] for m in marks],
+                "mark_t": [m[1] for m in marks],
+                "mark_r": [m[2] for m in marks],
+            }
         changed = {m: c for m, c in cursors.items() if stored_cursors.get(m) != c}
         if changed:
-            conn.execute(
-                text(
-                    f"insert into {raw}.realtime_cursor as c"
-                    " select * from unnest(cast(:m as text[]), cast(:t as timestamptz[]),"
-                    " cast(:i as float8[]), cast(:e as float8[]))"
-                    " on conflict (meter_id) do update set reading_at = excluded.reading_at,"
-                    " import_kwh = excluded.import_kwh, export_kwh = excluded.export_kwh"
-                ),
-                {
-                    "m": list(changed),
-                    "t": [c[0] for c in changed.values()],
-                    "i": [c[1] for c in changed.values()],
-                    "e": [c[2] for c in changed.values()],
-                },
+            statements.append(
+                f"insert into {raw}.realtime_cursor as c"
+                " select * from unnest(%(cur_m)s::text[], %(cur_t)s::timestamptz[],"
+                " %(cur_i)s::float8[], %(cur_e)s::float8[])"
+                " on conflict (meter_id) do update set reading_at = excluded.reading_at,"
+                " import_kwh = excluded.import_kwh, export_kwh = excluded.export_kwh"
             )
-        _store_live(conn, raw, values, received_at)
-    if rejected:
-        write_rejections(conn, rejected, source=SOURCE, load_id=None, raw_schema=raw)
-    counts.rejected += len(rejected)
-    _store_counts(conn, raw, counts, received_at)
+            params |= {
+                "cur_m": list(changed),
+                "cur_t": [c[0] for c in changed.values()],
+                "cur_i": [c[1] for c in changed.values()],
+                "cur_e": [c[2] for c in changed.values()],
+            }
+        statements.append(_live_statement(raw, values, params))
+    statements.append(_counts_statement(raw, counts, params))
     if meters:
-        conn.execute(
-            text("select pg_notify(:channel, m) from unnest(cast(:meters as text[])) as m"),
-            {"channel": NOTIFY_CHANNEL, "meters": meters},
-        )
+        statements.append("select pg_notify(%(channel)s, m) from unnest(%(notify)s::text[]) as m")
+        params |= {"channel": NOTIFY_CHANNEL, "notify": meters}
+    conn.exec_driver_sql(";\n".join(statements), params)
     return counts
 
 
-def _store_quarters(conn: Connection, raw: str, readings: Sequence) -> None:
-    quarters: dict[tuple[str, datetime], list] = {}
-    for r in readings:
-        key = (r.meter_id, _floor_quarter(r.value_at.astimezone(UTC)))
-        q = quarters.get(key)
-        if q is None:
-            quarters[key] = [r.value_at, r.value_at, 1]
-        else:
-            q[0], q[1], q[2] = min(q[0], r.value_at), max(q[1], r.value_at), q[2] + 1
-    if not quarters:
-        return
-    keys = sorted(quarters)
-    conn.execute(
-        text(
-            f"insert into {raw}.realtime_quarters as q"
-            " (meter_id, interval_start, first_at, last_at, readings)"
-            " select * from unnest(cast(:m as text[]), cast(:s as timestamptz[]),"
-            " cast(:f as timestamptz[]), cast(:l as timestamptz[]), cast(:n as bigint[]))"
-            " on conflict (meter_id, interval_start) do update set"
-            " first_at = least(q.first_at, excluded.first_at),"
-            " last_at = greatest(q.last_at, excluded.last_at),"
-            " readings = q.readings + excluded.readings,"
-            " changed_xid = pg_current_xact_id()"
-        ),
-        {
-            "m": [k[0] for k in keys],
-            "s": [k[1] for k in keys],
-            "f": [quarters[k][0] for k in keys],
-            "l": [quarters[k][1] for k in keys],
-            "n": [quarters[k][2] for k in keys],
-        },
-    )
-
-
-def _store_live(
-    conn: Connection, raw: str, values: Sequence[PushedValue], received_at: datetime
-) -> None:
+def _live_statement(raw: str, values: Sequence[PushedValue], params: dict) -> str:
     live: dict[str, list] = {}
     for v in sorted(values, key=lambda v: v.value_at):  # stable: arrival order within an instant
         state = live.setdefault(v.meter_id, [v.value_at, None, None, None])
@@ -334,42 +300,37 @@ def _store_live(
         state[2] = v.import_kwh if v.import_kwh is not None else state[2]
         state[3] = v.export_kwh if v.export_kwh is not None else state[3]
     meters = sorted(live)
-    conn.execute(
-        text(
-            f"insert into {raw}.meter_live as l"
-            " (meter_id, value_at, power_kw, import_kwh, export_kwh, received_at)"
-            " select m, t, p, i, e, :received_at from unnest(cast(:m as text[]),"
-            " cast(:t as timestamptz[]), cast(:p as float8[]), cast(:i as float8[]),"
-            " cast(:e as float8[])) as v(m, t, p, i, e)"
-            " on conflict (meter_id) do update set value_at = excluded.value_at,"
-            " power_kw = coalesce(excluded.power_kw, l.power_kw),"
-            " import_kwh = coalesce(excluded.import_kwh, l.import_kwh),"
-            " export_kwh = coalesce(excluded.export_kwh, l.export_kwh),"
-            " received_at = excluded.received_at"
-            " where excluded.value_at >= l.value_at"
-        ),
-        {
-            "received_at": received_at,
-            "m": meters,
-            "t": [live[m][0] for m in meters],
-            "p": [live[m][1] for m in meters],
-            "i": [live[m][2] for m in meters],
-            "e": [live[m][3] for m in meters],
-        },
+    params |= {
+        "live_m": meters,
+        "live_t": [live[m][0] for m in meters],
+        "live_p": [live[m][1] for m in meters],
+        "live_i": [live[m][2] for m in meters],
+        "live_e": [live[m][3] for m in meters],
+    }
+    return (
+        f"insert into {raw}.meter_live as l"
+        " (meter_id, value_at, power_kw, import_kwh, export_kwh, received_at)"
+        " select m, t, p, i, e, %(received_at)s from unnest(%(live_m)s::text[],"
+        " %(live_t)s::timestamptz[], %(live_p)s::float8[], %(live_i)s::float8[],"
+        " %(live_e)s::float8[]) as v(m, t, p, i, e)"
+        " on conflict (meter_id) do update set value_at = excluded.value_at,"
+        " power_kw = coalesce(excluded.power_kw, l.power_kw),"
+        " import_kwh = coalesce(excluded.import_kwh, l.import_kwh),"
+        " export_kwh = coalesce(excluded.export_kwh, l.export_kwh),"
+        " received_at = excluded.received_at"
+        " where excluded.value_at >= l.value_at"
     )
 
 
-def _store_counts(conn: Connection, raw: str, counts: IntakeCounts, at: datetime) -> None:
-    names = [n for n in IntakeCounts.__dataclass_fields__]
-    conn.execute(
-        text(
-            f"insert into {raw}.realtime_intake as k (minute, {', '.join(names)})"
-            f" values (date_trunc('minute', cast(:at as timestamptz)),"
-            f" {', '.join(':' + n for n in names)})"
-            " on conflict (minute) do update set "
-            + ", ".join(f"{n} = k.{n} + excluded.{n}" for n in names)
-        ),
-        {"at": at, **{n: getattr(counts, n) for n in names}},
+def _counts_statement(raw: str, counts: IntakeCounts, params: dict) -> str:
+    names = list(IntakeCounts.__dataclass_fields__)
+    params |= {f"n_{n}": getattr(counts, n) for n in names}
+    return (
+        f"insert into {raw}.realtime_intake as k (minute, {', '.join(names)})"
+        " values (date_trunc('minute', %(minute_at)s::timestamptz),"
+        f" {', '.join(f'%(n_{n})s' for n in names)})"
+        " on conflict (minute) do update set "
+        + ", ".join(f"{n} = k.{n} + excluded.{n}" for n in names)
     )
 
 
@@ -438,3 +399,75 @@ def readings_between(
         {"m": meter_id, "s": start, "e": end},
     )
     return [(r.ts, r.import_kwh, r.export_kwh) for r in rows]
+
+
+def compact_old_days(
+    engine: Engine,
+    retention_days: int,
+    *,
+    raw_schema: str = "raw",
+    dbt_schema: str = "analytics",
+    today: date | None = None,
+) -> list[str]:
+    """Replace full-resolution day partitions older than ``retention_days`` by the readings
+    the ledger needs: those it took in (brackets, drops and their neighbours, every version
+    of those instants) and the first and last of every quarter hour. A day is compacted
+    only once the readings model has taken up every change to it (its realtime watermark
+    is past the day's last change); live-only values (power without both registers) of
+    such a day are not kept. Returns one line per day for people."""
+    raw = check_schema_name(raw_schema)
+    readings = f"{check_schema_name(dbt_schema + '_intermediate')}.int_meter_readings"
+    today = today or datetime.now(UTC).date()
+    cutoff = today - timedelta(days=retention_days)
+    lines = []
+    with engine.begin() as conn:
+        if conn.execute(text("select to_regclass(:t)"), {"t": readings}).scalar() is None:
+            return ["the ledger has not run yet: nothing is compacted"]
+        watermark = conn.execute(
+            text(f"select realtime_xmin from {readings} order by computed_at desc limit 1")
+        ).scalar()
+        days = sorted(d for d in _existing_partitions(conn, raw) if d < cutoff)
+    for day in days:
+        with engine.begin() as conn:
+            conn.execute(text("select pg_advisory_xact_lock(hashtext('vbatt-realtime-ddl'))"))
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            span = {"s": start, "e": start + timedelta(days=1), "w": str(watermark or 0)}
+            pending = conn.execute(
+                text(
+                    f"select count(*) from {raw}.realtime_quarters where interval_start >= :s"
+                    " and interval_start < :e and changed_xid >= cast(:w as xid8)"
+                ),
+                span,
+            ).scalar()
+            if pending:
+                lines.append(f"{day}: {pending} quarter hours not yet in the ledger, kept as is")
+                continue
+            part = f"{raw}.{partition_name(day)}"
+            total = conn.execute(text(f"select count(*) from {part}")).scalar()
+            conn.execute(
+                text(
+                    f"create temporary table kept on commit drop as select v.* from {part} v"
+                    " where exists (select 1 from ("
+                    f"  select meter_id, reading_at as at from {readings}"
+                    "   where reading_at >= :s and reading_at < :e"
+                    f"  union all select meter_id, first_at from {raw}.realtime_quarters"
+                    "   where interval_start >= :s and interval_start < :e"
+                    f"  union all select meter_id, last_at from {raw}.realtime_quarters"
+                    "   where interval_start >= :s and interval_start < :e"
+                    f"  union all select meter_id, value_at from {raw}.realtime_marks"
+                    "   where value_at >= :s and value_at < :e"
+                    " ) as needed where needed.meter_id = v.meter_id and needed.at = v.value_at)"
+                    " and v.import_kwh is not null and v.export_kwh is not null"
+                ),
+                span,
+            )
+            kept = conn.execute(text("select count(*) from kept")).scalar()
+            conn.exec_driver_sql(f"alter table {raw}.realtime_values detach partition {part}")
+            conn.exec_driver_sql(f"drop table {part}")
+            conn.exec_driver_sql(
+                f"create table {part} partition of {raw}.realtime_values for values from"
+                f" ('{start.isoformat()}') to ('{(start + timedelta(days=1)).isoformat()}')"
+            )
+            conn.execute(text(f"insert into {part} select * from kept"))
+            lines.append(f"{day}: {total:,} realtime rows, {kept:,} kept for the ledger")
+    return lines
