@@ -123,14 +123,19 @@ class RealtimeWriter:
     _loop: asyncio.AbstractEventLoop | None = None
     _known: dict[str, str] = field(default_factory=dict)
     _known_at: float = -math.inf
+    _known_lock: asyncio.Lock | None = None
+    _known_lock_loop: asyncio.AbstractEventLoop | None = None
 
     async def known(self, device_ids: Sequence[str]) -> dict[str, str]:
         """Lower-case device id -> the meter id of a battery (refreshed when stale)."""
-        age = time.monotonic() - self._known_at
-        missing = any(d not in self._known for d in device_ids)
-        if age > self.known_ttl_s or (missing and age > self.unknown_retry_s):
-            self._known_at = time.monotonic()
-            self._known = await asyncio.to_thread(self._read_known)
+        if self._known_lock_loop is not asyncio.get_running_loop():
+            self._known_lock, self._known_lock_loop = asyncio.Lock(), asyncio.get_running_loop()
+        async with self._known_lock:  # one refresh at a time; the others wait for its result
+            age = time.monotonic() - self._known_at
+            missing = any(d not in self._known for d in device_ids)
+            if age > self.known_ttl_s or (missing and age > self.unknown_retry_s):
+                self._known = await asyncio.to_thread(self._read_known)
+                self._known_at = time.monotonic()
         return self._known
 
     def _read_known(self) -> dict[str, str]:
