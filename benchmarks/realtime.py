@@ -155,7 +155,7 @@ async def visible_in_devices(
             value = resp.json().get("ValueDate")
             if value and _same_instant(value, at):
                 return (time.perf_counter() - sent) * 1000
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
     return None
 
 
@@ -256,6 +256,7 @@ async def run_load(
     accepted: list[tuple[str, datetime, float, float, float]] = []
     tasks: set[asyncio.Task] = set()
     lag_ms: list[float] = []
+    live_view, probing = [True], [False]  # /api/Devices shows pushes; a probe is running
     in_flight = asyncio.Semaphore(IN_FLIGHT)
     auth = httpx.BasicAuth(USER, PASSWORD)
     counters = [100.0 + 1.0] * meters
@@ -300,10 +301,13 @@ async def run_load(
                     sse_missed += 1
                 else:
                     sse_ms.append(seen)
-            elif n % sample_every == 0:
+            elif live_view[0] and n % sample_every == 0 and not probing[0]:
+                probing[0] = True  # one poller at a time: the probe must not be the load
                 seen = await visible_in_devices(probe, f"rt-{i:05d}", key, at, sent)
+                probing[0] = False
                 if seen is None:
                     invisible += 1
+                    live_view[0] = len(visible_ms) > 0  # never seen: a build without it
                 else:
                     visible_ms.append(seen)
 
@@ -347,7 +351,8 @@ async def run_load(
         "failures": failures,
         "post": stats(post_ms),
         "floor_health": stats(health_ms),
-        "visible_devices": stats(visible_ms) | {"never_visible": invisible},
+        "visible_devices": stats(visible_ms)
+        | {"never_visible": invisible, "live_view_in_build": live_view[0]},
         "visible_sse": stats(sse_ms) | {"status": sse.status, "never_visible": sse_missed},
     }
 
