@@ -347,6 +347,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.stop:
         pid = server.stop_detached()
         console.print(f"API (pid {pid}) stopped" if pid else "no detached API was running")
+        for name, companion in server.stop_companions():
+            console.print(f"{name} (pid {companion}) stopped")
         return 0
     if args.detach:
         url, pid = server.start_detached(args.host, args.port)
@@ -489,6 +491,10 @@ def build_parser() -> argparse.ArgumentParser:
     from vbatt.quality.commands import add_parsers as add_quality_parsers
 
     add_quality_parsers(sub)  # vbatt quality CHECKPOINT, vbatt quarantine list|release
+
+    from vbatt.ingest.realtime_commands import add_parsers as add_realtime_parsers
+
+    add_realtime_parsers(sub)  # vbatt smartme realtime register|list|delete|compact
 
     dbt = sub.add_parser("dbt", help="run dbt against the warehouse, e.g. vbatt dbt build")
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)

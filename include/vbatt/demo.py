@@ -120,6 +120,55 @@ def exports_table(engine, outbox) -> Table:
     return table
 
 
+REALTIME_PUSH_PERIOD_S = 1.0
+DEMO_REALTIME_USER = "demo-realtime"
+DEMO_REALTIME_PASSWORD = "sim-realtime-password"
+
+
+def realtime_credentials() -> dict[str, str]:
+    """The receiver's credentials for the detached API: the configured ones, else the demo's."""
+    from vbatt.settings import get_settings
+
+    settings = get_settings()
+    if settings.realtime_user and settings.realtime_password:
+        user, password = settings.realtime_user, settings.realtime_password
+    else:
+        user, password = DEMO_REALTIME_USER, DEMO_REALTIME_PASSWORD
+    return {"VBATT_REALTIME_USER": user, "VBATT_REALTIME_PASSWORD": password}
+
+
+def start_realtime_pushes(api_url: str, credentials: dict[str, str]) -> None:
+    """Leave a simulated smart-me cloud running beside the detached API, registered (as a
+    utility would with `vbatt smartme realtime register`) to push every meter's values to
+    the API's receiver; `make api-down` stops both."""
+    from vbatt.ingest.smartme import SmartMeClient, SmartMeConfig, register_realtime
+    from vbatt.settings import get_settings
+    from vbatt.simulator import start_detached
+    from vbatt.simulator.app import DEMO_API_KEY
+
+    meters = len({b[4] for b in DEMO_BATTERIES})
+    try:
+        cloud, pid = start_detached(
+            get_settings().api_run_dir, meters=meters, push_period_s=REALTIME_PUSH_PERIOD_S
+        )
+        config = SmartMeConfig(base_url=cloud, auth="api_key", api_key=DEMO_API_KEY)
+        with SmartMeClient(config) as client:
+            made = register_realtime(
+                client,
+                f"{api_url}/smartme/realtime",
+                username=credentials["VBATT_REALTIME_USER"],
+                password=credentials["VBATT_REALTIME_PASSWORD"],
+            )
+    except Exception as exc:  # noqa: BLE001 - the demo itself has succeeded
+        console.print(f"[yellow]realtime pushes not started: {exc}[/yellow]")
+        return
+    console.log(
+        f"simulated smart-me cloud (pid {pid}) pushes every {REALTIME_PUSH_PERIOD_S:g} s to"
+        f" {api_url}/smartme/realtime (registration {(made or {}).get('id', '?')});"
+        " `make api-down` stops it with the API"
+    )
+
+
 def main() -> int:
     from vbatt.orchestration import airflow_env
     from vbatt.quality.report import overview as quality_overview
@@ -167,9 +216,12 @@ def main() -> int:
     console.print(summary_table(engine))
     console.print(quality_overview(url), highlight=False, markup=False)  # gates, data docs
     console.print(exports_table(engine, get_settings().outbox_dir))
-    from vbatt.api.server import demo_handoff
+    from vbatt.api.server import demo_handoff, stop_companions
 
-    demo_handoff(engine, console)
+    stop_companions()  # a cloud left pushing by an earlier demo
+    credentials = realtime_credentials()
+    api_url = demo_handoff(engine, console, env=credentials, restart=True)
+    start_realtime_pushes(api_url, credentials)
     console.print(
         "\nNext:\n"
         "  make airflow                      # the Airflow UI (airflow standalone), DAGs from dags/\n"

@@ -5,6 +5,7 @@ Reads run in sessions with ``default_transaction_read_only``; the write API
 (``writes.py``: batteries and their versions, for partners' keys with the write scope)
 has a pool of its own and writes through ``vbatt.warehouse.versions``, each write one
 audited transaction. Keys are created by the CLI (``vbatt keys create``), never over HTTP.
+The realtime receiver (``realtime.py``) writes through an engine of its own.
 Every answer carries the security headers of ``security.py``. The OpenAPI schema is at
 ``/openapi.json``; the interactive docs pages are off because they load scripts from the
 internet.
@@ -16,7 +17,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
-from vbatt.api import dashboard, fleet, native, smartme, writes
+from vbatt.api import dashboard, fleet, native, realtime, smartme, writes
 from vbatt.api.audit import AuditLog
 from vbatt.api.errors import Refused
 from vbatt.api.meter_check import MeterCheck
@@ -60,6 +61,7 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.include_router(smartme.legacy_router)
     app.include_router(smartme.current_router)
+    app.include_router(realtime.router)
     app.include_router(native.router)
     app.include_router(writes.router)
     app.include_router(fleet.router)

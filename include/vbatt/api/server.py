@@ -68,8 +68,9 @@ def running_pid() -> int | None:
     return pid
 
 
-def start_detached(host: str, port: int) -> tuple[str, int]:
-    """Start the API as a background process; return its URL and pid once it answers."""
+def start_detached(host: str, port: int, env: dict[str, str] | None = None) -> tuple[str, int]:
+    """Start the API as a background process; return its URL and pid once it answers.
+    ``env`` is added to the process's environment (e.g. the realtime receiver's credentials)."""
     url = f"http://{host}:{port}"
     if (pid := running_pid()) is not None:
         return _pid_file().read_text().split()[1], pid
@@ -82,6 +83,7 @@ def start_detached(host: str, port: int) -> tuple[str, int]:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # survives the shell of `make demo`
+        env=os.environ | (env or {}),
     )
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -114,6 +116,24 @@ def stop_detached() -> int | None:
     return pid
 
 
+def stop_companions() -> list[tuple[str, int]]:
+    """Stop the processes left running beside the detached API (each with a ``NAME.pid``
+    in the run folder, e.g. the demo's simulated smart-me cloud that keeps pushing to it);
+    return (name, pid) of those that were running."""
+    stopped = []
+    for pid_file in sorted(get_settings().api_run_dir.glob("*.pid")):
+        if pid_file.name == _pid_file().name:
+            continue
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, signal.SIGTERM)
+            stopped.append((pid_file.stem, pid))
+        except (ValueError, IndexError, ProcessLookupError):
+            pass
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vbatt.api")
     parser.add_argument("--host", default="127.0.0.1")
@@ -136,10 +156,19 @@ def main(argv: list[str] | None = None) -> None:
 DEMO_KEY_LABEL = "make demo"
 
 
-def demo_handoff(engine, console, *, host: str = "127.0.0.1", port: int = 8800) -> None:
+def demo_handoff(
+    engine,
+    console,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8800,
+    env: dict[str, str] | None = None,
+    restart: bool = False,
+) -> str:
     """End of `make demo`: a fresh key for partner ewa that may write, so the dashboard
     shows the portal's forms (the previous demo key is revoked), and the API left running
-    detached, so the demo itself still terminates."""
+    detached, so the demo itself still terminates; ``restart`` replaces an API left by an
+    earlier demo (so it runs with ``env``). Returns its URL."""
     from sqlalchemy import text
 
     from vbatt.api.keys import Principal, create_key
@@ -153,8 +182,10 @@ def demo_handoff(engine, console, *, host: str = "127.0.0.1", port: int = 8800) 
             {"label": DEMO_KEY_LABEL},
         )
     created = create_key(engine, Principal("ewa", can_write=True), label=DEMO_KEY_LABEL)
+    if restart:
+        stop_detached()
     try:
-        url, pid = start_detached(host, port)
+        url, pid = start_detached(host, port, env)
     except RuntimeError as exc:
         console.print(f"[yellow]the API did not start ({exc}); start it with:[/yellow]")
         console.print(f"  .venv/bin/vbatt serve --port {port}")
@@ -166,3 +197,4 @@ def demo_handoff(engine, console, *, host: str = "127.0.0.1", port: int = 8800) 
         f"Demo API key (partner ewa, reads and writes; shown once): {created.key}\n"
         f'  curl -H "Authorization: ApiKey {created.key}" {url}/api/Devices\n'
     )
+    return url

@@ -720,3 +720,85 @@ def _safe_json(resp: httpx.Response) -> Any:
         return resp.json()
     except ValueError:
         return None
+
+
+# -- Realtime API registrations (docs/realtime.md) ------------------------------------------
+
+REALTIME_REGISTRATION_TYPES = {"disabled": 0, "meter": 1, "user": 2}
+
+
+def _realtime_call(
+    client: SmartMeClient, method: str, resource: str, *, what: str, body: Any = None
+) -> Any:
+    """One registration request; no automatic retry (a POST twice is two registrations)."""
+    url = f"{client.config.api_root}/{resource}"
+    client._bucket.take()
+    try:
+        resp = client._http.request(
+            method, url, json=body, headers={"Authorization": client._auth_header()}
+        )
+    except httpx.TransportError as exc:
+        raise SmartMeUnavailableError(
+            f"smart-me did not answer the request for {what} ({type(exc).__name__}); try again"
+        ) from None
+    if resp.status_code in (401, 403):
+        raise SmartMeError(
+            f"smart-me refused the credentials for {what} (HTTP {resp.status_code}): check "
+            "SMARTME_API_KEY or SMARTME_USER/SMARTME_PASSWORD",
+            resp.status_code,
+        )
+    if resp.status_code >= 400:
+        raise SmartMeError(
+            f"smart-me answered {resp.status_code} to the request for {what}: {resp.text[:200]!r}",
+            resp.status_code,
+        )
+    return _safe_json(resp) if resp.content.strip() else None
+
+
+def register_realtime(
+    client: SmartMeClient,
+    api_url: str,
+    *,
+    username: str,
+    password: str,
+    meter_id: str | None = None,
+    serial_number: str | None = None,
+) -> dict[str, Any] | None:
+    """``POST /RegisterForRealtimeApi``: every device of the user, or one meter (by id or
+    serial number); smart-me then POSTs their values to ``api_url`` with these credentials.
+    Returns the registration if smart-me answers with one."""
+    one = meter_id is not None or serial_number is not None
+    body = {
+        "registrationType": REALTIME_REGISTRATION_TYPES["meter" if one else "user"],
+        "meterId": meter_id,
+        "serialNumber": serial_number,
+        "apiUrl": api_url,
+        "basicAuthUsername": username,
+        "basicAuthPassword": password,
+    }
+    answer = _realtime_call(
+        client, "POST", "RegisterForRealtimeApi", what="a realtime registration", body=body
+    )
+    return answer if isinstance(answer, Mapping) else None
+
+
+def realtime_registrations(client: SmartMeClient) -> list[dict[str, Any]]:
+    """``GET /RegisterForRealtimeApi``, keys folded to camelCase as the 2026 spec has them."""
+    answer = _realtime_call(
+        client, "GET", "RegisterForRealtimeApi", what="the realtime registrations"
+    )
+    if not isinstance(answer, list):
+        raise SmartMeResponseError("smart-me's list of realtime registrations is not a list")
+    return [
+        {k[:1].lower() + k[1:]: v for k, v in r.items()} for r in answer if isinstance(r, Mapping)
+    ]
+
+
+def delete_realtime_registration(client: SmartMeClient, registration_id: str) -> None:
+    """``DELETE /RegisterForRealtimeApi/{id}``."""
+    _realtime_call(
+        client,
+        "DELETE",
+        f"RegisterForRealtimeApi/{registration_id}",
+        what=f"deleting realtime registration {registration_id}",
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import socket
 import subprocess
 import sys
 import tempfile
@@ -15,13 +16,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 import httpx
 
 READY_PREFIX = "vbatt-simulator listening on "
 
-__all__ = ["get_stats", "reset", "running", "set_faults", "start_in_background"]
+__all__ = [
+    "get_stats",
+    "reset",
+    "running",
+    "set_faults",
+    "start_detached",
+    "start_in_background",
+]
 
 
 def _cli_args(
@@ -142,3 +151,44 @@ def get_stats(url: str) -> dict[str, Any]:
 def reset(url: str) -> None:
     """Zero request counters and fault streaks, so a test's faults do not depend on order."""
     httpx.post(f"{url}/_sim/reset", timeout=5).raise_for_status()
+
+
+def start_detached(
+    run_dir: Path,
+    *,
+    meters: int,
+    seed: int = 42,
+    push_period_s: float = 1.0,
+    ready_timeout: float = 30.0,
+) -> tuple[str, int]:
+    """Start the simulated cloud as a background process that outlives the caller (the demo
+    leaves it pushing to the detached API); its pid goes to ``run_dir/smartme-cloud.pid``,
+    which ``vbatt serve --stop`` (``make api-down``) ends with the API."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = run_dir / "smartme-cloud.pid"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (run_dir / "smartme-cloud.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vbatt.simulator", "--port", str(port)]
+        + ["--meters", str(meters), "--seed", str(seed), "--push-period", str(push_period_s)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # survives the shell of `make demo`
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the simulated cloud exited at start: see {log.name}")
+        try:
+            if httpx.get(f"{url}/_sim/health", timeout=1).status_code == 200:
+                pid_file.write_text(f"{proc.pid} {url}\n")
+                return url, proc.pid
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError(f"the simulated cloud did not answer within {ready_timeout:.0f}s")

@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="meter exchange, e.g. SIM-0002@2025-06-10T12:00:00Z (repeatable)",
     )
     f.add_argument("--max-consecutive-faults", type=int, default=no_faults.max_consecutive_faults)
+    f.add_argument(
+        "--push-period",
+        type=float,
+        default=no_faults.push_period_s,
+        help="seconds between realtime pushes to registered URLs",
+    )
+    f.add_argument("--push-rate-bad-auth", type=float, default=0.0)
     return p
 
 
@@ -73,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         rate_out_of_order=args.rate_out_of_order,
         counter_drop=dict(parse_counter_drop(s) for s in args.counter_drop),
         max_consecutive_faults=args.max_consecutive_faults,
+        push_period_s=args.push_period,
+        push_rate_bad_auth=args.push_rate_bad_auth,
     )
     creds = Credentials(
         api_key=args.api_key,

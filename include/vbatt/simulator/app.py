@@ -53,6 +53,7 @@ from vbatt.simulator.households import (
     meter_index,
     power_kw,
 )
+from vbatt.simulator.realtime import Pusher, add_realtime_admin, add_realtime_routes
 from vbatt.smartme_schema import (
     ENERGY_TYPE_ELECTRICITY,
     FAMILY_TYPE_3_PHASE_80A,
@@ -103,9 +104,11 @@ class SimState:
     tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (monotonic)
     token_requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pusher: Pusher = field(init=False)
 
     def __post_init__(self) -> None:
         self.dice = Dice(self.seed)
+        self.pusher = Pusher(self)
 
     def meter_ids(self) -> list[str]:
         return [meter_id_for(i) for i in range(1, self.meters + 1)]
@@ -375,6 +378,7 @@ def _add_api_routes(app: FastAPI, state: SimState, prefix: str, legacy: bool) ->
         f"{prefix}/ValuesInPastMultiple/{{id}}", values_in_past_multiple, methods=["GET"]
     )
     app.add_api_route(f"{prefix}/Health", health, methods=["GET"])
+    add_realtime_routes(app, state, prefix, _gate)
 
 
 def _add_oauth(app: FastAPI, state: SimState) -> None:
@@ -465,4 +469,5 @@ def create_app(state: SimState) -> FastAPI:
     _add_api_routes(app, state, "", legacy=False)
     _add_oauth(app, state)
     _add_admin(app, state)
+    add_realtime_admin(app, state)
     return app

@@ -24,6 +24,7 @@ _KIND_KEYS = {
     "missing": 5,
     "duplicate": 6,
     "out_of_order": 7,
+    "bad_auth": 8,
 }
 
 
@@ -49,6 +50,11 @@ class Faults(BaseModel):
     max_consecutive_faults: int = Field(2, ge=0)
     import_only: list[str] = Field(
         default_factory=list, description="meter ids that report no export register"
+    )
+    # realtime pushes (simulator/realtime.py); the rates above act on pushes too
+    push_period_s: float = Field(1.0, gt=0, description="seconds between realtime pushes")
+    push_rate_bad_auth: float = Field(
+        0.0, ge=0, le=1, description="per push: wrong password (refused, sent again)"
     )
 
     @field_validator("counter_drop")
