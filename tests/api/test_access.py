@@ -34,6 +34,7 @@ BATTERY_ROUTES = {
     "/v1/batteries/{id}/settlements": "",
     "/v1/batteries/{id}/settlements?format=csv": "",
     "/v1/batteries/{id}/series": "?period=week&date=2025-06-28",
+    "/v1/batteries/{id}/live": "?events=1",  # a stream: closed after its first event
     "/dashboard/batteries/{id}": "",
 }
 LIST_ROUTES = {"/api/Devices", "/v1/batteries", "/dashboard"}

@@ -12,7 +12,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
-from vbatt.api import dashboard, native, smartme
+from vbatt.api import dashboard, live_stream, native, smartme
 from vbatt.api.queries import Marts, read_only_engine
 
 
@@ -38,6 +38,7 @@ def create_app(
     app.state.marts = Marts(engine, marts_schema, raw_schema)
     app.include_router(smartme.router)
     app.include_router(native.router)
+    app.include_router(live_stream.router)
     app.include_router(dashboard.router)
     dashboard.mount_static(app)
 

@@ -35,7 +35,14 @@ def run(
     from vbatt.warehouse.embedded import warehouse_url
 
     app = create_app(url=url or warehouse_url(), marts_schema=marts_schema, raw_schema=raw_schema)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=3,  # open live streams (SSE) never end by themselves
+    )
 
 
 def _pid_file() -> Path:

@@ -4,7 +4,8 @@ The rule book's "battery as a meter" registers, in smart-me's Device fields:
 ``CounterReading`` = level, ``CounterReadingImport`` = charged total,
 ``CounterReadingExport`` = discharged total (both since the start, never reset),
 ``ActivePower`` = (charge - discharge) x 4 of the latest interval (kW, + = charging),
-``ValueDate`` = end of the latest computed interval, ``MeterSubType`` =
+``ValueDate`` = end of the latest computed interval; where a meter pushed realtime values
+since, level, power and ValueDate are the live ones (``live.py``), ``MeterSubType`` =
 ``MeterSubTypeVirtualBattery``. In ``ValuesInPastMultiple`` the charged and discharged
 totals are OBIS 1-0:1.8.0 and 1-0:2.8.0, the power 1-0:16.7.0 (as the simulator serves).
 Legacy dialect only: ``/api/...`` with PascalCase keys.
@@ -19,6 +20,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from vbatt.api.access import Conn, NotFound, Warehouse, Who, visible_timezone
+from vbatt.api.live import live_states
 from vbatt.api.models import Battery
 from vbatt.smartme_schema import (
     MAX_VALUES_PER_CALL,
@@ -68,7 +70,8 @@ def _instant(text: str | None, name: str) -> datetime:
 def devices(m: Warehouse, conn: Conn, who: Who) -> list[Device]:
     """Every battery the key may see, as a smart-me Device."""
     rows = m.batteries(conn, who, q=None, after=None, limit=1_000_000)
-    return [device(b) for b in rows]
+    live = live_states(conn, rows, raw_schema=m.raw)  # the live level, power and time
+    return [device(live[b.battery_id].as_battery()) for b in rows]
 
 
 @router.get(
@@ -81,7 +84,7 @@ def device_by_id(id: str, m: Warehouse, conn: Conn, who: Who) -> Device:  # noqa
     b = m.battery(conn, who, id)
     if b is None:
         raise NotFound("device")
-    return device(b)
+    return device(live_states(conn, [b], raw_schema=m.raw)[b.battery_id].as_battery())
 
 
 @router.get(

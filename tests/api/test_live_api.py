@@ -1,0 +1,135 @@
+"""The live battery through the API: a realtime value stored by the receiver's writer
+(vbatt.warehouse.realtime.store_batch) shows in /api/Devices, /v1 and the SSE stream.
+
+Expectations are computed here from the pushed counters (the ledger's level plus the net
+energy since its end), not by the live rule itself.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.api.conftest import LIVE_BATTERIES, auth
+from vbatt.smartme_schema import Device, iso
+from vbatt.warehouse.realtime import PushedValue, store_batch
+
+
+def push(lw, battery_id: str, at: datetime, d_import: float, d_export: float, power=None):
+    """A push of the battery's meter: the registers moved by (d_import, d_export) since
+    the ledger's end."""
+    meter = lw.meter(battery_id)
+    imp, exp = lw.counters[meter]
+    value = PushedValue(meter, at, imp + d_import, exp + d_export, power)
+    store_batch(lw.pipeline.engine, [value], raw_schema=lw.raw)
+
+
+def ledger(lw, battery_id: str) -> dict:
+    return lw.query("select * from {marts}.battery_registers where battery_id = :b", b=battery_id)[
+        0
+    ]
+
+
+def wait_for(fetch, done, within: float = 2.0):
+    """Poll ``fetch`` until ``done(result)``; fails after ``within`` seconds."""
+    start = time.monotonic()
+    while True:
+        result = fetch()
+        if done(result):
+            return result, time.monotonic() - start
+        assert time.monotonic() - start < within, f"not visible within {within} s: {result}"
+        time.sleep(0.05)
+
+
+def test_devices_show_the_pushed_level_power_and_time(live_warehouse, live_url):
+    lw, b = live_warehouse, "b-live-1"
+    reg = ledger(lw, b)
+    assert reg["reading_at"] == lw.ledger_end
+    with httpx.Client(base_url=live_url, headers=auth(lw.key), timeout=10) as c:
+        before = c.get(f"/api/Devices/{b}").json()
+        assert before["CounterReading"] == pytest.approx(reg["level_kwh"])
+        assert before["ValueDate"] == iso(lw.ledger_end)
+        assert c.get(f"/v1/batteries/{b}").json()["live"]["provisional"] is False
+
+        at = datetime.now(UTC).replace(microsecond=0)
+        push(lw, b, at, 0.2, 1.4, power=-2.5)  # 1.2 kWh net exported since the ledger
+        device, _ = wait_for(
+            lambda: c.get(f"/api/Devices/{b}").json(), lambda d: d["ValueDate"] == iso(at)
+        )
+        assert device["CounterReading"] == pytest.approx(reg["level_kwh"] + 1.2, abs=1e-9)
+        assert device["ActivePower"] == 2.5  # the house exports 2.5 kW: the battery takes it
+        assert device["CounterReadingImport"] == pytest.approx(reg["charged_total_kwh"])
+        assert set(device) <= set(Device.model_fields)  # nothing smart-me's Device lacks
+        listed = {d["Id"]: d for d in c.get("/api/Devices").json()}
+        assert listed[b] == device
+        assert set(listed) == set(LIVE_BATTERIES)
+
+        native = c.get(f"/v1/batteries/{b}").json()
+        assert native["level_kwh"] == pytest.approx(reg["level_kwh"])  # the ledger's, final
+        live = native["live"]
+        assert live["provisional"] is True and live["stale"] is False
+        assert live["level_kwh"] == pytest.approx(device["CounterReading"])
+        assert live["power_kw"] == 2.5
+        assert datetime.fromisoformat(live["at"]) == at
+        assert datetime.fromisoformat(live["ledger_at"]) == lw.ledger_end
+        steps = live["steps"]
+        starts = [datetime.fromisoformat(s["interval_start"]) for s in steps]
+        assert starts[0] == lw.ledger_end
+        assert all(b - a == timedelta(minutes=15) for a, b in zip(starts, starts[1:], strict=False))
+        assert datetime.fromisoformat(steps[-1]["interval_end"]) == at
+        assert steps[-1]["partial"] == (at.minute % 15 != 0 or at.second != 0)
+        assert sum(s["charge_kwh"] for s in steps) == pytest.approx(1.2)
+
+
+def events(response):
+    """The ``live`` events of an SSE response, as they come."""
+    kind = None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            kind = line.removeprefix("event: ")
+        elif line.startswith("data: ") and kind == "live":
+            yield json.loads(line.removeprefix("data: "))
+
+
+def test_the_stream_moves_within_two_seconds_of_a_push(live_warehouse, live_url):
+    lw, b = live_warehouse, "b-live-2"
+    reg = ledger(lw, b)
+    with (
+        httpx.Client(base_url=live_url, headers=auth(lw.key), timeout=10) as c,
+        c.stream("GET", f"/v1/batteries/{b}/live") as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        stream = events(response)
+        first = next(stream)
+        assert (first["level_kwh"], first["provisional"]) == (reg["level_kwh"], False)
+
+        at = datetime.now(UTC).replace(microsecond=0)
+        pushed = time.monotonic()
+        push(lw, b, at, 0.0, 0.5, power=-1.0)
+        moved = next(stream)
+        assert time.monotonic() - pushed < 2.0  # woken by the notification, not the recheck
+        assert moved["provisional"] is True
+        assert moved["level_kwh"] == pytest.approx(reg["level_kwh"] + 0.5)
+        assert (moved["power_kw"], moved["at"]) == (1.0, at.isoformat().replace("+00:00", "Z"))
+
+        # the house draws 9 kWh: the battery runs empty, and an empty battery gives nothing
+        later = at + timedelta(seconds=2)
+        push(lw, b, later, 9.0, 0.5, power=3.0)
+        empty = next(stream)
+        assert empty["level_kwh"] == 0.0 and empty["power_kw"] == 0.0
+
+
+def test_a_stream_with_events_ends(live_warehouse, live_url):
+    with httpx.Client(base_url=live_url, headers=auth(live_warehouse.key), timeout=10) as c:
+        response = c.get("/v1/batteries/b-live-3/live", params={"events": 1})
+        assert response.status_code == 200
+        assert response.text.count("event: live") == 1
+        assert c.get("/v1/batteries/b-nope/live").status_code == 404
+        assert (
+            c.get("/v1/batteries/b-live-3/live", headers={"Authorization": ""}).status_code == 401
+        )
