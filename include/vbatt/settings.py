@@ -51,6 +51,10 @@ class Settings:
     settlement_deadline_minutes: int  # daily_settlement must finish this long after queueing
     backup_dir: Path  # where `vbatt warehouse backup` writes without a file name
     export_workers: int  # processes issuing a partner's formats side by side
+    # smart-me Realtime API receiver (docs/realtime.md): off unless both are set
+    realtime_user: str
+    realtime_password: str
+    realtime_retention_days: int  # full-resolution realtime days kept; 0 = all
 
     @property
     def embedded(self) -> bool:
@@ -99,6 +103,11 @@ def get_settings() -> Settings:
         export_workers=_positive(
             "VBATT_EXPORT_WORKERS", env("VBATT_EXPORT_WORKERS", str(min(2, os.cpu_count() or 1)))
         ),
+        realtime_user=env("VBATT_REALTIME_USER", ""),
+        realtime_password=env("VBATT_REALTIME_PASSWORD", ""),
+        realtime_retention_days=_non_negative(
+            "VBATT_REALTIME_RETENTION_DAYS", env("VBATT_REALTIME_RETENTION_DAYS", "0")
+        ),
     )
 
 
@@ -109,6 +118,16 @@ def _positive(name: str, value: str) -> int:
         number = 0
     if number < 1:
         raise ValueError(f"{name} must be a positive whole number, not {value!r}")
+    return number
+
+
+def _non_negative(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ValueError(f"{name} must be a whole number of 0 or more, not {value!r}")
     return number
 
 

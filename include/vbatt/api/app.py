@@ -1,6 +1,7 @@
 """The app factory: the smart-me-compatible API, the native API and the dashboard, one app.
 
-Read-only: every session runs with ``default_transaction_read_only``; keys are created by
+Read-only: every session runs with ``default_transaction_read_only`` (only the realtime
+receiver, ``api/realtime.py``, writes, through an engine of its own); keys are created by
 the CLI (``vbatt keys create``), never over HTTP. The OpenAPI schema is at
 ``/openapi.json``; the interactive docs pages are off because they load scripts from the
 internet.
@@ -12,7 +13,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
-from vbatt.api import dashboard, live_stream, native, smartme
+from vbatt.api import dashboard, live_stream, native, realtime, smartme
 from vbatt.api.queries import Marts, read_only_engine
 
 
@@ -37,6 +38,7 @@ def create_app(
     )
     app.state.marts = Marts(engine, marts_schema, raw_schema)
     app.include_router(smartme.router)
+    app.include_router(realtime.router)
     app.include_router(native.router)
     app.include_router(live_stream.router)
     app.include_router(dashboard.router)

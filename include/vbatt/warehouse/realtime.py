@@ -13,6 +13,7 @@ moment the values are durable.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -126,11 +127,20 @@ def forget_partitions() -> None:
         _PARTITIONS.known.clear()
 
 
+def meter_guid(meter_id: str) -> str:
+    """The device GUID (lower case) a meter's pushes carry: its id when that is a GUID (as
+    smart-me's are), else a name-based UUID of it (meters of the simulated cloud, of files)."""
+    try:
+        return str(uuid.UUID(meter_id))
+    except ValueError:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"vbatt:meter:{meter_id}"))
+
+
 def known_meters(conn: Connection, *, raw_schema: str = "raw") -> dict[str, str]:
-    """Meters some battery uses, by their lower-case spelling (smart-me ids are GUIDs)."""
+    """Meters some battery uses, by the device GUID their pushes carry (meter_guid)."""
     raw = check_schema_name(raw_schema)
     rows = conn.execute(text(f"select distinct meter_id from {raw}.batteries")).scalars()
-    return {m.lower(): m for m in rows}
+    return {meter_guid(m): m for m in rows}
 
 
 def _floor_quarter(ts: datetime) -> datetime:
