@@ -133,3 +133,62 @@ def test_a_stream_with_events_ends(live_warehouse, live_url):
         assert (
             c.get("/v1/batteries/b-live-3/live", headers={"Authorization": ""}).status_code == 401
         )
+
+
+def test_a_protobuf_push_shows_in_devices_within_two_seconds(live_warehouse, live_url, monkeypatch):
+    """The issue's "done when": smart-me's protobuf POST with the right credentials makes
+    /api/Devices/{battery} show the push's time, the provisional level and the charge
+    power within 2 s; wrong credentials 401, a garbage body 400."""
+    from vbatt.ingest.realtime_pb import encode_body
+    from vbatt.settings import get_settings
+    from vbatt.warehouse.realtime import meter_guid
+
+    monkeypatch.setenv("VBATT_REALTIME_USER", "smartme")
+    monkeypatch.setenv("VBATT_REALTIME_PASSWORD", "push-secret")
+    get_settings.cache_clear()
+    lw, b = live_warehouse, "b-live-4"
+    meter, reg = lw.meter(b), ledger(lw, b)
+    imp, exp = lw.counters[meter]
+    try:
+        with httpx.Client(base_url=live_url, timeout=10) as c:
+            at = datetime.now(UTC)
+            body = encode_body(
+                [
+                    (
+                        meter_guid(meter),
+                        at,
+                        [("1-0:1.8.0*255", imp + 0.3), ("1-0:2.8.0*255", exp + 1.0),
+                         ("1-0:16.7.0*255", -1.8)],
+                    )
+                ]
+            )  # fmt: skip
+            url = "/smartme/realtime"
+            headers = {"Content-Type": "application/octet-stream"}
+            assert (
+                c.post(url, content=body, auth=("smartme", "wrong"), headers=headers).status_code
+                == 401
+            )
+            assert (
+                c.post(
+                    url,
+                    content=b"\xff\x01garbage",
+                    auth=("smartme", "push-secret"),
+                    headers=headers,
+                ).status_code
+                == 400
+            )
+            pushed = time.monotonic()
+            answer = c.post(url, content=body, auth=("smartme", "push-secret"), headers=headers)
+            assert answer.status_code == 200, answer.text
+            device, _ = wait_for(
+                lambda: c.get(f"/api/Devices/{b}", headers=auth(lw.key)).json(),
+                lambda d: d["ValueDate"] == iso(at),
+                within=2.0 - (time.monotonic() - pushed),
+            )
+            assert time.monotonic() - pushed < 2.0
+            assert device["CounterReading"] == pytest.approx(reg["level_kwh"] + 0.7, abs=1e-9)
+            assert device["ActivePower"] == 1.8  # charging with the 1.8 kW the house exports
+            live = c.get(f"/v1/batteries/{b}", headers=auth(lw.key)).json()["live"]
+            assert live["provisional"] is True
+    finally:
+        get_settings.cache_clear()
