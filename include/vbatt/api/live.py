@@ -39,7 +39,7 @@ from vbatt.warehouse.realtime import latest_live, readings_between
 # is the norm; polling alone brings a value every 15 minutes, the ledger one more later).
 STALE_AFTER = timedelta(minutes=30)
 # How far before the anchor to look for the reading that brackets it, widened in turn
-LOOKBACK = (timedelta(hours=1), timedelta(days=2), timedelta(days=40))
+LOOKBACK = (timedelta(minutes=5), timedelta(hours=2), timedelta(days=2), timedelta(days=40))
 FUTURE_SLACK = timedelta(minutes=5)  # a meter's clock a little ahead of ours
 
 
