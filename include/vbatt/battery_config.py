@@ -16,6 +16,32 @@ from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 REPEATS = ("yearly", "none")
+# rule book, "Configuration over time": fixed for the battery's life, or versioned with a
+# valid_from; end_date is neither (set, moved or cleared on the battery itself)
+FIXED_FIELDS = (
+    "battery_id",
+    "partner_id",
+    "customer_id",
+    "start_date",
+    "timezone",
+    "initial_level_kwh",
+)
+VERSIONED_FIELDS = ("name", "meter_id", "capacity_kwh", "reset_date", "reset_repeat")
+# the columns of raw.batteries (migration 0001) and of the batteries CSV, in this order
+BATTERY_FIELDS = (
+    "battery_id",
+    "name",
+    "partner_id",
+    "customer_id",
+    "meter_id",
+    "capacity_kwh",
+    "start_date",
+    "reset_date",
+    "reset_repeat",
+    "end_date",
+    "timezone",
+    "initial_level_kwh",
+)
 # raw.batteries.timezone's default (migration 0001), for rows that leave it out
 DEFAULT_TIMEZONE = "Europe/Zurich"
 
@@ -56,7 +82,9 @@ def field_problems(row: dict) -> list[tuple[str, str]]:
             found.append((field, f"{value!r} is not a finite number"))
         elif value < 0:
             found.append((field, f"{value:g} is negative"))
-    if _is_number(capacity) and _is_number(initial) and 0 < capacity < initial:
+    # the initial level is the first version's: a later version may clip it (a forfeit)
+    first = row.get("valid_from") in (None, row.get("start_date"))
+    if first and _is_number(capacity) and _is_number(initial) and 0 < capacity < initial:
         found.append(("initial_level_kwh", f"{initial} exceeds the capacity {capacity}"))
     for field in ("start_date", "reset_date", "end_date"):
         value = row.get(field)
@@ -91,13 +119,16 @@ def check_batteries(rows: Iterable[dict], known_meters: set[str] | None = None) 
         for row in rows
     ]
     problems: list[ConfigProblem] = []
-    seen: set[str] = set()
+    seen: set[tuple] = set()
     for row in rows:
         battery = str(row.get("battery_id") or "?")
         problems += [ConfigProblem(battery, f, m) for f, m in field_problems(row)]
-        if battery in seen:
-            problems.append(ConfigProblem(battery, "battery_id", "appears twice"))
-        seen.add(battery)
+        # several rows of a battery are its versions, one per valid_from
+        version = (battery, row.get("valid_from") or row.get("start_date"))
+        if version in seen:
+            field = "valid_from" if row.get("valid_from") else "battery_id"
+            problems.append(ConfigProblem(battery, field, "appears twice"))
+        seen.add(version)
         meter = row.get("meter_id")
         if known_meters is not None and meter and meter not in known_meters:
             problems.append(ConfigProblem(battery, "meter_id", f"{meter!r} has no readings"))

@@ -186,16 +186,87 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _batteries(args: argparse.Namespace) -> int:
-    from vbatt.ingest.csv_inputs import read_batteries_csv
     from vbatt.warehouse.db import get_engine
-    from vbatt.warehouse.loader import upsert_batteries
     from vbatt.warehouse.migrate import migrate
 
-    batteries = read_batteries_csv(Path(args.csv))
     engine = get_engine()
+    if args.args[0] == "history" and len(args.args) == 2:
+        migrate(engine)
+        return _battery_history(engine, args.args[1])
+    if len(args.args) != 1:
+        raise ValueError("vbatt batteries FILE.csv, or vbatt batteries history BATTERY_ID")
+    return _import_batteries(engine, Path(args.args[0]), args)
+
+
+def _import_batteries(engine, path: Path, args: argparse.Namespace) -> int:
+    import getpass
+
+    from vbatt.ingest.csv_inputs import read_batteries_csv
+    from vbatt.warehouse.loader import record_batteries
+    from vbatt.warehouse.migrate import migrate
+
+    batteries = read_batteries_csv(path)
     migrate(engine)
-    upsert_batteries(engine, batteries)
-    console.print(f"{len(batteries)} batteries imported; the next ledger run picks up changes")
+    recorded = record_batteries(
+        engine,
+        batteries,
+        recorded_by=f"cli:{getpass.getuser()}",
+        reason=args.reason or f"vbatt batteries {path.name}",
+        backdate=args.backdate,
+    )
+    console.print(f"{path}: {recorded.summary}")
+    if recorded.summary.created or recorded.summary.versions or recorded.summary.end_dates:
+        console.print("the next ledger run picks up the changes")
+    return 0
+
+
+def _battery_history(engine, battery_id: str) -> int:
+    from vbatt.warehouse.versions import end_date_history, get_battery, version_history
+
+    with engine.connect() as conn:
+        battery = get_battery(conn, battery_id)
+        records = version_history(conn, battery_id)
+        ends = end_date_history(conn, battery_id)
+    console.print(
+        f"battery {battery_id}: partner {battery['partner_id']}, customer"
+        f" {battery['customer_id']}, start {battery['start_date']}, end"
+        f" {battery['end_date'] or 'none'}, timezone {battery['timezone']}, initial level"
+        f" {battery['initial_level_kwh']:g} kWh"
+    )
+    until = {v["record_id"]: v["valid_until"] for v in battery["versions"]}
+    table = Table(title="versions (a superseded record is kept, struck through)")
+    for column in (
+        "valid_from",
+        "until",
+        "name",
+        "meter_id",
+        "capacity kWh",
+        "reset",
+        "recorded",
+        "by",
+        "reason",
+    ):
+        table.add_column(column)
+    for r in records:
+        style = None if r["in_force"] else "strike dim"
+        table.add_row(
+            str(r["valid_from"]),
+            str(until.get(r["record_id"]) or "") if r["in_force"] else "superseded",
+            r["name"],
+            r["meter_id"],
+            f"{r['capacity_kwh']:g}" + (" (unlimited)" if r["capacity_kwh"] == 0 else ""),
+            f"{r['reset_date']} {r['reset_repeat']}" if r["reset_date"] else "none",
+            f"{r['recorded_at']:%Y-%m-%d %H:%M:%S}" if r["recorded_at"] else "",
+            r["recorded_by"] or "",
+            r["reason"] or "",
+            style=style,
+        )
+    console.print(table)
+    for e in ends:
+        console.print(
+            f"end_date {e['end_date'] or 'cleared'}: {e['recorded_at']:%Y-%m-%d %H:%M:%S}"
+            f" by {e['recorded_by']}" + (f" ({e['reason']})" if e["reason"] else "")
+        )
     return 0
 
 
@@ -336,8 +407,23 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("files", nargs="+", help="files; each is loaded whole or refused")
     ing.set_defaults(func=_ingest)
 
-    bat = sub.add_parser("batteries", help="import battery configurations (CSV)")
-    bat.add_argument("csv", help="same columns as for vbatt simulate")
+    bat = sub.add_parser(
+        "batteries",
+        help="import battery configurations and versions (CSV), or: batteries history ID",
+    )
+    bat.add_argument(
+        "args",
+        nargs="+",
+        metavar="FILE | history ID",
+        help="a CSV with the columns of vbatt simulate (+ optional valid_from), or"
+        " 'history' and a battery id to print its versions",
+    )
+    bat.add_argument(
+        "--backdate",
+        action="store_true",
+        help="allow changes inside periods already issued (they are re-issued as corrections)",
+    )
+    bat.add_argument("--reason", help="why; recorded with each version")
     bat.set_defaults(func=_batteries)
 
     fetch = sub.add_parser("fetch", help="fetch a window from the smart-me cloud (SMARTME_* env)")

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from vbatt.battery_config import DEFAULT_TIMEZONE, field_problems
+from vbatt.battery_config import BATTERY_FIELDS, DEFAULT_TIMEZONE, FIXED_FIELDS, field_problems
 from vbatt.readings import Reading
-from vbatt.warehouse.loader import BATTERY_COLUMNS
 
 READINGS_HEADER = ("meter_id", "timestamp", "import_kwh", "export_kwh")
-BATTERIES_HEADER = BATTERY_COLUMNS  # the columns of raw.batteries, in the same order
+BATTERIES_HEADER = BATTERY_FIELDS  # the columns of raw.batteries, in the same order
+# optional: the local date a row's versioned fields apply from (empty = the start_date)
+VALID_FROM = "valid_from"
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,16 @@ def _date(text: str) -> date:
 
 
 def read_batteries_csv(path: Path, known_meters: set[str] | None = None) -> list[dict]:
-    """Battery rows with the rule book's defaults applied, ready for raw.batteries."""
+    """Battery rows with the rule book's defaults applied, ready for raw.batteries.
+
+    With the optional column ``valid_from``, several rows of a battery are its versions
+    (rule book, "Configuration over time"): they must agree on the fixed fields and the
+    end_date, one of them starts on the start_date (an empty ``valid_from``), and each
+    ``valid_from`` lies in [start_date, end_date) once. Each row's ``valid_from`` is None
+    for the start_date."""
     problems: list[InputProblem] = []
     batteries: list[dict] = []
-    seen: set[str] = set()
+    lines: list[int] = []
     name = str(path)
     for line, row in _rows(path, BATTERIES_HEADER, problems):
         found: list[InputProblem] = []
@@ -148,9 +155,6 @@ def read_batteries_csv(path: Path, known_meters: set[str] | None = None) -> list
             battery = f" (battery {battery_id!r})" if battery_id else ""
             found.append(InputProblem(name, line, column, message + battery))
 
-        if row["battery_id"] in seen:
-            problem("battery_id", f"{row['battery_id']!r} appears twice")
-        seen.add(row["battery_id"])
         parsed: dict = {c: row[c] or None for c in BATTERIES_HEADER}
         parsed["name"] = row["name"] or row["battery_id"]
         parsed["partner_id"] = row["partner_id"] or "default"
@@ -163,8 +167,9 @@ def read_batteries_csv(path: Path, known_meters: set[str] | None = None) -> list
                 problem(column, f"{row[column]!r} is not a number")
                 parsed[column] = default
                 unparsable.add(column)
-        for column in ("start_date", "reset_date", "end_date"):
-            if row[column]:
+        parsed[VALID_FROM] = None
+        for column in ("start_date", "reset_date", "end_date", VALID_FROM):
+            if row.get(column):
                 try:
                     parsed[column] = _date(row[column])
                 except ValueError:
@@ -179,9 +184,79 @@ def read_batteries_csv(path: Path, known_meters: set[str] | None = None) -> list
                 problem(column, message)
         if known_meters is not None and row["meter_id"] and row["meter_id"] not in known_meters:
             problem("meter_id", f"{row['meter_id']!r} has no readings in the readings file")
+        if parsed[VALID_FROM] == parsed["start_date"]:
+            parsed[VALID_FROM] = None
         problems.extend(found)
         if not found:
             batteries.append(parsed)
+            lines.append(line)
+    problems += _version_problems(name, batteries, lines)
     if problems:
-        raise InputFileError(problems)
+        raise InputFileError(sorted(problems, key=lambda p: p.line))
     return batteries
+
+
+def _version_problems(name: str, rows: list[dict], lines: list[int]) -> list[InputProblem]:
+    """The rules across the rows of one battery (its versions)."""
+    found: list[InputProblem] = []
+    first_line: dict[str, int] = {}
+    first_row: dict[str, dict] = {}
+    seen: dict[tuple, int] = {}
+    for row, line in zip(rows, lines, strict=True):
+        battery = row["battery_id"]
+        of = f" (battery {battery!r})"
+        start, end, valid_from = row["start_date"], row["end_date"], row[VALID_FROM]
+        if battery in first_row:
+            for column in (*FIXED_FIELDS, "end_date"):
+                if row[column] != first_row[battery][column]:
+                    found.append(
+                        InputProblem(
+                            name,
+                            line,
+                            column,
+                            f"differs from line {first_line[battery]}: rows of a battery"
+                            f" agree on it (a version changes only name, meter_id,"
+                            f" capacity_kwh, reset_date, reset_repeat){of}",
+                        )
+                    )
+        else:
+            first_row[battery], first_line[battery] = row, line
+        key = (battery, valid_from or start)
+        if key in seen:
+            column = VALID_FROM if valid_from else "battery_id"
+            found.append(
+                InputProblem(
+                    name,
+                    line,
+                    column,
+                    f"{battery!r} appears twice: line {seen[key]} is the version from"
+                    f" {key[1]} too{of}",
+                )
+            )
+        seen.setdefault(key, line)
+        if valid_from is not None and valid_from < start:
+            found.append(
+                InputProblem(
+                    name, line, VALID_FROM, f"{valid_from} is before start_date {start}{of}"
+                )
+            )
+        elif valid_from is not None and end is not None and valid_from >= end:
+            found.append(
+                InputProblem(
+                    name, line, VALID_FROM, f"{valid_from} is on or after end_date {end}{of}"
+                )
+            )
+    for battery, line in first_line.items():
+        starts = [r[VALID_FROM] for r in rows if r["battery_id"] == battery]
+        if None not in starts and all(s > first_row[battery]["start_date"] for s in starts):
+            found.append(
+                InputProblem(
+                    name,
+                    line,
+                    VALID_FROM,
+                    f"no version starts on start_date {first_row[battery]['start_date']}: the"
+                    f" first version's valid_from is the start_date (leave it empty)"
+                    f" (battery {battery!r})",
+                )
+            )
+    return found

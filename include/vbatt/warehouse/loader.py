@@ -17,23 +17,12 @@ from datetime import UTC
 
 from sqlalchemy import Connection, Engine, text
 
+from vbatt.battery_config import BATTERY_FIELDS, check_batteries
 from vbatt.readings import Reading, Rejected
 from vbatt.warehouse.migrate import check_schema_name
+from vbatt.warehouse.versions import ImportSummary, import_batteries
 
-BATTERY_COLUMNS = (
-    "battery_id",
-    "name",
-    "partner_id",
-    "customer_id",
-    "meter_id",
-    "capacity_kwh",
-    "start_date",
-    "reset_date",
-    "reset_repeat",
-    "end_date",
-    "timezone",
-    "initial_level_kwh",
-)
+BATTERY_COLUMNS = BATTERY_FIELDS  # the columns of raw.batteries and of the batteries CSV
 
 
 @dataclass(frozen=True)
@@ -201,29 +190,58 @@ def write_rejections(
     )
 
 
-def upsert_batteries(engine: Engine, batteries: Iterable[dict], raw_schema: str = "raw") -> int:
-    """Insert or replace battery configurations (the ledger notices changed ones).
+def upsert_batteries(
+    engine: Engine,
+    batteries: Iterable[dict],
+    raw_schema: str = "raw",
+    *,
+    recorded_by: str = "upsert_batteries",
+    reason: str | None = None,
+    backdate: bool = False,
+) -> int:
+    """Record battery configurations: new batteries, and new versions of known ones.
 
     Every row is checked first (vbatt.battery_config): one bad battery refuses the lot
-    with a message naming it and the field, and nothing is stored.
+    with a message naming it and the field, and nothing is stored. Several rows of a
+    battery are its versions (``valid_from``; none = the start_date); rows equal to what
+    is stored record nothing (vbatt.warehouse.versions.import_batteries). A change that
+    reaches into periods already issued to the partner is refused unless ``backdate``.
+    Returns the number of rows.
     """
-    from vbatt.battery_config import check_batteries
-
-    raw = check_schema_name(raw_schema)
-    cols = ", ".join(BATTERY_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in BATTERY_COLUMNS[1:])
-    changed = " or ".join(
-        f"{raw}.batteries.{c} is distinct from excluded.{c}" for c in BATTERY_COLUMNS[1:]
+    return len(
+        list(
+            record_batteries(
+                engine,
+                batteries,
+                raw_schema,
+                recorded_by=recorded_by,
+                reason=reason,
+                backdate=backdate,
+            ).rows
+        )
     )
+
+
+@dataclass(frozen=True)
+class RecordedBatteries:
+    rows: list[dict]
+    summary: ImportSummary
+
+
+def record_batteries(
+    engine: Engine,
+    batteries: Iterable[dict],
+    raw_schema: str = "raw",
+    *,
+    recorded_by: str,
+    reason: str | None = None,
+    backdate: bool = False,
+) -> RecordedBatteries:
+    """:func:`upsert_batteries` with what it recorded (one transaction; all or nothing)."""
+    raw = check_schema_name(raw_schema)
     rows = check_batteries(batteries)
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                f"insert into {raw}.batteries ({cols}) values"
-                f" ({', '.join(':' + c for c in BATTERY_COLUMNS)})"
-                f" on conflict (battery_id) do update set {updates}, updated_at = now()"
-                f" where {changed}"
-            ),
-            rows,
+        summary = import_batteries(
+            conn, rows, recorded_by=recorded_by, reason=reason, backdate=backdate, raw_schema=raw
         )
-    return len(rows)
+    return RecordedBatteries(rows, summary)
