@@ -155,7 +155,8 @@ def auth(key: str) -> dict[str, str]:
 
 # -- a battery near now, for the live view (docs/rules.md, "The live battery") -----------
 
-LIVE_BATTERIES = ("b-live-1", "b-live-2", "b-live-3", "b-live-4")  # one per test: any order
+LIVE_BATTERIES = ("b-live-1", "b-live-2", "b-live-3", "b-live-4", "b-live-5")  # one per test
+NEW_METER = "LIVE-5B"  # b-live-5's meter from today on (a second version, capacity 2.5 kWh)
 LIVE_INITIAL_KWH = 2.0
 
 
@@ -184,12 +185,13 @@ class LiveWarehouse:
 
 @pytest.fixture(scope="session")
 def live_warehouse(engine, warehouse_url, tmp_path_factory) -> LiveWarehouse:
-    """Four batteries whose ledger ends half an hour ago (readings every quarter hour since
+    """Batteries whose ledger ends half an hour ago (readings every quarter hour since
     yesterday's local midnight), so a push now is just past the ledger."""
     from zoneinfo import ZoneInfo
 
     from tests.pipeline import Pipeline
     from vbatt.api.keys import Principal, create_key
+    from vbatt.warehouse.versions import add_version
 
     p = Pipeline(
         engine, warehouse_url, f"t_live_{secrets.token_hex(3)}", tmp_path_factory.mktemp("dbt")
@@ -201,8 +203,7 @@ def live_warehouse(engine, warehouse_url, tmp_path_factory) -> LiveWarehouse:
     first = datetime.combine(start, datetime.min.time(), ZoneInfo("Europe/Zurich"))
     first = first.astimezone(UTC) - timedelta(hours=1)
     counters = {}
-    for battery_id in LIVE_BATTERIES:
-        meter = "LIVE-" + battery_id.rsplit("-", 1)[1]
+    for meter in [f"LIVE-{b.rsplit('-', 1)[1]}" for b in LIVE_BATTERIES] + [NEW_METER]:
         readings, k, ts = [], 0, first
         while ts <= end:  # net +0.15 and -0.15 kWh in turn: the level stays near 2 kWh
             imp, exp = 100 + 0.15 * k, 200 + 0.3 * ((k + 1) // 2)
@@ -229,6 +230,16 @@ def live_warehouse(engine, warehouse_url, tmp_path_factory) -> LiveWarehouse:
             for b in LIVE_BATTERIES
         ]
     )
+    with engine.begin() as conn:
+        add_version(
+            conn,
+            "b-live-5",
+            start + timedelta(days=1),
+            {"meter_id": NEW_METER, "capacity_kwh": 2.5},
+            recorded_by="tests",
+            backdate=True,
+            raw_schema=p.raw,
+        )
     p.run()
     key = create_key(engine, Principal(partner_id="live"), raw_schema=p.raw).key
     yield LiveWarehouse(p, key, end, counters)

@@ -192,3 +192,37 @@ def test_a_protobuf_push_shows_in_devices_within_two_seconds(live_warehouse, liv
             assert live["provisional"] is True
     finally:
         get_settings.cache_clear()
+
+
+def test_the_live_view_follows_the_version_in_force(live_warehouse, live_url):
+    """b-live-5 has a new meter and 2.5 kWh from today: the new meter's push moves it,
+    clipped at the new capacity; the old meter's later push moves nothing."""
+    from tests.api.conftest import NEW_METER
+
+    lw, b = live_warehouse, "b-live-5"
+    with httpx.Client(base_url=live_url, headers=auth(lw.key), timeout=10) as c:
+        at = datetime.now(UTC).replace(microsecond=0)
+        imp, exp = lw.counters[NEW_METER]
+        store_batch(
+            lw.pipeline.engine,
+            [PushedValue(NEW_METER, at, imp, exp + 3.0, -5.0)],
+            raw_schema=lw.raw,
+        )
+        live, _ = wait_for(
+            lambda: c.get(f"/v1/batteries/{b}").json()["live"],
+            lambda v: v["at"] == at.isoformat().replace("+00:00", "Z"),
+        )
+        assert live["capacity_kwh"] == 2.5
+        assert live["level_kwh"] == pytest.approx(2.5)  # full at the new capacity
+        assert live["power_kw"] == 0.0  # full while the house exports
+        old_imp, old_exp = lw.counters["LIVE-5"]
+        later = at + timedelta(seconds=1)
+        store_batch(
+            lw.pipeline.engine,
+            [PushedValue("LIVE-5", later, old_imp + 4.0, old_exp, 2.0)],  # not in force
+            raw_schema=lw.raw,
+        )
+        time.sleep(0.3)
+        again = c.get(f"/v1/batteries/{b}").json()["live"]
+        assert again["level_kwh"] == pytest.approx(2.5)
+        assert again["at"] == live["at"]

@@ -34,6 +34,7 @@ from vbatt.api.live_rule import (
 from vbatt.api.models import Battery, Live, LiveStep
 from vbatt.warehouse.migrate import check_schema_name
 from vbatt.warehouse.realtime import latest_live, readings_between
+from vbatt.warehouse.versions import list_versions
 
 # No new value for this long: the dashboard says the value is stale (a push every second
 # is the norm; polling alone brings a value every 15 minutes, the ledger one more later).
@@ -44,28 +45,32 @@ FUTURE_SLACK = timedelta(minutes=5)  # a meter's clock a little ahead of ours
 
 
 def battery_terms(
-    conn: Connection, battery_ids: Sequence[str], *, raw_schema: str = "raw"
-) -> dict[str, tuple[Terms, ...]]:
-    """The versions of each battery's terms (meter, capacity, resets from a valid_from).
+    conn: Connection, battery_id: str, *, raw_schema: str = "raw"
+) -> tuple[Terms, ...]:
+    """The versions of the battery's terms in force (meter, capacity, resets from each
+    valid_from): the one place the live view learns them (vbatt.warehouse.versions)."""
+    return tuple(
+        Terms(v["valid_from"], v["meter_id"], v["capacity_kwh"], v["reset_date"], v["reset_repeat"])
+        for v in list_versions(conn, battery_id, raw_schema=raw_schema)
+    )
 
-    Today a battery has one version, its row in ``raw.batteries`` valid from its start.
-    """
-    raw = check_schema_name(raw_schema)
+
+def _meters_ever(conn: Connection, battery_ids: Sequence[str], raw: str) -> dict[str, set[str]]:
+    """Every meter a battery has or had in any version record: one query for a whole list,
+    to see which batteries have live data at all before reading their versions."""
+    out: dict[str, set[str]] = {}
     rows = conn.execute(
         text(
-            "select battery_id, start_date, meter_id, capacity_kwh, reset_date, reset_repeat"
-            f" from {raw}.batteries where battery_id = any(cast(:ids as text[]))"
+            f"select battery_id, meter_id from {raw}.batteries"
+            " where battery_id = any(cast(:ids as text[]))"
+            f" union select battery_id, meter_id from {raw}.battery_versions"
+            " where battery_id = any(cast(:ids as text[]))"
         ),
         {"ids": list(battery_ids)},
     )
-    return {
-        r.battery_id: (
-            Terms(
-                r.start_date, r.meter_id, r.capacity_kwh, r.reset_date, r.reset_repeat or "yearly"
-            ),
-        )
-        for r in rows
-    }
+    for r in rows:
+        out.setdefault(r.battery_id, set()).add(r.meter_id)
+    return out
 
 
 def anchor_of(b: Battery) -> Anchor:
@@ -85,7 +90,7 @@ def _readings(conn: Connection, meter_id: str, since: datetime, until: datetime,
 
 @dataclass(frozen=True)
 class Now:
-    """A battery's live state with the terms it was computed under."""
+    """A battery's live state and the capacity in force at its time."""
 
     battery: Battery
     level: LiveLevel
@@ -141,35 +146,39 @@ def live_states(
     *,
     raw_schema: str = "raw",
     now: datetime | None = None,
+    terms_always: bool = False,
 ) -> dict[str, Now]:
-    """The live state of each battery (see the module's docstring for when it engages)."""
+    """The live state of each battery (see the module's docstring for when it engages).
+    A battery's versions are read when it has live data (or ``terms_always``: the capacity
+    in force matters to the one battery of /v1 and its stream, not to a list of Devices)."""
     raw = check_schema_name(raw_schema)
     now = now or datetime.now(UTC)
-    terms = battery_terms(conn, [b.battery_id for b in batteries], raw_schema=raw)
-    meters = sorted({t.meter_id for versions in terms.values() for t in versions})
-    pushed = latest_live(conn, meters, raw_schema=raw)
+    meters = _meters_ever(conn, [b.battery_id for b in batteries], raw)
+    pushed = latest_live(conn, sorted({m for ms in meters.values() for m in ms}), raw_schema=raw)
     out: dict[str, Now] = {}
     for b in batteries:
-        versions = terms.get(b.battery_id) or (Terms(b.start_date, b.meter_id, b.capacity_kwh),)
-        frame = Frame(b.start_date, b.timezone, versions, b.end_date)
         anchor = anchor_of(b)
         since = anchor.at or local_midnight(b.start_date, b.timezone)
-        own = {t.meter_id: pushed[t.meter_id] for t in versions if t.meter_id in pushed}
-        newer = [v for v in own.values() if v.value_at > since]
-        if newer and now - since <= MAX_AHEAD + QUARTER:
-            readings = {
-                t.meter_id: _readings(conn, t.meter_id, since, now + FUTURE_SLACK, raw)
-                for t in versions
-            }
+        newer = any(pushed[m].value_at > since for m in meters.get(b.battery_id, ()) if m in pushed)
+        engaged = newer and now - since <= MAX_AHEAD + QUARTER
+        versions = None
+        if engaged or terms_always:
+            versions = battery_terms(conn, b.battery_id, raw_schema=raw)
+        if engaged:
+            frame = Frame(b.start_date, b.timezone, versions, b.end_date)
+            own = {t.meter_id for t in versions}
+            readings = {m: _readings(conn, m, since, now + FUTURE_SLACK, raw) for m in own}
             power = {
-                meter: MeterPower(v.value_at, v.power_kw)
-                for meter, v in own.items()
-                if v.power_kw is not None
+                m: MeterPower(pushed[m].value_at, pushed[m].power_kw)
+                for m in own
+                if m in pushed and pushed[m].power_kw is not None
             }
             level = advance(frame, anchor, readings, power)
         else:
             level = LiveLevel(anchor.level_kwh, anchor.power_kw, anchor.at, False, anchor.at)
-        capacity = _in_force_capacity(versions, level.at or since, b.timezone)
+        capacity = b.capacity_kwh
+        if versions:
+            capacity = _in_force_capacity(versions, level.at or since, b.timezone)
         out[b.battery_id] = Now(b, level, capacity, now)
     return out
 
@@ -185,11 +194,11 @@ def _in_force_capacity(versions: tuple[Terms, ...], at: datetime, tz: str) -> fl
 def live_state(
     conn: Connection, battery: Battery, *, raw_schema: str = "raw", now: datetime | None = None
 ) -> Now:
-    return live_states(conn, [battery], raw_schema=raw_schema, now=now)[battery.battery_id]
+    return live_states(conn, [battery], raw_schema=raw_schema, now=now, terms_always=True)[
+        battery.battery_id
+    ]
 
 
 def battery_meters(conn: Connection, battery_id: str, *, raw_schema: str = "raw") -> set[str]:
     """Every meter of the battery's versions (what a live stream listens to)."""
-    return {
-        t.meter_id for t in battery_terms(conn, [battery_id], raw_schema=raw_schema)[battery_id]
-    }
+    return {t.meter_id for t in battery_terms(conn, battery_id, raw_schema=raw_schema)}
