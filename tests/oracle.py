@@ -7,9 +7,11 @@ that compare the SQL output with it. Standard library only; plain floats.
 Public API
     meter_intervals(readings) -> list[OracleInterval]          Step 1
     conflicts(readings) -> list[(meter_id, ts)]                 Step 1.1
-    Battery(...)                                                Inputs, battery configuration
+    Battery(...), Version(...)                                  Inputs, battery configuration;
+                                                                "Configuration over time"
     start_instant(battery), end_instant(battery)                Step 2 (end: None = infinity)
-    reset_instants(battery, until) -> list[datetime]            Step 2
+    version_spans(battery) -> list[VersionSpan]                 the versions' validity as instants
+    reset_instants(battery, until) -> list[datetime]            Step 2, across versions
     ledger(battery, intervals) -> list[OracleRow]               Step 2
     daily(battery, rows) -> list[OracleDay]                     "Daily and period views"
     registers(rows) -> dict                                     "The battery as a meter"
@@ -146,7 +148,22 @@ def meter_intervals(readings) -> list[OracleInterval]:
 
 
 @dataclass(frozen=True)
+class Version:
+    """The versioned fields from a local date on (rule book, "Configuration over time")."""
+
+    valid_from: date
+    meter_id: str
+    capacity_kwh: float
+    reset_date: date | None = None
+    reset_repeat: str = "yearly"
+
+
+@dataclass(frozen=True)
 class Battery:
+    """The battery's own meter/capacity/reset fields are its first version (from the
+    start_date); ``versions`` are the later ones. Of several versions with the same
+    valid_from the last one listed is in force (a correction)."""
+
     battery_id: str
     meter_id: str
     capacity_kwh: float  # 0 = no limit
@@ -159,6 +176,7 @@ class Battery:
     name: str | None = None
     partner_id: str | None = None
     customer_id: str | None = None
+    versions: tuple[Version, ...] = ()
 
     def __post_init__(self):
         ZoneInfo(self.timezone)  # raises for an unknown IANA name
@@ -185,6 +203,37 @@ def end_instant(battery: Battery) -> datetime | None:
     return _local_midnight(battery.end_date, battery.timezone)
 
 
+@dataclass(frozen=True)
+class VersionSpan:
+    version: Version
+    start: datetime  # UTC, 00:00 local of valid_from (inclusive)
+    end: datetime | None  # UTC, the next version's start or the battery's end; None = infinity
+
+
+def version_spans(battery: Battery) -> list[VersionSpan]:
+    """The versions in force in valid_from order, each with its validity as instants.
+
+    Validity is half-open; a version from on/after the end_date never applies."""
+    first = Version(
+        battery.start_date,
+        battery.meter_id,
+        battery.capacity_kwh,
+        battery.reset_date,
+        battery.reset_repeat,
+    )
+    by_date = {first.valid_from: first}
+    for v in battery.versions:
+        if v.valid_from < battery.start_date:
+            raise ValueError(f"version from {v.valid_from} before the start {battery.start_date}")
+        by_date[v.valid_from] = v  # the last record wins
+    if battery.end_date is not None:
+        by_date = {d: v for d, v in by_date.items() if d < battery.end_date}
+    ordered = [by_date[d] for d in sorted(by_date)]
+    starts = [_local_midnight(v.valid_from, battery.timezone) for v in ordered]
+    ends = [*starts[1:], end_instant(battery)]
+    return [VersionSpan(v, s, e) for v, s, e in zip(ordered, starts, ends, strict=True)]
+
+
 def _anniversary(d: date, year: int) -> date:
     try:
         return d.replace(year=year)
@@ -193,19 +242,25 @@ def _anniversary(d: date, year: int) -> date:
 
 
 def reset_instants(battery: Battery, until: datetime) -> list[datetime]:
-    """Step 2: reset_date 00:00 local and, for 'yearly', its anniversaries; only those strictly
-    after the start instant, and <= until. Sorted, UTC."""
-    if battery.reset_date is None:
-        return []
+    """Step 2: reset_date 00:00 local and, for 'yearly', its anniversaries (from reset_date
+    on); only those strictly after the start instant, and <= until. Across versions: each
+    version's resets that fall inside its validity. Sorted, UTC."""
     until = _utc(until)
-    rd = battery.reset_date
-    if battery.reset_repeat == "none":
-        dates = [rd]
-    else:  # local dates of year until.year + 1 can still be <= until in UTC
-        dates = [_anniversary(rd, y) for y in range(rd.year, until.year + 2)]
     start = start_instant(battery)
-    instants = [_local_midnight(d, battery.timezone) for d in dates]
-    return [r for r in instants if start < r <= until]
+    out: list[datetime] = []
+    for span in version_spans(battery):
+        rd, repeat = span.version.reset_date, span.version.reset_repeat
+        if rd is None:
+            continue
+        if repeat == "none":
+            dates = [rd]
+        else:  # local dates of year until.year + 1 can still be <= until in UTC
+            dates = [_anniversary(rd, y) for y in range(rd.year, until.year + 2)]
+        for d in dates:
+            r = _local_midnight(d, battery.timezone)
+            if start < r <= until and span.start <= r and (span.end is None or r < span.end):
+                out.append(r)
+    return sorted(out)
 
 
 # --------------------------------------------------------------------------------------
@@ -228,43 +283,61 @@ class OracleRow:
     level: float
     estimated: bool
     period_start: datetime  # UTC: latest reset instant <= interval_start, else the start instant
+    capacity_kwh: float = 0.0  # of the version in force
+    meter_id: str = ""  # of the version in force
+    valid_from: date | None = None  # of the version in force
 
 
 def ledger(battery: Battery, intervals) -> list[OracleRow]:
-    """Step 2 for the intervals of battery.meter_id with start <= interval_start < end.
+    """Step 2 for the battery's intervals with start <= interval_start < end, across its
+    versions: an interval belongs to the version in force at its start and comes from that
+    version's meter.
 
     Project choice (generalising "forfeited = level if interval_start is a reset instant"):
     an interval is a reset interval when some reset instant r satisfies
     previous row's interval_start (-infinity for the first row) < r <= interval_start,
     so a data gap over a reset instant does not skip the reset. (Reset instants are all
     > start instant, so the first row forfeits the initial level for start < r <= its start.)
+
+    Rule book, "Configuration over time": at a version's first interval (its version
+    differs from the previous row's; before the first row: the first version) a level
+    above the version's non-zero capacity is clipped to it, the excess forfeited; with
+    several boundaries before one interval only the last applies; a reset on the same
+    interval forfeits the whole level.
     """
-    start, end = start_instant(battery), end_instant(battery)
-    own = sorted(
-        (
-            iv
+    spans = version_spans(battery)
+    own: list[tuple[OracleInterval, int]] = []
+    for k, span in enumerate(spans):
+        own += [
+            (iv, k)
             for iv in intervals
-            if iv.meter_id == battery.meter_id
-            and start <= iv.interval_start
-            and (end is None or iv.interval_start < end)
-        ),
-        key=lambda iv: iv.interval_start,
-    )
+            if iv.meter_id == span.version.meter_id
+            and span.start <= iv.interval_start
+            and (span.end is None or iv.interval_start < span.end)
+        ]
+    own.sort(key=lambda pair: pair[0].interval_start)
     if not own:
         return []
-    for a, b in zip(own, own[1:], strict=False):
+    for (a, _), (b, _) in zip(own, own[1:], strict=False):
         if a.interval_start == b.interval_start:
             raise ValueError(f"duplicate interval {a.interval_start} for meter {a.meter_id}")
-    resets = reset_instants(battery, own[-1].interval_start)
-    cap = battery.capacity_kwh
+    start = start_instant(battery)
+    resets = reset_instants(battery, own[-1][0].interval_start)
     level = battery.initial_level_kwh  # level before the first interval
     prev_start = None  # -infinity
+    prev_version = 0  # before the first row: the first version
     rows: list[OracleRow] = []
-    for iv in own:
+    for iv, k in own:
+        version = spans[k].version
+        cap = version.capacity_kwh
         t = _utc(iv.interval_start)
         is_reset = any((prev_start is None or prev_start < r) and r <= t for r in resets)
-        forfeited = level if is_reset else 0.0
-        base = level - forfeited
+        if is_reset:
+            forfeited, base = level, 0.0
+        elif k != prev_version and cap > 0 and level > cap:
+            forfeited, base = level - cap, cap
+        else:
+            forfeited, base = 0.0, level
         net = iv.export_kwh - iv.import_kwh  # netting within the 15 minutes
         if net >= 0:
             charge = net if cap == 0 else min(net, cap - base)  # cap 0 = unlimited
@@ -291,9 +364,12 @@ def ledger(battery: Battery, intervals) -> list[OracleRow]:
                 level,
                 iv.estimated,
                 period_start,
+                cap,
+                version.meter_id,
+                version.valid_from,
             )
         )
-        prev_start = t
+        prev_start, prev_version = t, k
     return rows
 
 
@@ -304,7 +380,7 @@ def check_invariants(battery: Battery, rows, tol: float = 1e-9) -> None:
     for r in sorted(rows, key=lambda r: r.interval_start):
         at = f"row {r.battery_id} {r.interval_start.isoformat()}"
         # 1. 0 <= level <= capacity (when capacity > 0)
-        if r.level < -tol or (battery.capacity_kwh > 0 and r.level > battery.capacity_kwh + tol):
+        if r.level < -tol or (r.capacity_kwh > 0 and r.level > r.capacity_kwh + tol):
             errors.append(f"{at}: 0 <= level <= capacity violated (level={r.level})")
         # 2. previous level - forfeited + charge - discharge = level
         if abs(prev_level - r.forfeited + r.charge - r.discharge - r.level) > tol:

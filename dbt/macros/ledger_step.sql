@@ -11,6 +11,14 @@
       else 0::double precision end)
 {%- endmacro %}
 
+{#- The level an interval starts from: 0 after a reset, the version's capacity when a
+    version boundary clips it, else the previous level. -#}
+{% macro ledger_base(previous, is_reset, is_clip, capacity) -%}
+(case when {{ is_reset }} then 0::double precision
+      when {{ is_clip }} and {{ capacity }} > 0 and {{ previous }} > {{ capacity }} then {{ capacity }}
+      else {{ previous }} end)
+{%- endmacro %}
+
 {% macro ledger_discharge(base, net) -%}
 (case when {{ net }} < 0 then least(-{{ net }}, {{ base }}) else 0::double precision end)
 {%- endmacro %}
@@ -48,5 +56,29 @@ $fn$;
 
 create or replace aggregate {{ s }}.vbatt_level(
     double precision, double precision, boolean, double precision
+) (sfunc = {{ s }}.vbatt_level_step, stype = double precision);
+
+-- Across versions (rule book, "Configuration over time"): at a version's first interval
+-- (is_clip) a level above the new, non-zero capacity is clipped to it (the excess is
+-- forfeited); a reset on the same interval empties the battery first.
+create or replace function {{ s }}.vbatt_level_step(
+    level double precision,
+    net double precision,
+    capacity double precision,
+    is_reset boolean,
+    is_clip boolean,
+    seed double precision
+) returns double precision
+language plpgsql immutable parallel safe as $fn$
+declare
+    base double precision := {{ ledger_base('coalesce(level, seed)', 'is_reset', 'is_clip', 'capacity') }};
+begin
+    return base + {{ ledger_charge('base', 'net', 'capacity') }}
+                - {{ ledger_discharge('base', 'net') }};
+end
+$fn$;
+
+create or replace aggregate {{ s }}.vbatt_level(
+    double precision, double precision, boolean, boolean, double precision
 ) (sfunc = {{ s }}.vbatt_level_step, stype = double precision);
 {% endmacro %}

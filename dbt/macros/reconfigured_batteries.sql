@@ -1,25 +1,174 @@
 {#-
-  A pre-hook for incremental models keyed by battery: when a battery's configuration
-  changed (its config_hash differs from the one stored with its newest row), all its rows
-  go, and the model rebuilds that battery from its start. One index probe per battery,
-  so the cost does not grow with the history.
+  What the incremental ledger recomputes, and from when (rule book, "Configuration over
+  time": a change never moves anything before its valid_from).
+
+  A pre-hook of int_battery_ledger: it writes the temporary table vbatt_ledger_scope
+  (battery_id, recompute_from) that the model reads, deletes the battery's stored rows from
+  recompute_from on (they are computed again, or are no longer wanted: an end moved
+  earlier, an old meter's rows after a meter change), and leaves a marker for battery_daily
+  where rows went. A battery is recomputed from the earliest of:
+    - its start, when nothing is stored for it (a new battery);
+    - the first changed quarter hour of a version's meter inside that version's validity
+      (new or late data);
+    - a version's valid_from, when its first stored row differs from what it should be
+      (another version hash: a new or corrected version; another first interval: a meter
+      change) - stateless: the stored rows say with which version they were computed;
+    - after a version's newest stored row, when its meter has later data inside the
+      validity (an end moved later or cleared);
+    - its end, when rows are stored at or after it (an end moved earlier).
+  A few index probes per version, so the cost does not grow with the history.
 -#}
-{% macro delete_reconfigured_batteries(order_column) %}
+{% macro ledger_recompute_scope() %}
 {% if is_incremental() %}
-delete from {{ this }}
-where battery_id in (
-    select batteries.battery_id
-    from {{ ref('stg_raw__batteries') }} as batteries
-    cross join lateral (
-        select stored.config_hash
+create temporary table vbatt_ledger_scope on commit drop as
+with versions as (
+
+    select * from {{ ref('stg_raw__battery_versions') }}
+
+),
+
+intervals as not materialized (
+
+    select * from {{ ref('int_meter_intervals') }}
+
+),
+
+changed_meters as (
+
+    select meter_id, min(interval_start) as changed_from
+    from intervals
+    where computed_at > {{ last_computed_at() }}
+    group by meter_id
+
+),
+
+candidates as (
+
+    select versions.battery_id, '-infinity'::timestamptz as recompute_from
+    from versions
+    where versions.version_number = 1
+      and not exists (
+          select 1 from {{ this }} as stored where stored.battery_id = versions.battery_id
+      )
+
+    union all
+
+    select versions.battery_id, greatest(changed_meters.changed_from, versions.valid_from_instant)
+    from versions
+    inner join changed_meters
+        on versions.meter_id = changed_meters.meter_id
+        and changed_meters.changed_from < versions.valid_until_instant
+
+    union all
+
+    select
+        versions.battery_id,
+        case
+            when first_stored.interval_start is distinct from first_data.interval_start
+              or first_stored.config_hash <> versions.config_hash
+              or last_stored.interval_start > last_data.interval_start
+                then versions.valid_from_instant
+            else last_stored.interval_start + {{ interval_length() }}
+        end
+    from versions
+    left join lateral (
+        select stored.interval_start, stored.config_hash
         from {{ this }} as stored
-        where stored.battery_id = batteries.battery_id
-        order by stored.{{ order_column }} desc
+        where stored.battery_id = versions.battery_id
+          and stored.interval_start >= versions.valid_from_instant
+          and stored.interval_start < versions.valid_until_instant
+        order by stored.interval_start
+        limit 1
+    ) as first_stored on true
+    left join lateral (
+        select stored.interval_start
+        from {{ this }} as stored
+        where stored.battery_id = versions.battery_id
+          and stored.interval_start >= versions.valid_from_instant
+          and stored.interval_start < versions.valid_until_instant
+        order by stored.interval_start desc
+        limit 1
+    ) as last_stored on true
+    cross join lateral (
+        select min(meter_intervals.interval_start) as interval_start
+        from intervals as meter_intervals
+        where meter_intervals.meter_id = versions.meter_id
+          and meter_intervals.interval_start >= versions.valid_from_instant
+          and meter_intervals.interval_start < versions.valid_until_instant
+    ) as first_data
+    cross join lateral (
+        select max(meter_intervals.interval_start) as interval_start
+        from intervals as meter_intervals
+        where meter_intervals.meter_id = versions.meter_id
+          and meter_intervals.interval_start >= versions.valid_from_instant
+          and meter_intervals.interval_start < versions.valid_until_instant
+    ) as last_data
+    where first_stored.interval_start is distinct from first_data.interval_start
+       or first_stored.config_hash <> versions.config_hash
+       or last_stored.interval_start is distinct from last_data.interval_start
+
+    union all
+
+    select versions.battery_id, versions.end_instant
+    from versions
+    cross join lateral (
+        select stored.interval_start
+        from {{ this }} as stored
+        where stored.battery_id = versions.battery_id
+        order by stored.interval_start desc
         limit 1
     ) as newest
-    where newest.config_hash <> batteries.config_hash
+    where versions.version_number = 1 and newest.interval_start >= versions.end_instant
+
 )
+
+select battery_id, min(recompute_from) as recompute_from
+from candidates
+group by battery_id;
+
+create table if not exists {{ this.schema }}.int_battery_ledger_recomputed (
+    battery_id     text        primary key,
+    recompute_from timestamptz not null
+);
+
+with deleted as (
+    delete from {{ this }} as stored
+    using vbatt_ledger_scope as scope
+    where stored.battery_id = scope.battery_id
+      and stored.interval_start >= scope.recompute_from
+    returning stored.battery_id, stored.interval_start
+)
+insert into {{ this.schema }}.int_battery_ledger_recomputed as marker (battery_id, recompute_from)
+select battery_id, min(interval_start) from deleted group by battery_id
+on conflict (battery_id) do update
+    set recompute_from = least(marker.recompute_from, excluded.recompute_from)
 {% else %}
-select 1
+drop table if exists {{ this.schema }}.int_battery_ledger_recomputed
+{% endif %}
+{% endmacro %}
+
+
+{#-
+  A pre-hook of battery_daily: the days from a battery's first deleted ledger row on go
+  (the ledger's markers, consumed here); the model computes them again from what is left.
+-#}
+{% macro daily_recompute_scope() %}
+{% set markers = ref('int_battery_ledger').schema ~ '.int_battery_ledger_recomputed' %}
+create temporary table vbatt_daily_scope (battery_id text, from_date date) on commit drop;
+{% if is_incremental() %}
+create table if not exists {{ markers }} (
+    battery_id     text        primary key,
+    recompute_from timestamptz not null
+);
+with markers as (
+    delete from {{ markers }} returning *
+)
+insert into vbatt_daily_scope (battery_id, from_date)
+select markers.battery_id, (markers.recompute_from at time zone batteries.timezone)::date
+from markers
+inner join {{ ref('stg_raw__batteries') }} as batteries on markers.battery_id = batteries.battery_id;
+delete from {{ this }} as stored
+using vbatt_daily_scope as scope
+where stored.battery_id = scope.battery_id and stored.local_date >= scope.from_date
 {% endif %}
 {% endmacro %}

@@ -4,25 +4,30 @@
         unlogged=true,
         incremental_strategy='delete+insert',
         unique_key=['battery_id', 'interval_start'],
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         post_hook='analyze {{ this }}',
         indexes=[
             {'columns': ['battery_id', 'interval_start'], 'unique': True},
             {'columns': ['computed_at']},
         ],
-        pre_hook="{{ delete_reconfigured_batteries('interval_start') }}",
+        pre_hook="{{ ledger_recompute_scope() }}",
     )
 }}
--- Rule book, step 2: the battery interval by interval. The level is a clamped running
--- sum computed by the vbatt_level aggregate (macros/ledger_step.sql); the flows come from
--- the same expressions applied to the previous level.
+-- Rule book, step 2 and "Configuration over time": the battery interval by interval,
+-- across its versions. An interval belongs to the version in force at its start and
+-- comes from that version's meter; the level carries over a version boundary, clipped
+-- to a smaller non-zero capacity at the version's first interval (the excess is
+-- forfeited); resets are each version's, inside its validity. The level is a clamped
+-- running sum computed by the vbatt_level aggregate (macros/ledger_step.sql); the flows
+-- come from the same expressions applied to the previous level.
 --
--- Incremental: a battery continues from its stored level at the last row before the
--- earliest interval that changed for its meter; a new or reconfigured battery starts over.
+-- Incremental: the pre-hook (macros/reconfigured_batteries.sql) says which batteries to
+-- recompute from when (new data, a new or corrected version: from its valid_from, never
+-- from the start) and deletes their rows from there; each continues from its stored level.
 
-with batteries as (
+with versions as (
 
-    select * from {{ ref('stg_raw__batteries') }}
+    select * from {{ ref('stg_raw__battery_versions') }}
 
 ),
 
@@ -32,49 +37,38 @@ intervals as not materialized (
 
 ),
 
-{% if is_incremental() %}
+batteries as (
 
-changed_meters as (
-
-    select meter_id, min(interval_start) as changed_from
-    from intervals
-    where computed_at > {{ last_computed_at() }}
-    group by meter_id
-
-),
-
-scope as (
-
+    -- the battery's fixed terms, from its first version
     select
-        batteries.battery_id,
-        case when newest.battery_id is null then '-infinity'::timestamptz
-             else changed_meters.changed_from end as recompute_from
-    from batteries
-    left join lateral (
-        select stored.battery_id
-        from {{ this }} as stored
-        where stored.battery_id = batteries.battery_id
-        order by stored.interval_start desc
-        limit 1
-    ) as newest on true
-    left join changed_meters on batteries.meter_id = changed_meters.meter_id
-    where newest.battery_id is null or changed_meters.meter_id is not null
+        battery_id,
+        timezone,
+        start_instant,
+        end_instant,
+        initial_level_kwh,
+        config_hash as first_config_hash
+    from versions
+    where version_number = 1
 
 ),
+
+{% if is_incremental() %}
 
 seeds as (
 
     select
         batteries.*,
         greatest(batteries.start_instant, scope.recompute_from) as from_instant,
-        coalesce(seed_row.level_kwh, batteries.initial_level_kwh) as seed_level_kwh
-    from scope
+        coalesce(seed_row.level_kwh, batteries.initial_level_kwh) as seed_level_kwh,
+        coalesce(seed_row.config_hash, batteries.first_config_hash) as seed_config_hash,
+        coalesce(seed_row.interval_start, '-infinity'::timestamptz) as seed_interval_start
+    from vbatt_ledger_scope as scope
     inner join batteries on scope.battery_id = batteries.battery_id
     left join lateral (
-        select stored.level_kwh
+        -- the stored row before recompute_from (the pre-hook deleted the later ones)
+        select stored.level_kwh, stored.config_hash, stored.interval_start
         from {{ this }} as stored
         where stored.battery_id = scope.battery_id
-          and stored.interval_start < scope.recompute_from
         order by stored.interval_start desc
         limit 1
     ) as seed_row on true
@@ -88,85 +82,116 @@ seeds as (
     select
         batteries.*,
         batteries.start_instant as from_instant,
-        batteries.initial_level_kwh as seed_level_kwh
+        batteries.initial_level_kwh as seed_level_kwh,
+        batteries.first_config_hash as seed_config_hash,
+        '-infinity'::timestamptz as seed_interval_start
     from batteries
 
 ),
 
 {% endif %}
 
+scoped_versions as (
+
+    select
+        versions.*,
+        seeds.from_instant,
+        seeds.seed_level_kwh,
+        seeds.seed_config_hash,
+        seeds.seed_interval_start,
+        greatest(versions.valid_from_instant, seeds.from_instant) as scope_from
+    from seeds
+    inner join versions
+        on seeds.battery_id = versions.battery_id
+        and versions.valid_until_instant > seeds.from_instant
+
+),
+
 scoped as not materialized (
 
     select
-        seeds.battery_id,
-        seeds.capacity_kwh,
-        seeds.seed_level_kwh,
-        seeds.config_hash,
+        scoped_versions.battery_id,
+        scoped_versions.meter_id,
+        scoped_versions.capacity_kwh,
+        scoped_versions.valid_from,
+        scoped_versions.config_hash,
+        scoped_versions.start_instant,
+        scoped_versions.seed_level_kwh,
+        scoped_versions.seed_config_hash,
+        scoped_versions.seed_interval_start,
         intervals.interval_start,
         intervals.import_kwh,
         intervals.export_kwh,
         intervals.export_kwh - intervals.import_kwh as net_kwh,
         intervals.estimated
-    from seeds
+    from scoped_versions
     {% if is_incremental() %}
-    -- lateral: one index range scan per battery in scope, whatever the history's length
+    -- lateral: one index range scan per version in scope, whatever the history's length
     cross join lateral (
         select *
         from intervals as meter_intervals
-        where meter_intervals.meter_id = seeds.meter_id
-          and meter_intervals.interval_start >= seeds.from_instant
-          and meter_intervals.interval_start < seeds.end_instant
+        where meter_intervals.meter_id = scoped_versions.meter_id
+          and meter_intervals.interval_start >= scoped_versions.scope_from
+          and meter_intervals.interval_start < scoped_versions.valid_until_instant
         offset 0  -- a fence: keeps the per-battery index range scan (no join flattening)
     ) as intervals
     {% else %}
     inner join intervals
-        on intervals.meter_id = seeds.meter_id
-        and intervals.interval_start >= seeds.from_instant
-        and intervals.interval_start < seeds.end_instant
+        on intervals.meter_id = scoped_versions.meter_id
+        and intervals.interval_start >= scoped_versions.scope_from
+        and intervals.interval_start < scoped_versions.valid_until_instant
     {% endif %}
 
 ),
 
-reset_years as (
+reset_versions as (
 
-    -- resets are generated only up to the year after the data in scope
+    -- resets are generated only up to the year after the newest data (or the version's
+    -- start, for a version not reached yet)
     select
-        seeds.battery_id,
-        seeds.timezone,
-        seeds.reset_date,
-        generate_series(
-            extract(year from seeds.reset_date)::int,
-            case when seeds.reset_repeat = 'yearly'
-                then greatest(
-                    extract(year from seeds.reset_date)::int,
-                    extract(year from data_range.last_start at time zone seeds.timezone)::int + 1
-                )
-                else extract(year from seeds.reset_date)::int end
-        ) as reset_year
-    from seeds
+        versions.*,
+        greatest(
+            extract(year from versions.reset_date)::int,
+            extract(year from versions.valid_from)::int + 1,
+            extract(year from data_range.last_start at time zone versions.timezone)::int + 1
+        ) as last_year
+    from versions
+    inner join seeds on versions.battery_id = seeds.battery_id
     cross join lateral (
-        -- one index probe: the newest quarter hour of the meter
+        -- one index probe: the newest quarter hour of the version's meter
         select max(meter_intervals.interval_start) as last_start
         from intervals as meter_intervals
-        where meter_intervals.meter_id = seeds.meter_id
+        where meter_intervals.meter_id = versions.meter_id
     ) as data_range
-    where seeds.reset_date is not null
+    where versions.reset_date is not null
+
+),
+
+reset_instants as (
+
+    -- a version's resets inside its validity, strictly after the start, from reset_date on
+    select reset_versions.battery_id, r.reset_at
+    from reset_versions
+    cross join lateral generate_series(
+        extract(year from reset_versions.reset_date)::int,
+        case when reset_versions.reset_repeat = 'yearly' then reset_versions.last_year
+             else extract(year from reset_versions.reset_date)::int end
+    ) as y (reset_year)
+    cross join lateral (
+        select {{ local_midnight(anniversary('reset_versions.reset_date', 'y.reset_year'),
+                                 'reset_versions.timezone') }} as reset_at
+    ) as r
+    where r.reset_at >= reset_versions.valid_from_instant
+      and r.reset_at < reset_versions.valid_until_instant
+      and r.reset_at > reset_versions.start_instant
 
 ),
 
 period_starts as (
 
     select battery_id, start_instant as period_start from seeds
-    union all
-    select reset_years.battery_id, reset_at
-    from reset_years
-    inner join seeds on reset_years.battery_id = seeds.battery_id
-    cross join lateral (
-        select {{ local_midnight(anniversary('reset_years.reset_date', 'reset_years.reset_year'),
-                                 'reset_years.timezone') }} as reset_at
-    ) as r
-    where reset_at > seeds.start_instant
-      and reset_at < seeds.end_instant
+    union
+    select battery_id, reset_at from reset_instants
 
 ),
 
@@ -180,15 +205,7 @@ periods as (
                 partition by period_starts.battery_id order by period_starts.period_start
             ),
             seeds.end_instant
-        ) as period_end,
-        -- a reset forfeits at the first interval at or after its instant (docs/rules.md);
-        -- the start instant is no reset
-        case when period_starts.period_start > seeds.start_instant then (
-            select min(meter_intervals.interval_start)
-            from intervals as meter_intervals
-            where meter_intervals.meter_id = seeds.meter_id
-              and meter_intervals.interval_start >= period_starts.period_start
-        ) end as reset_interval_start
+        ) as period_end
     from period_starts
     inner join seeds on period_starts.battery_id = seeds.battery_id
 
@@ -200,22 +217,39 @@ flagged as (
         scoped.*,
         periods.period_start,
         periods.period_end,
-        coalesce(scoped.interval_start = periods.reset_interval_start, false) as is_reset
+        lag(scoped.interval_start, 1, scoped.seed_interval_start) over by_time
+            as previous_interval_start,
+        lag(scoped.config_hash, 1, scoped.seed_config_hash) over by_time
+            as previous_config_hash
     from scoped
     inner join periods
         on scoped.battery_id = periods.battery_id
         and scoped.interval_start >= periods.period_start
         and scoped.interval_start < periods.period_end
+    window by_time as (partition by scoped.battery_id order by scoped.interval_start)
+
+),
+
+marked as (
+
+    select
+        flagged.*,
+        -- a reset forfeits at the first interval at or after its instant (docs/rules.md):
+        -- the row whose period began after the previous row; the start is no reset
+        (period_start > start_instant and period_start > previous_interval_start) as is_reset,
+        -- a version's first interval: the last boundary before it applies (its capacity)
+        config_hash <> previous_config_hash as is_clip
+    from flagged
 
 ),
 
 levelled as (
 
     select
-        flagged.*,
-        {{ target.schema }}.vbatt_level(net_kwh, capacity_kwh, is_reset, seed_level_kwh)
+        marked.*,
+        {{ target.schema }}.vbatt_level(net_kwh, capacity_kwh, is_reset, is_clip, seed_level_kwh)
             over by_time as level_kwh
-    from flagged
+    from marked
     window by_time as (partition by battery_id order by interval_start rows unbounded preceding)
 
 ),
@@ -234,12 +268,13 @@ flows as (
 
     select
         stepped.*,
-        case when is_reset then previous_level_kwh else 0::double precision end as forfeited_kwh,
+        previous_level_kwh - base.level as forfeited_kwh,
         {{ ledger_charge('base.level', 'net_kwh', 'capacity_kwh') }} as charge_kwh,
         {{ ledger_discharge('base.level', 'net_kwh') }} as discharge_kwh
     from stepped
     cross join lateral (
-        select case when is_reset then 0::double precision else previous_level_kwh end as level
+        select {{ ledger_base('previous_level_kwh', 'is_reset', 'is_clip', 'capacity_kwh') }}
+            as level
     ) as base
 
 )
@@ -261,5 +296,8 @@ select
     period_start,
     period_end,
     config_hash,
-    {{ run_stamp() }} as computed_at
+    {{ run_stamp() }} as computed_at,
+    meter_id,
+    capacity_kwh,
+    valid_from
 from flows

@@ -9,11 +9,12 @@
             {'columns': ['battery_id', 'local_date'], 'unique': True},
             {'columns': ['computed_at']},
         ],
-        pre_hook="{{ delete_reconfigured_batteries('local_date') }}",
+        pre_hook="{{ daily_recompute_scope() }}",
     )
 }}
 -- Local days of the battery's timezone (92, 96 or 100 quarter hours). Incremental: the
--- days from the first ledger row rewritten since the last run onwards.
+-- days from the first ledger row rewritten since the last run onwards, and from where the
+-- ledger deleted rows (its markers, read and removed by the pre-hook).
 
 with batteries as (
 
@@ -29,11 +30,24 @@ ledger as not materialized (
 
 {% if is_incremental() %}
 
+changed_rows as (
+
+    select ledger.battery_id, (min(ledger.interval_start) at time zone any_value(batteries.timezone))::date as from_date
+    from ledger
+    inner join batteries on ledger.battery_id = batteries.battery_id
+    where ledger.computed_at > {{ last_computed_at() }}
+    group by ledger.battery_id
+
+),
+
 changed as (
 
-    select battery_id, min(interval_start) as changed_from
-    from ledger
-    where computed_at > {{ last_computed_at() }}
+    select battery_id, min(from_date) as from_date
+    from (
+        select battery_id, from_date from changed_rows
+        union all
+        select battery_id, from_date from vbatt_daily_scope
+    ) as both_kinds
     group by battery_id
 
 ),
@@ -41,16 +55,14 @@ changed as (
 scoped as (
 
     -- lateral: one index range scan per changed battery, whatever the history's length
-    select battery_rows.*, batteries.timezone, batteries.config_hash as battery_config_hash
+    select battery_rows.*, batteries.timezone
     from changed
     inner join batteries on changed.battery_id = batteries.battery_id
     cross join lateral (
         select *
         from ledger
         where ledger.battery_id = changed.battery_id
-          and ledger.interval_start >= {{ local_midnight(
-              "(changed.changed_from at time zone batteries.timezone)::date",
-              'batteries.timezone') }}
+          and ledger.interval_start >= {{ local_midnight('changed.from_date', 'batteries.timezone') }}
         offset 0  -- a fence: keeps the per-battery index range scan (no join flattening)
     ) as battery_rows
 
@@ -60,7 +72,7 @@ scoped as (
 
 scoped as (
 
-    select ledger.*, batteries.timezone, batteries.config_hash as battery_config_hash
+    select ledger.*, batteries.timezone
     from ledger
     inner join batteries on ledger.battery_id = batteries.battery_id
 
@@ -74,7 +86,7 @@ days as (
         battery_id,
         (interval_start at time zone timezone)::date as local_date,
         timezone,
-        battery_config_hash as config_hash,
+        config_hash,
         period_start,
         period_end,
         import_kwh,
@@ -115,7 +127,8 @@ select
         - {{ local_midnight('local_date', 'any_value(timezone)') }}
     ) / 60 / {{ var('interval_minutes') }})::int as expected_intervals,
     max(interval_start) as last_interval_start,
-    any_value(config_hash) as config_hash,
+    -- the version the day's newest interval was computed with
+    (array_agg(config_hash order by interval_start desc))[1] as config_hash,
     {{ run_stamp() }} as computed_at
 from days
 group by battery_id, local_date

@@ -1,6 +1,8 @@
 -- The battery as a meter (rule book, "The battery as a meter"): its level and the
 -- totals since the start, never reset. Built from the daily rows and the newest
--- interval, so it costs one row per battery and day, not per quarter hour.
+-- interval, so it costs one row per battery and day, not per quarter hour. The meter and
+-- capacity are the version's in force at the newest interval (before any interval: the
+-- newest version's).
 with batteries as (
 
     select * from {{ ref('stg_raw__batteries') }}
@@ -29,8 +31,8 @@ select
     batteries.name,
     batteries.partner_id,
     batteries.customer_id,
-    batteries.meter_id,
-    batteries.capacity_kwh,
+    coalesce(latest.meter_id, batteries.meter_id) as meter_id,
+    coalesce(latest.capacity_kwh, batteries.capacity_kwh) as capacity_kwh,
     coalesce(latest.level_kwh, batteries.initial_level_kwh) as level_kwh,
     coalesce(totals.charged_total_kwh, 0) as charged_total_kwh,
     coalesce(totals.discharged_total_kwh, 0) as discharged_total_kwh,
@@ -41,11 +43,18 @@ select
         as active_power_kw,
     totals.last_interval_start + {{ interval_length() }} as reading_at,
     coalesce(totals.intervals, 0) as intervals,
-    coalesce(totals.estimated_intervals, 0) as estimated_intervals
+    coalesce(totals.estimated_intervals, 0) as estimated_intervals,
+    latest.valid_from as version_valid_from
 from batteries
 left join totals on batteries.battery_id = totals.battery_id
 left join lateral (
-    select ledger.level_kwh, ledger.charge_kwh, ledger.discharge_kwh
+    select
+        ledger.level_kwh,
+        ledger.charge_kwh,
+        ledger.discharge_kwh,
+        ledger.meter_id,
+        ledger.capacity_kwh,
+        ledger.valid_from
     from {{ ref('int_battery_ledger') }} as ledger
     where ledger.battery_id = batteries.battery_id
     order by ledger.interval_start desc

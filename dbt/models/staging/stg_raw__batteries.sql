@@ -1,6 +1,8 @@
 -- Battery configuration with the rule book's defaults applied and its local dates turned
--- into instants. config_hash changes whenever something that moves the ledger changes,
--- so the incremental ledger recomputes that battery from its start.
+-- into instants. The versioned fields (name, meter, capacity, reset) are the newest
+-- version's (raw.batteries keeps a copy); the ledger reads stg_raw__battery_versions.
+-- config_hash covers the fixed terms only (they change only by SQL, never through the
+-- writers): a change of one makes the ledger recompute the battery from its start.
 with batteries as (
     select
         -- ids compare byte-wise (collation "C"), as in stg_raw__meter_readings
@@ -26,8 +28,5 @@ select
     coalesce({{ local_midnight('end_date', 'timezone') }}, 'infinity'::timestamptz) as end_instant,
     case when reset_date is not null
         then {{ local_midnight('reset_date', 'timezone') }} end as first_reset_instant,
-    md5(concat_ws('|',
-        meter_id, capacity_kwh::text, start_date::text, reset_date::text, reset_repeat,
-        end_date::text, timezone, initial_level_kwh::text
-    )) as config_hash
+    md5(concat_ws('|', start_date::text, timezone, initial_level_kwh::text)) as config_hash
 from batteries

@@ -3,6 +3,8 @@
   0 <= level <= capacity (capacity > 0); previous level - forfeited + charge - discharge
   = level; export - import = charge - discharge + overflow - shortfall; at most one of
   charge/discharge and one of overflow/shortfall is non-zero. Returns offending rows.
+  The capacity is the one of the version in force at the interval (a version's smaller
+  capacity clips the level at its first interval: that row's forfeited covers it).
 -#}
 {% test ledger_invariants(model) %}
 {% set tol = var('invariant_tolerance_kwh') %}
@@ -10,13 +12,15 @@ with rows as (
 
     select
         ledger.*,
-        batteries.capacity_kwh,
-        lag(ledger.level_kwh, 1, batteries.initial_level_kwh) over (
+        versions.capacity_kwh,
+        lag(ledger.level_kwh, 1, versions.initial_level_kwh) over (
             partition by ledger.battery_id order by ledger.interval_start
         ) as previous_level_kwh
     from {{ model }} as ledger
-    inner join {{ ref('stg_raw__batteries') }} as batteries
-        on ledger.battery_id = batteries.battery_id
+    inner join {{ ref('stg_raw__battery_versions') }} as versions
+        on ledger.battery_id = versions.battery_id
+        and ledger.interval_start >= versions.valid_from_instant
+        and ledger.interval_start < versions.valid_until_instant
 
 )
 

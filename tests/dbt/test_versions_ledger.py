@@ -1,0 +1,237 @@
+"""The dbt ledger across battery versions (rule book, "Configuration over time") against the
+oracle: random version sequences (upgrades, downgrades with a full battery, meter swaps,
+reset changes, boundaries on DST days and on reset days), full and incremental; and a
+change recomputes nothing before its valid_from."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from tests import oracle
+from tests.dbt.test_ledger_matches_oracle import TOL, check_against_oracle
+from tests.scenarios import DST_STARTS, Scenario, _series, battery_row
+
+pytestmark = pytest.mark.slow
+
+
+def version_rows(b: oracle.Battery) -> list[dict]:
+    """The batteries CSV rows of a battery: its first version, then one row per version."""
+    first = battery_row(b)
+    return [first] + [
+        {
+            **first,
+            "valid_from": v.valid_from,
+            "meter_id": v.meter_id,
+            "capacity_kwh": v.capacity_kwh,
+            "reset_date": v.reset_date,
+            "reset_repeat": v.reset_repeat,
+        }
+        for v in b.versions
+    ]
+
+
+# one version change: (day after the start, capacity, meter index, reset: None / same day /
+# the day after / cleared, repeat)
+CHANGES = st.tuples(
+    st.integers(min_value=1, max_value=3),
+    st.sampled_from([0.0, 0.05, 0.3, 1.0, 4.0]),
+    st.integers(min_value=0, max_value=1),
+    st.sampled_from(["keep", "on_boundary", "next_day", "clear"]),
+    st.sampled_from(["yearly", "none"]),
+)
+
+
+def versioned_scenario(seed: int, changes: list[tuple]) -> Scenario:
+    """Two meters with data over the same hours (a swap has data on both sides) around a
+    DST day; two batteries on the first meter, the second one with the drawn versions."""
+    rng = random.Random(seed)
+    start = rng.choice(DST_STARTS[:2]) + timedelta(minutes=rng.choice([0, 15, 7]))
+    meters = [f"V{seed}-{m}" for m in range(2)]
+    first_load, late = [], []
+    for meter in meters:
+        for r in _series(rng, meter, start - timedelta(hours=2), 70):
+            (late if rng.random() < 0.1 else first_load).append(r)
+    rng.shuffle(first_load)
+    start_date = start.date()
+    versions = []
+    for day, capacity, meter, reset, repeat in changes:
+        valid_from = start_date + timedelta(days=day)
+        reset_date = {
+            "keep": None,
+            "on_boundary": valid_from,
+            "next_day": valid_from + timedelta(days=1),
+            "clear": None,
+        }[reset]
+        versions.append(oracle.Version(valid_from, meters[meter], capacity, reset_date, repeat))
+    base = oracle.Battery(
+        battery_id=f"VB{seed}",
+        meter_id=meters[0],
+        capacity_kwh=rng.choice([0.0, 1.0, 5.0]),
+        start_date=start_date,
+        reset_date=start_date + timedelta(days=rng.choice([1, 2])) if rng.random() < 0.5 else None,
+        timezone=rng.choice(["Europe/Zurich", "Europe/Zurich", "America/New_York"]),
+        initial_level_kwh=0.5,
+    )
+    # "keep" keeps the reset of the version before: resolve it as the warehouse does
+    resolved, previous = [], base.reset_date
+    for (_, _, _, reset, _), v in zip(changes, versions, strict=True):
+        if reset == "keep":
+            v = dataclasses.replace(v, reset_date=previous)
+        resolved.append(v)
+        previous = v.reset_date
+    by_date = {v.valid_from: v for v in resolved}  # a later row of the same date replaces
+    versioned = dataclasses.replace(
+        base, battery_id=f"VB{seed}-v", versions=tuple(by_date[d] for d in sorted(by_date))
+    )
+    return Scenario(loads=[first_load, late], batteries=[base, versioned])
+
+
+def load_versions(pipeline, scenario) -> None:
+    for b in scenario.batteries:
+        pipeline.batteries(version_rows(b))
+
+
+@settings(
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(min_value=1, max_value=10**6),
+    changes=st.lists(CHANGES, min_size=1, max_size=3),
+    incremental=st.booleans(),
+)
+def test_random_version_sequences_match_the_oracle(pipeline, seed, changes, incremental):
+    pipeline.drop()
+    from vbatt.warehouse.migrate import migrate
+
+    migrate(pipeline.engine, pipeline.raw)
+    scenario = versioned_scenario(seed, changes)
+    if incremental:
+        # the first battery terms, a run, then the versions arrive with the late data
+        plain = [dataclasses.replace(b, versions=()) for b in scenario.batteries]
+        for b in plain:
+            pipeline.batteries(version_rows(b))
+        pipeline.load(scenario.loads[0])
+        pipeline.run()
+        load_versions(pipeline, scenario)
+        pipeline.load(scenario.loads[1])
+        pipeline.run()
+    else:
+        load_versions(pipeline, scenario)
+        for load in scenario.loads:
+            pipeline.load(load)
+        pipeline.run()
+    check_against_oracle(pipeline, scenario)
+    check_versions_in_rows(pipeline, scenario)
+
+
+def check_versions_in_rows(pipeline, scenario) -> None:
+    intervals = oracle.meter_intervals(list(scenario.oracle_readings()))
+    ledger = pipeline.rows("int_battery_ledger", "battery_id, interval_start")
+    periods = pipeline.rows("settlement_periods", "battery_id, period_start")
+    for battery in scenario.batteries:
+        rows = oracle.ledger(battery, intervals)
+        mine = [r for r in ledger if r["battery_id"] == battery.battery_id]
+        assert [(r["meter_id"], r["capacity_kwh"], r["valid_from"]) for r in mine] == [
+            (e.meter_id, e.capacity_kwh, e.valid_from) for e in rows
+        ]
+        expected = oracle.settlement_periods(battery, rows)
+        got = [p for p in periods if p["battery_id"] == battery.battery_id]
+        assert [p["period_start"] for p in got] == [e.period_start for e in expected]
+        for g, e in zip(got, expected, strict=True):
+            for column, value in (("forfeited_kwh", e.forfeited), ("charge_kwh", e.charge)):
+                assert abs(g[column] - value) <= TOL * max(1.0, abs(value)), (column, g, e)
+
+
+def test_a_smaller_capacity_clips_a_full_battery_at_its_first_interval(pipeline):
+    """Worked by hand: capacity 5, full by 10:15Z; from the next day capacity 2: the first
+    interval of the new version forfeits 3 kWh; a reset on a later boundary forfeits all."""
+    from vbatt.readings import Reading
+
+    day = datetime(2025, 6, 1, tzinfo=UTC) - timedelta(hours=2)  # 00:00 Europe/Zurich
+    readings, imp, exp = [], 0.0, 0.0
+    for q in range(0, 4 * 24 * 3 + 1):
+        ts = day + timedelta(minutes=15 * q)
+        readings.append(Reading("HM", ts, round(imp, 6), round(exp, 6)))
+        exp += 1.0 if q < 24 else 0.0  # 6 kWh fed in the first six hours
+        imp += 0.125 if q >= 4 * 24 * 2 else 0.0
+    battery = oracle.Battery(
+        "CLIP",
+        "HM",
+        5.0,
+        date(2025, 6, 1),
+        timezone="Europe/Zurich",
+        versions=(
+            oracle.Version(date(2025, 6, 2), "HM", 2.0),
+            oracle.Version(date(2025, 6, 3), "HM", 2.0, date(2025, 6, 3), "none"),
+        ),
+    )
+    pipeline.batteries(version_rows(battery))
+    pipeline.load(readings)
+    pipeline.run()
+    rows = pipeline.rows("int_battery_ledger", "interval_start")
+    by_start = {r["interval_start"]: r for r in rows}
+    boundary = by_start[datetime(2025, 6, 1, 22, tzinfo=UTC)]
+    assert (boundary["forfeited_kwh"], boundary["level_kwh"], boundary["capacity_kwh"]) == (
+        3.0,
+        2.0,
+        2.0,
+    )
+    reset = by_start[datetime(2025, 6, 2, 22, tzinfo=UTC)]
+    assert reset["forfeited_kwh"] == 2.0 and reset["level_kwh"] == 0.0
+    assert reset["period_start"] == datetime(2025, 6, 2, 22, tzinfo=UTC)
+    assert sum(r["forfeited_kwh"] for r in rows) == 5.0
+    assert boundary["period_start"] == datetime(2025, 5, 31, 22, tzinfo=UTC)  # no new period
+
+
+def _stamps(pipeline, battery_id):
+    with pipeline.engine.connect() as conn:
+        return dict(
+            conn.execute(
+                text(
+                    f"select interval_start, computed_at from {pipeline.schema}_intermediate"
+                    ".int_battery_ledger where battery_id = :b"
+                ),
+                {"b": battery_id},
+            ).all()
+        )
+
+
+def test_a_change_recomputes_from_its_valid_from_only(pipeline):
+    scenario = versioned_scenario(5, [])
+    battery = dataclasses.replace(scenario.batteries[0], capacity_kwh=1.0, versions=())
+    scenario = Scenario(loads=scenario.loads, batteries=[battery])
+    pipeline.batteries(version_rows(battery))
+    for load in scenario.loads:
+        pipeline.load(load)
+    pipeline.run()
+    before = _stamps(pipeline, battery.battery_id)
+    days = sorted({t.date() for t in before})
+    valid_from = days[1] + timedelta(days=1)  # a boundary inside the data: backdated
+    changed = dataclasses.replace(
+        battery,
+        versions=(oracle.Version(valid_from, battery.meter_id, 0.2, valid_from, "none"),),
+    )
+    pipeline.batteries(version_rows(changed))
+    pipeline.run()
+    after = _stamps(pipeline, battery.battery_id)
+    boundary = oracle._local_midnight(valid_from, battery.timezone)
+    assert {t: s for t, s in after.items() if t < boundary} == {
+        t: s for t, s in before.items() if t < boundary
+    }
+    assert all(after[t] > before[t] for t in after if t >= boundary)
+    check_against_oracle(pipeline, Scenario(loads=scenario.loads, batteries=[changed]))
+    # a change from a date after the data (future): nothing is recomputed
+    later = dataclasses.replace(
+        changed,
+        versions=(*changed.versions, oracle.Version(days[-1] + timedelta(days=5), "other", 9.0)),
+    )
+    pipeline.batteries(version_rows(later))
+    pipeline.run()
+    assert _stamps(pipeline, battery.battery_id) == after
