@@ -30,7 +30,7 @@ START = date(2025, 3, 28)  # the spring DST change two days later
 T0 = datetime(2025, 3, 27, 22, 0, tzinfo=UTC)  # 00:00 local of START (UTC+1)
 
 
-def random_readings(rng: random.Random, hours: float) -> list[tuple]:
+def random_readings(rng: random.Random, hours: float, meter: str = METER) -> list[tuple]:
     """Irregular readings: dense bursts, sparse gaps over 15 minutes, counter drops,
     duplicates; (meter, ts, import, export, order) as the oracle takes them."""
     ts = T0 - timedelta(minutes=rng.choice([0, 3, 20]))
@@ -38,10 +38,10 @@ def random_readings(rng: random.Random, hours: float) -> list[tuple]:
     out, order = [], 0
     end = T0 + timedelta(hours=hours)
     while ts < end:
-        out.append((METER, ts, imp, exp, order))
+        out.append((meter, ts, imp, exp, order))
         order += 1
         if rng.random() < 0.05:  # the same reading twice
-            out.append((METER, ts, imp, exp, order))
+            out.append((meter, ts, imp, exp, order))
             order += 1
         step = rng.choice([1, 5, 60, 300, 900, 900, 1800, 3600]) * rng.uniform(0.5, 1.5)
         if rng.random() < 0.1:
@@ -75,8 +75,13 @@ def random_battery(rng: random.Random) -> oracle.Battery:
 
 
 def frame_of(b: oracle.Battery) -> Frame:
-    terms = Terms(b.start_date, b.meter_id, b.capacity_kwh, b.reset_date, b.reset_repeat)
-    return Frame(b.start_date, b.timezone, (terms,), b.end_date)
+    terms = [Terms(b.start_date, b.meter_id, b.capacity_kwh, b.reset_date, b.reset_repeat)]
+    terms += [
+        Terms(v.valid_from, v.meter_id, v.capacity_kwh, v.reset_date, v.reset_repeat)
+        for v in b.versions
+    ]
+    by_date = {t.valid_from: t for t in terms}  # the last record of a valid_from wins
+    return Frame(b.start_date, b.timezone, tuple(by_date.values()), b.end_date)
 
 
 def plain(readings) -> list[tuple[datetime, float, float]]:
@@ -97,6 +102,76 @@ def expected_level(battery, readings) -> tuple[float, datetime | None]:
         extra = [(METER, ceil_quarter(last[1]), last[2], last[3], 10**9)]
     rows = oracle.ledger(battery, oracle.meter_intervals(readings + extra))
     return (rows[-1].level, rows[-1].interval_start) if rows else (None, None)
+
+
+def expected_across_versions(battery, readings) -> float | None:
+    """As expected_level, with the phantom for the meter whose newest reading lies in a
+    quarter hour where that meter is in force (the latest such quarter hour)."""
+    spans = oracle.version_spans(battery)
+
+    def in_force(t):
+        return [s.version.meter_id for s in spans if s.start <= t][-1]
+
+    extra, best = [], None
+    for meter in {r[0] for r in readings}:
+        last = max((r for r in readings if r[0] == meter), key=lambda r: (r[1], r[4]))
+        q = ceil_quarter(last[1]) - QUARTER if ceil_quarter(last[1]) != last[1] else None
+        if q is not None and q >= spans[0].start and in_force(q) == meter:
+            if best is None or q > best[0]:
+                best = (q, (meter, q + QUARTER, last[2], last[3], 10**9))
+    if best is not None:
+        extra = [best[1]]
+    rows = oracle.ledger(battery, oracle.meter_intervals(readings + extra))
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_live_level_follows_the_versions_like_the_ledger(seed):
+    """Versions change the meter, the capacity (clipping the carried level) and the resets;
+    the live level from any anchor equals the oracle's ledger across the versions."""
+    rng = random.Random(1000 + seed)
+    base = random_battery(rng)
+    versions = tuple(
+        oracle.Version(
+            day,
+            rng.choice([METER, "M-2"]),
+            rng.choice([0.0, 0.3, 1.0, 4.0]),
+            rng.choice([None, date(2025, 3, 30), date(2025, 3, 31)]),
+            rng.choice(["yearly", "none"]),
+        )
+        for day in sorted(
+            rng.sample([date(2025, 3, 29), date(2025, 3, 30), date(2025, 3, 31)], rng.randint(1, 3))
+        )
+    )
+    battery = oracle.Battery(
+        "b-v", METER, base.capacity_kwh, START, base.reset_date, base.reset_repeat,
+        base.end_date, initial_level_kwh=base.initial_level_kwh, versions=versions,
+    )  # fmt: skip
+    hours = rng.choice([30, 47, 60])
+    readings = random_readings(rng, hours) + random_readings(rng, hours - rng.random(), "M-2")
+    rows = oracle.ledger(battery, oracle.meter_intervals(readings))
+    want_rows = expected_across_versions(battery, readings)
+    series = {m: plain([r for r in readings if r[0] == m]) for m in (METER, "M-2")}
+    frame = frame_of(battery)
+    used = {t.meter_id for t in frame.versions}  # a meter of no version is never read
+    newest = max(s[-1][0] for m, s in series.items() if m in used)
+    for k in sorted({-1, len(rows) - 1, *rng.sample(range(-1, len(rows)), min(6, len(rows)))}):
+        if k == -1:
+            anchor = Anchor(None, battery.initial_level_kwh)
+        else:
+            anchor = Anchor(rows[k].interval_start + QUARTER, rows[k].level)
+        live = advance(frame, anchor, series)
+        since = anchor.at or oracle.start_instant(battery)
+        if newest - ceil_quarter(since) > MAX_AHEAD:
+            assert live.level_kwh == anchor.level_kwh and not live.provisional
+            continue
+        after = [r for r in want_rows if anchor.at is None or r.interval_start >= anchor.at]
+        assert [s.interval_start for s in live.steps] == [r.interval_start for r in after]
+        for step, row in zip(live.steps, after, strict=True):
+            assert step.meter_id == row.meter_id
+            assert step.forfeited_kwh == pytest.approx(row.forfeited, abs=1e-9)
+            assert step.level_kwh == pytest.approx(row.level, abs=1e-9), (seed, k, step)
+        assert live.level_kwh == pytest.approx(after[-1].level if after else anchor.level_kwh)
 
 
 @pytest.mark.parametrize("seed", range(300))

@@ -11,8 +11,8 @@ hour. Between two ledger runs the customer still sees the battery move, by this 
    interpolated, an interval only where both boundaries lie within the meter's readings;
    resets, version boundaries and capacity clips as in step 2 and "Configuration over
    time").
-3. The quarter hour holding the meter's newest reading, if that reading is not on its
-   boundary, is one *partial step*: net = export - import from the quarter hour's start
+3. The quarter hour holding the newest reading of the meter in force there, if that
+   reading is not on its boundary, is one *partial step*: net = export - import from the quarter hour's start
    (interpolated like any boundary) to the newest reading, clipped by the capacity and by
    the empty battery like a whole quarter hour.
 4. Live power (kW, + = charging) = -(the meter's live power, + = import) when the
@@ -293,10 +293,25 @@ def advance(
         if b >= start and c and c.first <= b and b + QUARTER <= c.last:
             step_at(b, b + QUARTER, partial=False)
         b += QUARTER
-    # the partial step: the quarter hour holding the newest reading of its own meter
-    c = counters[_in_force(starts, b).meter_id] if b >= start else None
-    if (end is None or b < end) and c and c.first <= b < c.last < b + QUARTER:
-        step_at(b, c.last, partial=True)
+    # the partial step: the quarter hour holding the newest reading of a meter in force
+    # there (of several such meters, after a meter change, the latest one)
+    done = steps[-1].interval_start if steps else None
+    partial = None
+    for meter, c in counters.items():
+        q = floor_quarter(c.last) if c else None
+        if (
+            q is not None
+            and _in_force(starts, q).meter_id == meter
+            and start <= q
+            and (end is None or q < end)
+            and c.first <= q < c.last
+            and (done is None or q > done)
+            and (anchor.at is None or q >= anchor.at)
+            and (partial is None or q > partial[0])
+        ):
+            partial = (q, c.last)
+    if partial is not None:
+        step_at(partial[0], partial[1], partial=True)
     if not steps:
         return _with_power(unchanged, frame, starts, counters, power, anchor)
     last = steps[-1]
