@@ -18,9 +18,14 @@
 -- either held back before the ledger reads it or counted as already taken in, never both.
 --
 -- Rule book, step 1.1 and 1.2: one reading per meter and instant (the newest ingested
--- wins a conflict) and counters rebased over drops, so the series never decreases.
--- Incremental: a meter with new loads is recomputed from its last stored reading before
--- the earliest new one, continuing that reading's rebase offsets.
+-- wins a conflict; identical copies from two sources are one) and counters rebased over
+-- drops, so the series never decreases.
+-- Sources: every polled or loaded reading (stg_raw__meter_readings) and, of the realtime
+-- pushes, only the readings step 1 needs (macro realtime_readings_needed: those
+-- bracketing each quarter hour and around counter drops), so the cost does not grow with
+-- the push rate; the result is the same as from every reading (docs/realtime.md).
+-- Incremental: a meter with new loads or changed realtime quarter hours is recomputed from
+-- its last stored reading before the earliest change, continuing that reading's offsets.
 
 with source as not materialized (
 
@@ -38,9 +43,19 @@ run as (
 
 changed as (
 
-    select meter_id, min(reading_at) as changed_from
-    from source
-    where load_id > {{ last_max_load_id() }}
+    select meter_id, min(changed_from) as changed_from
+    from (
+        select meter_id, min(reading_at) as changed_from
+        from source
+        where load_id > {{ last_max_load_id() }}
+        group by meter_id
+        union all
+        -- realtime quarter hours changed by a transaction the previous run could not see
+        select meter_id, min(interval_start)
+        from {{ source('raw', 'realtime_quarters') }}
+        where changed_xid >= {{ last_realtime_xmin() }}
+        group by meter_id
+    ) as changes
     group by meter_id
 
 ),
@@ -66,10 +81,21 @@ anchors as (
 
 ),
 
+realtime_scope as (
+
+    select anchors.meter_id, coalesce(anchors.anchor_at, '-infinity'::timestamptz) as from_at
+    from anchors
+    where exists (
+        select 1 from {{ source('raw', 'realtime_quarters') }} as q
+        where q.meter_id = anchors.meter_id
+    )
+
+),
+
 candidates as (
 
     -- per changed meter (no fence here: measured, the planner does better with a join)
-    select meter_readings.*
+    select {{ reading_columns('meter_readings') }}
     from anchors
     cross join lateral (
         select *
@@ -77,18 +103,54 @@ candidates as (
         where source.meter_id = anchors.meter_id
           and source.reading_at > coalesce(anchors.anchor_at, '-infinity'::timestamptz)
     ) as meter_readings
+    union all
+    select {{ reading_columns('realtime') }}
+    from realtime_scope
+    inner join {{ realtime_readings_needed('realtime_scope', 'source') }} as realtime
+        on realtime.meter_id = realtime_scope.meter_id
+       and realtime.reading_at > realtime_scope.from_at
+    union all
+    -- realtime readings stored by earlier runs are taken again (a reading that was the
+    -- last of its quarter hour then may not be now): recomputed, never left stale
+    select {{ reading_columns('realtime') }}
+    from realtime_scope
+    inner join {{ this }} as stored
+        on stored.meter_id = realtime_scope.meter_id
+       and stored.reading_at > realtime_scope.from_at
+    inner join {{ ref('stg_raw__realtime_readings') }} as realtime
+        on realtime.meter_id = stored.meter_id
+       and realtime.reading_at = stored.reading_at
 
 ),
 
 {% else %}
 
+realtime_scope as (
+
+    select distinct meter_id, '-infinity'::timestamptz as from_at
+    from {{ source('raw', 'realtime_quarters') }}
+
+),
+
 candidates as (
 
-    select * from source
+    select {{ reading_columns('source') }} from source
+    union all
+    select {{ reading_columns('realtime') }}
+    from {{ realtime_readings_needed('realtime_scope', 'source') }} as realtime
 
 ),
 
 {% endif %}
+
+copies as (
+
+    -- the same reading from two sources (polled and pushed) is one: its first arrival
+    select meter_id, reading_at, import_kwh, export_kwh, min(reading_seq) as reading_seq
+    from candidates
+    group by meter_id, reading_at, import_kwh, export_kwh
+
+),
 
 versions as (
 
@@ -97,11 +159,10 @@ versions as (
         reading_at,
         import_kwh as import_raw_kwh,
         export_kwh as export_raw_kwh,
-        load_id,
         row_number() over versions_newest_first as version_rank,
         -- an older version behind the newest one is a conflict (one window for both)
         lead(reading_seq) over versions_newest_first is not null as has_older_version
-    from candidates
+    from copies
     window versions_newest_first as (partition by meter_id, reading_at order by reading_seq desc)
 
 ),
@@ -165,5 +226,7 @@ select
     (import_drop_kwh > 0 or export_drop_kwh > 0) as counter_drop,
     has_older_version as has_conflict,
     (select max_load_id from run) as max_load_id,
+    -- the realtime watermark: transactions this run's snapshot could not see start here
+    pg_snapshot_xmin(pg_current_snapshot()) as realtime_xmin,
     {{ run_stamp() }} as computed_at
 from rebased
