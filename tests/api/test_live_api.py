@@ -226,3 +226,36 @@ def test_the_live_view_follows_the_version_in_force(live_warehouse, live_url):
         again = c.get(f"/v1/batteries/{b}").json()["live"]
         assert again["level_kwh"] == pytest.approx(2.5)
         assert again["at"] == live["at"]
+
+
+def test_the_ledger_catches_up_with_the_live_level(live_warehouse, live_url):
+    """Realtime readings up to a quarter-hour boundary: the live level is provisional; after
+    a ledger run over the same readings the ledger shows exactly that level, and the live
+    view falls back to it (not provisional, ValueDate = the ledger's end)."""
+    lw, b = live_warehouse, "b-live-6"
+    e = lw.ledger_end
+    meter = lw.meter(b)
+    imp, exp = lw.counters[meter]
+    values = [  # 0.8 kWh net in, then 0.5 kWh net out, ending on the next boundary
+        PushedValue(meter, e + timedelta(minutes=4), imp + 0.1, exp + 0.5, None),
+        PushedValue(meter, e + timedelta(minutes=9), imp + 0.1, exp + 0.9, None),
+        PushedValue(meter, e + timedelta(minutes=15), imp + 0.6, exp + 0.9, None),
+    ]
+    store_batch(lw.pipeline.engine, values, raw_schema=lw.raw)
+    with httpx.Client(base_url=live_url, headers=auth(lw.key), timeout=10) as c:
+        live = c.get(f"/v1/batteries/{b}").json()["live"]
+        assert live["provisional"] is True
+        assert [s["partial"] for s in live["steps"]] == [False]
+        device = c.get(f"/api/Devices/{b}").json()
+        assert device["ValueDate"] == iso(e + timedelta(minutes=15))
+
+        lw.pipeline.run()  # the scheduled ledger, realtime readings included
+        reg = ledger(lw, b)
+        assert reg["reading_at"] == e + timedelta(minutes=15)
+        assert reg["level_kwh"] == pytest.approx(live["level_kwh"], abs=1e-9)
+        after = c.get(f"/v1/batteries/{b}").json()["live"]
+        assert after["provisional"] is False and after["steps"] == []
+        assert after["level_kwh"] == reg["level_kwh"]
+        device = c.get(f"/api/Devices/{b}").json()
+        assert device["CounterReading"] == reg["level_kwh"]
+        assert device["ValueDate"] == iso(e + timedelta(minutes=15))
