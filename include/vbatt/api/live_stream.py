@@ -34,6 +34,7 @@ from vbatt.warehouse.realtime import NOTIFY_CHANNEL
 RECHECK_S = 10.0
 KEEPALIVE_S = 15.0
 log = logging.getLogger(__name__)
+_APP_LOCK = threading.Lock()  # one Listener per app
 router = APIRouter(prefix="/v1", tags=["batteries"])
 
 
@@ -119,9 +120,6 @@ def listener(request: Request) -> Listener:
         if getattr(state, "live_listener", None) is None:
             state.live_listener = Listener(marts(request).engine)
     return state.live_listener
-
-
-_APP_LOCK = threading.Lock()
 
 
 def _current(m: Marts, who, battery_id: str) -> Live | None:
