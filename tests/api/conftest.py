@@ -188,3 +188,128 @@ def client(api_url):
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"ApiKey {key}"}
+
+
+# -- a battery near now, for the live view (docs/rules.md, "The live battery") -----------
+
+LIVE_BATTERIES = tuple(f"b-live-{n}" for n in range(1, 7))  # one per test: any order
+NEW_METER = "LIVE-5B"  # b-live-5's meter from today on (a second version, capacity 2.5 kWh)
+LIVE_INITIAL_KWH = 2.0
+
+
+@dataclass
+class LiveWarehouse:
+    pipeline: object
+    key: str
+    ledger_end: datetime  # end of the ledger's latest quarter hour (the last reading's time)
+    counters: dict[str, tuple[float, float]]  # meter -> (import, export) at ledger_end
+
+    @property
+    def raw(self) -> str:
+        return self.pipeline.raw
+
+    def meter(self, battery_id: str) -> str:
+        return "LIVE-" + battery_id.rsplit("-", 1)[1]
+
+    def query(self, sql: str, **params) -> list[dict]:
+        from sqlalchemy import text
+
+        marts = f"{self.pipeline.schema}_marts"
+        with self.pipeline.engine.connect() as conn:
+            rows = conn.execute(text(sql.format(marts=marts, raw=self.raw)), params)
+            return [dict(r._mapping) for r in rows]
+
+
+@pytest.fixture(scope="session")
+def live_warehouse(engine, warehouse_url, tmp_path_factory) -> LiveWarehouse:
+    """Batteries whose ledger ends half an hour ago (readings every quarter hour since
+    yesterday's local midnight), so a push now is just past the ledger."""
+    from zoneinfo import ZoneInfo
+
+    from tests.pipeline import Pipeline
+    from vbatt.api.keys import Principal, create_key
+    from vbatt.warehouse.versions import add_version
+
+    p = Pipeline(
+        engine, warehouse_url, f"t_live_{secrets.token_hex(3)}", tmp_path_factory.mktemp("dbt")
+    )
+    now = datetime.now(UTC)
+    start = now.astimezone(ZoneInfo("Europe/Zurich")).date() - timedelta(days=1)
+    end = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+    end -= timedelta(minutes=30)
+    first = datetime.combine(start, datetime.min.time(), ZoneInfo("Europe/Zurich"))
+    first = first.astimezone(UTC) - timedelta(hours=1)
+    counters = {}
+    for meter in [f"LIVE-{b.rsplit('-', 1)[1]}" for b in LIVE_BATTERIES] + [NEW_METER]:
+        readings, k, ts = [], 0, first
+        while ts <= end:  # net +0.15 and -0.15 kWh in turn: the level stays near 2 kWh
+            imp, exp = 100 + 0.15 * k, 200 + 0.3 * ((k + 1) // 2)
+            readings.append(Reading(meter, ts, imp, exp))
+            k, ts = k + 1, ts + timedelta(minutes=15)
+        counters[meter] = (readings[-1].import_kwh, readings[-1].export_kwh)
+        p.load(readings)
+    p.batteries(
+        [
+            {
+                "battery_id": b,
+                "name": f"Live battery {b[-1]}",
+                "partner_id": "live",
+                "customer_id": "c-live",
+                "meter_id": "LIVE-" + b.rsplit("-", 1)[1],
+                "capacity_kwh": 5.0,
+                "start_date": start,
+                "reset_date": None,
+                "reset_repeat": "yearly",
+                "end_date": None,
+                "timezone": "Europe/Zurich",
+                "initial_level_kwh": LIVE_INITIAL_KWH,
+            }
+            for b in LIVE_BATTERIES
+        ]
+    )
+    with engine.begin() as conn:
+        add_version(
+            conn,
+            "b-live-5",
+            start + timedelta(days=1),
+            {"meter_id": NEW_METER, "capacity_kwh": 2.5},
+            recorded_by="tests",
+            backdate=True,
+            raw_schema=p.raw,
+        )
+    p.run()
+    key = create_key(engine, Principal(partner_id="live"), raw_schema=p.raw).key
+    yield LiveWarehouse(p, key, end, counters)
+    p.drop()
+
+
+def serve(app) -> tuple[str, object]:
+    """uvicorn in a thread of the test process; returns the URL and the server."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/Health", timeout=1).status_code == 200:
+                return url, server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("the API did not start")
+
+
+@pytest.fixture(scope="session")
+def live_url(live_warehouse, warehouse_url) -> str:
+    from vbatt.api import create_app
+
+    app = create_app(
+        url=warehouse_url,
+        marts_schema=f"{live_warehouse.pipeline.schema}_marts",
+        raw_schema=live_warehouse.raw,
+    )
+    url, server = serve(app)
+    yield url
+    server.should_exit = True

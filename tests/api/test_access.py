@@ -41,6 +41,7 @@ BATTERY_ROUTES = {
     "/v1/batteries/{id}/series": "?period=week&date=2025-06-28",
     "/v1/batteries/{id}/versions": "",
     "/v1/batteries/{id}/versions?history=true": "",
+    "/v1/batteries/{id}/live": "?events=1",  # a stream: closed after its first event
     "/dashboard/batteries/{id}": "",
 }
 LIST_ROUTES = {

@@ -88,8 +88,20 @@ def principal(
     return who
 
 
+def principal_now(
+    request: Request,
+    header: Annotated[str | None, Depends(_header)],
+    cookie: Annotated[str | None, Depends(_cookie)],
+) -> Principal:
+    """``principal`` on a connection of its own, closed at once: a stream must not hold a
+    pooled connection for its whole life."""
+    with marts(request).connect() as conn:
+        return principal(request, conn, header, cookie)
+
+
 Conn = Annotated[Connection, Depends(connection)]
 Who = Annotated[Principal, Depends(principal)]
+ShortWho = Annotated[Principal, Depends(principal_now)]
 Warehouse = Annotated[Marts, Depends(marts)]
 
 

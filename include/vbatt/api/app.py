@@ -17,7 +17,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
-from vbatt.api import dashboard, fleet, native, realtime, smartme, writes
+from vbatt.api import dashboard, fleet, live_stream, native, realtime, smartme, writes
 from vbatt.api.audit import AuditLog
 from vbatt.api.errors import Refused
 from vbatt.api.meter_check import MeterCheck
@@ -65,6 +65,7 @@ def create_app(
     app.include_router(native.router)
     app.include_router(writes.router)
     app.include_router(fleet.router)
+    app.include_router(live_stream.router)
     app.include_router(dashboard.router)
     dashboard.mount_static(app)
 

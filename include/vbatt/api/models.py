@@ -180,3 +180,39 @@ class SettlementPage(BaseModel):
     battery_id: str
     items: list[Settlement]
     next: str | None
+
+
+class LiveStep(BaseModel):
+    """A quarter hour past the ledger as the live rule computed it (``partial``: the
+    running one, ending at the newest reading); provisional, never stored."""
+
+    interval_start: datetime
+    interval_end: datetime
+    import_kwh: float
+    export_kwh: float
+    charge_kwh: float
+    discharge_kwh: float
+    level_kwh: float
+    power_kw: float
+    partial: bool
+
+
+class Live(BaseModel):
+    """The battery now (docs/rules.md, "The live battery"): the ledger advanced by the
+    energy measured since. ``provisional`` while it is past the ledger (``ledger_at``);
+    ``stale`` when its newest value is old."""
+
+    level_kwh: float
+    power_kw: float
+    at: datetime | None
+    provisional: bool
+    stale: bool
+    ledger_at: datetime | None
+    capacity_kwh: float
+    steps: list[LiveStep]
+
+
+class BatteryLive(Battery):
+    """``/v1/batteries/{id}``: the ledger's registers and, beside them, the live state."""
+
+    live: Live

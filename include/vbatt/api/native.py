@@ -22,8 +22,9 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from vbatt.api.access import Conn, NotFound, Warehouse, Who, visible_timezone
+from vbatt.api.live import live_state
 from vbatt.api.models import (
-    Battery,
+    BatteryLive,
     BatteryPage,
     Day,
     DayPage,
@@ -140,13 +141,15 @@ def list_batteries(
     return BatteryPage(items=items, next=nxt)
 
 
-@router.get("/batteries/{id}", response_model=Battery, responses={404: {}})
-def get_battery(id: str, m: Warehouse, conn: Conn, who: Who) -> Battery:  # noqa: A002
-    """One battery: configuration, level, totals since the start, power now."""
+@router.get("/batteries/{id}", response_model=BatteryLive, responses={404: {}})
+def get_battery(id: str, m: Warehouse, conn: Conn, who: Who) -> BatteryLive:  # noqa: A002
+    """One battery: configuration, the ledger's level, totals and power, and ``live``:
+    the level and power now, provisional past the ledger (docs/rules.md)."""
     b = m.battery(conn, who, id)
     if b is None:
         raise NotFound()
-    return b
+    live = live_state(conn, b, raw_schema=m.raw).wire()
+    return BatteryLive(**b.model_dump(), live=live)
 
 
 @router.get("/batteries/{id}/intervals", response_model=IntervalPage, responses={404: {}})

@@ -49,7 +49,14 @@ def run(
         raw_schema=raw_schema,
         meter_check=meter_check,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=3,  # open live streams (SSE) never end by themselves
+    )
 
 
 def _pid_file() -> Path:

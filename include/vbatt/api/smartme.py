@@ -4,7 +4,8 @@ The rule book's "battery as a meter" registers, in smart-me's Device fields:
 ``CounterReading`` = level, ``CounterReadingImport`` = charged total,
 ``CounterReadingExport`` = discharged total (both since the start, never reset),
 ``ActivePower`` = (charge - discharge) x 4 of the latest interval (kW, + = charging),
-``ValueDate`` = end of the latest computed interval. In ``ValuesInPastMultiple`` the charged
+``ValueDate`` = end of the latest computed interval; where a meter pushed realtime values
+since, level, power and ValueDate are the live ones (``live.py``). In ``ValuesInPastMultiple`` the charged
 and discharged totals are OBIS 1-0:1.8.0 and 1-0:2.8.0, the power 1-0:16.7.0 (as the
 simulator serves).
 
@@ -35,6 +36,7 @@ from sqlalchemy import Connection
 
 from vbatt.api.access import Conn, NotFound, Warehouse, Who, visible_timezone
 from vbatt.api.keys import Principal
+from vbatt.api.live import live_states
 from vbatt.api.models import Battery
 from vbatt.api.queries import Marts
 from vbatt.smartme_schema import (
@@ -122,14 +124,16 @@ def _instant(text: str | None, name: str) -> datetime:
 
 def _devices(m: Marts, conn: Connection, who: Principal, ids: Callable[[str], str]) -> list[Any]:
     rows = m.batteries(conn, who, q=None, after=None, limit=1_000_000)
-    return [device(b, ids(b.battery_id)).wire() for b in rows]
+    live = live_states(conn, rows, raw_schema=m.raw)  # the live level, power and time
+    return [device(live[b.battery_id].as_battery(), ids(b.battery_id)).wire() for b in rows]
 
 
 def _device_by_id(m, conn, who, id: str, ids: Callable[[str], str]) -> dict:  # noqa: A002
     b = m.battery(conn, who, battery_id(m, conn, who, id))
     if b is None:
         raise NotFound("device")
-    return device(b, ids(b.battery_id)).wire()
+    live = live_states(conn, [b], raw_schema=m.raw)[b.battery_id]
+    return device(live.as_battery(), ids(b.battery_id)).wire()
 
 
 def _meter_values(m, conn, who, id: str, date: str | None, ids) -> dict:  # noqa: A002

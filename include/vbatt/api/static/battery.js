@@ -1,4 +1,6 @@
 // The battery page: level gauge, power now, charts for a day/week/month/year, the days.
+// The live state arrives over Server-Sent Events (/v1/batteries/{id}/live): the gauge, the
+// power and today's chart move without a reload; provisional and stale values are marked.
 "use strict";
 (() => {
   const id = document.body.dataset.battery;
@@ -7,6 +9,7 @@
   const $ = (sel) => document.querySelector(sel);
   const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   let battery = null, period = "day", day = null, lastSeries = null;
+  let live = null, ledgerAt;  // the latest live state; the ledger's end it was computed on
 
   // local dates are plain "YYYY-MM-DD" strings; arithmetic on them in UTC never meets DST
   const toDate = (s) => new Date(s + "T00:00:00Z");
@@ -49,6 +52,77 @@
     svg.dataset.fraction = f.toFixed(4);
   }
 
+  const clock = (iso) =>
+    new Intl.DateTimeFormat("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit", second: "2-digit" })
+      .format(new Date(iso));
+
+  function badge(kind, text, title) {
+    const span = document.createElement("span");
+    span.className = "badge " + kind;
+    span.textContent = text;
+    span.title = title;
+    $("#live-state").appendChild(span);
+  }
+
+  function scaleOf(level) {  // unlimited batteries: relative to the period's highest level
+    const peak = lastSeries ? Math.max(0, ...lastSeries.points.map((p) => p.level_kwh)) : 0;
+    return Math.max(peak, level);
+  }
+
+  function showLive(l) {
+    live = l;
+    $("#level").textContent = fmt.kwh(l.level_kwh);
+    $("#power").textContent = fmt.signed(l.power_kw);
+    $("#power-state").textContent = l.power_kw > 0 ? "charging" : l.power_kw < 0 ? "discharging" : "idle";
+    $("#reading-at").textContent = l.provisional ? fmt.time(l.at, tz).slice(0, -5) + clock(l.at) : fmt.time(l.at, tz);
+    $("#live-state").replaceChildren();
+    if (l.provisional)
+      badge("provisional", "provisional", "measured since the ledger's last quarter hour" +
+        (l.ledger_at ? " (" + fmt.time(l.ledger_at, tz) + ")" : "") + "; the ledger replaces it");
+    if (l.stale) badge("stale", "stale", "no new value since " + fmt.time(l.at, tz));
+    document.body.dataset.live = l.stale ? "stale" : l.provisional ? "provisional" : "ledger";
+    gauge(l.level_kwh, l.capacity_kwh, scaleOf(l.level_kwh));
+    if (lastSeries) drawCharts(lastSeries);
+  }
+
+  // today's chart: the live quarter hours past the ledger, drawn as provisional
+  function withLive(s) {
+    if (!live || !live.steps.length || s.resolution_minutes !== 15) return s;
+    const start = Date.parse(s.start), end = Date.parse(s.end);
+    const have = new Set(s.points.map((p) => Date.parse(p.t)));
+    const extra = live.steps
+      .filter((st) => { const t = Date.parse(st.interval_start); return t >= start && t < end && !have.has(t); })
+      .map((st) => ({ t: st.interval_start, import_kwh: st.import_kwh, export_kwh: st.export_kwh,
+        charge_kwh: st.charge_kwh, discharge_kwh: st.discharge_kwh, power_kw: st.power_kw,
+        level_kwh: st.level_kwh, intervals: 1, estimated_intervals: 0, provisional: true }));
+    return extra.length ? { ...s, points: s.points.concat(extra) } : s;
+  }
+
+  function listen() {
+    const source = new EventSource(api + "/live");
+    source.addEventListener("live", (event) => {
+      const l = JSON.parse(event.data);
+      const caughtUp = l.ledger_at !== ledgerAt;
+      ledgerAt = l.ledger_at;
+      showLive(l);
+      if (caughtUp) refresh();  // the ledger ran: totals, charts and days from it
+      document.body.dataset.events = String(Number(document.body.dataset.events || 0) + 1);
+    });
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED) return;
+      $("#live-state").replaceChildren();
+      badge("stale", "reconnecting", "the live connection was lost; the browser retries");
+      document.body.dataset.live = "offline";
+    });
+  }
+
+  async function refresh() {
+    battery = await getJSON(api);
+    showNow(battery);
+    showLive(live || battery.live);
+    await showPeriod();
+  }
+
   function showNow(b) {
     $("#level").textContent = fmt.kwh(b.level_kwh);
     $("#capacity").textContent = b.capacity_kwh > 0 ? "of " + fmt.kwh(b.capacity_kwh, 1) + " kWh" : "unlimited capacity";
@@ -85,7 +159,7 @@
   }
 
   function drawCharts(s) {
-    const points = s.points.map((p) => ({ ...p, t: Date.parse(p.t) }));
+    const points = withLive(s).points.map((p) => ({ ...p, t: Date.parse(p.t) }));
     const base = { start: Date.parse(s.start), end: Date.parse(s.end), resolutionMs: s.resolution_minutes * 60e3, xTicks: xTicks(s) };
     Charts.draw($("#chart-level"), points, { ...base, series: [{ key: "level_kwh", label: "level", color: css("--level"), kind: "area" }] });
     Charts.draw($("#chart-power"), points, { ...base, series: [{ key: "power_kw", label: "power",
@@ -131,10 +205,8 @@
     $("#csv-intervals").href = `${api}/intervals?format=csv&${range}`;
     $("#csv-daily").href = `${api}/daily?format=csv&${range}`;
     $("#csv-settlements").href = `${api}/settlements?format=csv`;
-    if (battery.capacity_kwh === 0) {
-      const peak = Math.max(0, ...s.points.map((p) => p.level_kwh));
-      gauge(battery.level_kwh || 0, 0, Math.max(peak, battery.level_kwh || 0));
-    }
+    const level = live ? live.level_kwh : battery.level_kwh || 0;
+    gauge(level, live ? live.capacity_kwh : battery.capacity_kwh, scaleOf(level));
     document.body.dataset.period = period;
     document.body.dataset.loaded = "true";
   }
@@ -148,8 +220,12 @@
   (async () => {
     battery = await getJSON(api);
     showNow(battery);
-    const latest = battery.reading_at ? Date.parse(battery.reading_at) - 15 * 60e3 : Date.now();
+    ledgerAt = battery.live.ledger_at;
+    showLive(battery.live);
+    const at = battery.live.at || battery.reading_at;
+    const latest = at ? Date.parse(at) - (battery.live.provisional ? 0 : 15 * 60e3) : Date.now();
     day = localDate(new Date(latest).toISOString());
     await showPeriod();
+    listen();
   })();
 })();

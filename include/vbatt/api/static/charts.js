@@ -64,8 +64,9 @@ const Charts = (() => {
       points.forEach((p) => {
         const v = p[s.key];
         const top = Y(Math.max(v, 0)), bottom = Y(Math.min(v, 0));
-        el("rect", { x: X(p.t) + i * w, y: top, width: w, height: Math.max(bottom - top, 0.5),
+        const bar = el("rect", { x: X(p.t) + i * w, y: top, width: w, height: Math.max(bottom - top, 0.5),
                      fill: typeof s.color === "function" ? s.color(v) : s.color }, svg);
+        if (p.provisional) { bar.setAttribute("class", "provisional"); bar.setAttribute("fill-opacity", 0.45); }
       });
     });
     opts.series.filter((s) => s.kind !== "bar").forEach((s) => {
