@@ -72,6 +72,18 @@ def test_future_change_leaves_issued_files_byte_identical(warehouse, tmp_path):
     assert ledger_stamps(warehouse) == stamps  # nothing recomputed
     assert set(map(tuple, export_days(warehouse, partner, outbox).values())) == {("unchanged",) * 3}
     assert tree(outbox) == issued
+    # files of those days show the meter and capacity in force then
+    from vbatt.exports.data import read_batch
+
+    batch = read_batch(
+        warehouse.engine,
+        partner,
+        day_period(DAYS[2], "Europe/Zurich"),
+        schema=warehouse.schema,
+        raw_schema=warehouse.raw,
+    )
+    vb1 = next(b for b in batch.batteries if b.battery_id == "vb-1")
+    assert (vb1.meter_id, vb1.capacity_kwh) == ("SIM-0001", 5.0)
 
 
 def test_backdated_change_corrects_exactly_the_touched_periods(warehouse, tmp_path):

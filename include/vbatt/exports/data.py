@@ -20,6 +20,14 @@ from vbatt.exports.partners import PartnerConfig
 _TOTALS = ("charge", "discharge", "overflow", "shortfall", "forfeited")
 
 
+# a battery version's field in force on :last_day (raw.batteries holds the newest version's)
+_IN_FORCE = (
+    "select v.{field} from {raw}.battery_versions v"
+    " where v.battery_id = batteries.battery_id and v.valid_from <= :last_day"
+    " order by v.valid_from desc, v.record_id desc limit 1"
+)
+
+
 class ExportDataError(ValueError):
     """The warehouse cannot give what the partner's configuration asks for."""
 
@@ -37,6 +45,7 @@ def read_batch(
         "start": period.start_utc,
         "end": period.end_utc,
         "first_day": period.first_day,
+        "last_day": period.last_day,
         "tz": period.timezone,
     }
     with engine.begin() as conn:
@@ -44,7 +53,12 @@ def read_batch(
             dict(r._mapping)
             for r in conn.execute(
                 text(
-                    f"select battery_id, name, partner_id, customer_id, meter_id, timezone, capacity_kwh,"
+                    f"select battery_id, name, partner_id, customer_id, timezone,"
+                    # the meter and capacity of the version in force on the period's last day
+                    f" coalesce(({_IN_FORCE.format(raw=raw_schema, field='meter_id')}), meter_id)"
+                    f" as meter_id,"
+                    f" coalesce(({_IN_FORCE.format(raw=raw_schema, field='capacity_kwh')}),"
+                    f" capacity_kwh) as capacity_kwh,"
                     f" initial_level_kwh, start_date < cast(:end as timestamptz) at time zone timezone"
                     f" and (end_date is null or end_date > :first_day) as active"
                     f" from {raw_schema}.batteries where partner_id = :partner or battery_id = any(:listed)"
