@@ -12,28 +12,14 @@ from datetime import timedelta
 
 import pytest
 
+from tests.api import test_dashboard_browser as dashboard
 from tests.api.conftest import auth
-from tests.api.test_dashboard_browser import CHROMIUM, FLAGS, close, loaded, shot
+from tests.api.test_dashboard_browser import CHROMIUM, close, loaded, shot
 
+browser = dashboard.browser  # the same browser fixture as the other pages
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (make chromium installs it)"
 )
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-portal")),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            viewport={"width": 1280, "height": 1000},
-        )
-        yield context
-        context.close()
 
 
 @pytest.fixture
