@@ -45,7 +45,9 @@ _INSTANT = re.compile(
 
 def parse_instant(text: str | None) -> datetime | None:
     """A smart-me date (answer or query): ISO 8601 with up to seven fractional digits,
-    rounded to the microsecond; naive means UTC; a query's ``+`` may arrive as a space.
+    truncated to the microsecond toward the past (as the realtime path truncates .NET ticks,
+    so both copies of one reading are the same instant); naive means UTC; a query's ``+``
+    may arrive as a space.
     ``None`` when it is not such a date (more than seven digits included)."""
     if not isinstance(text, str) or not text.strip():
         return None
@@ -62,7 +64,7 @@ def parse_instant(text: str | None) -> datetime | None:
     except ValueError:
         return None
     if fraction:
-        ts += timedelta(microseconds=round(int(fraction.ljust(7, "0")) / 10))
+        ts += timedelta(microseconds=int(fraction.ljust(7, "0")) // 10)
     return ts.astimezone(UTC)
 
 

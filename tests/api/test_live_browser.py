@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.api import test_dashboard_browser as dashboard
 from tests.api.test_dashboard_browser import CHROMIUM, close, loaded, shot
@@ -44,7 +45,8 @@ def test_the_gauge_moves_after_a_push_and_fits_a_phone(page, live_url, live_ware
 
     at = datetime.now(UTC).replace(microsecond=0)
     push(lw, b, at, 0.1, 2.1, power=-4.0)  # 2 kWh net into the battery since the ledger
-    page.wait_for_function("document.body.dataset.live === 'provisional'", timeout=5_000)
+    # (a Playwright expectation, not wait_for_function: the page's CSP forbids eval)
+    expect(page.locator("body")).to_have_attribute("data-live", "provisional", timeout=5_000)
     want = reg["level_kwh"] + 2.0
     assert fraction(page) == pytest.approx(want / 5.0, abs=1e-4)
     assert close(page.inner_text("#level"), want)

@@ -103,7 +103,7 @@ def test_the_settlement_deadline_callback_posts_to_the_webhook(webhook):
 
 
 def test_an_unreachable_webhook_never_fails_the_caller(monkeypatch):
-    from vbatt import alerts
+    from vbatt.orchestration import alerts
     from vbatt.settings import get_settings
 
     monkeypatch.setenv("VBATT_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/nothing-listens")

@@ -232,8 +232,9 @@ def test_a_released_reading_goes_through_the_gate_again(pipeline, gate):
         ).scalars()
         assert list(reasons) == [reason, reason]  # held twice, listed twice
 
-    # fixed (the battery starts earlier) and released: it passes and reaches the ledger
-    pipeline.batteries([battery_row(start_date=date(2025, 5, 31))])
+    # fixed (a battery on the meter starts earlier: a start date is fixed for a battery's
+    # life, so it is another battery) and released: it passes and reaches the ledger
+    pipeline.batteries([battery_row(battery_id="QB-early", start_date=date(2025, 5, 31))])
     assert release(pipeline.url, meter_id=METER, raw_schema=pipeline.raw) == 1
     third = gate.run("after_ingest")
     assert third.quarantined == 0, third.summary
