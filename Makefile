@@ -56,7 +56,7 @@ test: install chromium
 # The suites that take minutes each (whole servers started as a user starts them); CI runs
 # them after `make test`.
 test-long: install chromium
-	$(BIN)/pytest -q -m long
+	$(BIN)/pytest -n 2 -q -m long
 
 # The dashboard's browser tests drive Debian's chromium through Playwright (Playwright's
 # own browser download cannot work here): installed once, as root or through sudo.

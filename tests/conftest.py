@@ -12,6 +12,31 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # validation reports of the tests go to a temporary folder, not the checkout's build/
 os.environ.setdefault("VBATT_DATA_DOCS_DIR", tempfile.mkdtemp(prefix="vbatt-data-docs-"))
 
+# Suites of minutes each: whole Airflow runs, end-to-end fault runs, browser journeys of the
+# read-only pages, the dense realtime proof, deployment round trips and the big oracle
+# comparison. They run in `make test-long` (CI runs it after `make test`), so that
+# `make test` stays a quick check. Files marked `pytestmark = pytest.mark.long` join them.
+LONG_SUITES = {
+    "tests/dags/test_dag_runs.py",
+    "tests/dags/test_file_drop_run.py",
+    "tests/e2e/test_fault_injection.py",
+    "tests/realtime/test_step1_selection.py",
+    "tests/deploy/test_sharded_ingest.py",
+    "tests/deploy/test_backup_restore.py",
+    "tests/deploy/test_deploy_init.py",
+    "tests/api/test_dashboard_browser.py",
+    "tests/api/test_live_browser.py",
+    "tests/quality/test_data_docs_browser.py",
+    "tests/dbt/test_ledger_matches_oracle.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    root = config.rootpath
+    for item in items:
+        if item.path.relative_to(root).as_posix() in LONG_SUITES:
+            item.add_marker(pytest.mark.long)
+
 
 @pytest.fixture(scope="session")
 def warehouse_url(tmp_path_factory) -> str:
