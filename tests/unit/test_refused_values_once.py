@@ -19,8 +19,9 @@ START = datetime(2025, 6, 1, tzinfo=UTC)
 BAD = START + timedelta(minutes=30)
 
 
-def _cloud(request: httpx.Request) -> httpx.Response:
-    """Quarter-hour registers of M1; the one at BAD always arrives as null."""
+def _cloud(request: httpx.Request, twice: bool = False) -> httpx.Response:
+    """Quarter-hour registers of M1; the one at BAD always arrives as null (``twice``: in
+    each answer two copies of it, as a cloud that repeats a record sends it)."""
     if request.url.path == "/Devices/M1":
         return httpx.Response(200, json={"id": "M1", "counterReadingImport": 3.0})
     q = request.url.params
@@ -41,6 +42,8 @@ def _cloud(request: httpx.Request) -> httpx.Response:
                 ],
             }
         )
+        if twice and ts == BAD:
+            rows.append(rows[-1])
         ts += timedelta(minutes=15)
     return httpx.Response(200, json=rows)
 
@@ -71,3 +74,31 @@ def test_a_value_the_cloud_keeps_refusing_is_quarantined_once(pipeline):
         ).scalar()
     assert held == [("M1", "import register 1-0:1.8.0 is null or missing")]
     assert readings == 4 * 4  # 00:00 .. 04:00 without the refused 00:30
+
+
+def test_a_refused_value_sent_twice_in_one_run_is_quarantined_as_reported(pipeline):
+    """Only earlier runs make a rejection "already recorded": within a run, the table holds
+    what the load reports, so a bad record sent twice in one answer is held twice."""
+    config = SmartMeConfig(base_url="https://api.smart-me.com", api_key="k", rate=None)
+    transport = httpx.MockTransport(lambda request: _cloud(request, twice=True))
+    runs = []
+    with SmartMeClient(config, transport=transport) as client:
+        for hours in (2, 3):
+            runs.append(
+                ingest_smartme(
+                    pipeline.engine,
+                    client,
+                    start=START,
+                    end=START + timedelta(hours=hours),
+                    lookback=timedelta(0),
+                    meter_ids=["M1"],
+                    raw_schema=pipeline.raw,
+                )
+            )
+    assert [r.meters[0].rejected for r in runs] == [2, 2]
+    with pipeline.engine.connect() as conn:
+        held = conn.execute(
+            text(f"select load_id, reason from {pipeline.raw}.rejected_readings")
+        ).all()
+    assert len(held) == runs[0].meters[0].rejected  # both copies, both of the first load
+    assert len({load_id for load_id, _ in held}) == 1

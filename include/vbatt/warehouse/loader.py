@@ -213,7 +213,9 @@ def write_rejections(
     ``skip_recorded``: leave out a record this source already quarantined for the meter
     with the same reason. A source that fetches again what it could not take (the smart-me
     ingest re-reads a meter from where it was complete) would otherwise write the same
-    rejection on every run for as long as the cloud keeps sending the bad value.
+    rejection on every run for as long as the cloud keeps sending the bad value. Only
+    earlier loads count: a bad record sent twice within this load is quarantined twice,
+    as the load reports it.
     """
     raw = check_schema_name(raw_schema)
     rows = [(r.meter_id, r.raw, r.reason, r.where) for r in rejected]
@@ -229,12 +231,7 @@ def write_rejections(
                 {"s": source, "m": meters},
             )
         }
-        fresh = []
-        for row in rows:
-            if row[:3] not in known:
-                known.add(row[:3])
-                fresh.append(row)
-        rows = fresh
+        rows = [row for row in rows if row[:3] not in known]
     _copy(
         conn,
         f"{raw}.rejected_readings",
