@@ -5,9 +5,12 @@ JSON. A stream sends the state at once, then whenever it changes: the receiver's
 transaction ends with ``pg_notify('vbatt_realtime', meter_id)``, one listening connection
 per API process (``Listener``) wakes the streams of that meter, and every
 ``RECHECK_S`` seconds a stream recomputes anyway (the ledger catching up, a value turning
-stale). A comment line keeps idle connections open through proxies. The key is checked
-once, on a connection of its own, before the stream starts; no pooled connection is held
-between events.
+stale). A notification sent while nobody listens is lost, so a stream sends its first state
+only once the listening connection is in place (waiting at most ``LISTEN_WAIT_S``), and
+every (re)established LISTEN wakes all streams to recompute: a push that landed while the
+connection was being (re)made still shows at once, not at the next recheck. A comment line
+keeps idle connections open through proxies. The key is checked once, on a connection of
+its own, before the stream starts; no pooled connection is held between events.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from vbatt.warehouse.realtime import NOTIFY_CHANNEL
 
 RECHECK_S = 10.0
 KEEPALIVE_S = 15.0
+LISTEN_WAIT_S = 5.0
 log = logging.getLogger(__name__)
 _APP_LOCK = threading.Lock()  # one Listener per app
 router = APIRouter(prefix="/v1", tags=["batteries"])
@@ -50,6 +54,7 @@ class Listener:
         )
         self.thread: threading.Thread | None = None
         self.stopping = threading.Event()
+        self.listening = threading.Event()  # set while LISTEN is in force
 
     def subscribe(self, meters: set[str]) -> tuple[asyncio.AbstractEventLoop, asyncio.Event]:
         token = (asyncio.get_running_loop(), asyncio.Event())
@@ -79,9 +84,17 @@ class Listener:
     def stop(self) -> None:
         self.stopping.set()
 
-    def _wake(self, meter: str) -> None:
+    def wait_listening(self, timeout: float) -> bool:
+        """Block until notifications are being received (False after ``timeout``)."""
+        return self.listening.wait(timeout)
+
+    def _wake(self, meter: str | None) -> None:
+        """Wake the streams of ``meter`` (None: every stream)."""
         with self.lock:
-            tokens = list(self.waiting.get(meter, ()))
+            if meter is None:
+                tokens = set().union(*self.waiting.values())
+            else:
+                tokens = set(self.waiting.get(meter, ()))
         for loop, event in tokens:
             try:
                 loop.call_soon_threadsafe(event.set)
@@ -105,12 +118,15 @@ class Listener:
                 # LISTEN is refused in a read-only transaction; this session only listens
                 cur.execute("set default_transaction_read_only = off")
                 cur.execute(f"listen {NOTIFY_CHANNEL}")
+            self.listening.set()
+            self._wake(None)  # anything committed before LISTEN took effect is seen now
             while self.waiting and not self.stopping.is_set():
                 if select.select([dbapi], [], [], 1.0)[0]:
                     dbapi.poll()
                     while dbapi.notifies:
                         self._wake(dbapi.notifies.pop(0).payload)
         finally:
+            self.listening.clear()
             raw.invalidate()  # never back into the pool with LISTEN and read-write on
 
 
@@ -138,6 +154,9 @@ async def _events(
     _, wake = token
     sent, last, quiet = 0, None, 0.0
     try:
+        # no first state before LISTEN is in force, else a change right after it is missed
+        if not await run_in_threadpool(hub.wait_listening, LISTEN_WAIT_S):
+            log.warning("live updates: not listening yet; the stream rechecks every %ss", RECHECK_S)
         yield f"retry: {int(RECHECK_S * 1000)}\n\n"
         while True:
             wake.clear()
