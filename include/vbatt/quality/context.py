@@ -9,6 +9,8 @@ own, holding its latest report, and ``index.html`` above them links them all.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import html
 import json
 import logging
@@ -40,6 +42,28 @@ def site_dir(site: str, docs_dir: Path | None = None) -> Path:
     """The folder of one site: ``after_ledger``, ``before_export/<partner>``..."""
     parts = [re.sub(r"[^A-Za-z0-9_.-]", "_", p) for p in site.split("/")]
     return docs_root(docs_dir).joinpath(*parts)
+
+
+DOCS_LOCK = ".publishing.lock"
+
+
+@contextlib.contextmanager
+def docs_lock(docs_dir: Path | None = None):
+    """One writer at a time in the docs folder, across processes (not reentrant).
+
+    GX's site builder deletes the pages of a site that its in-memory store does not hold,
+    and ``publish_index`` reads and rewrites every page below the root: two checks at once
+    (an export's formats are issued in forked processes, each checking the same partner's
+    site) would delete or half-write a page the other is reading. Hold it around the GX run
+    that writes a site; ``publish_index`` takes it itself."""
+    root = docs_root(docs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / DOCS_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def gx_context(site: str, docs_dir: Path | None = None):
@@ -144,9 +168,18 @@ def _site_card(root: Path, folder: Path) -> str:
 def publish_index(docs_dir: Path | None = None) -> Path:
     """Write ``index.html``: per checkpoint (and partner) what its latest run passed and
     failed, linking its report; CDN links of every report rewritten to local copies."""
-    from vbatt.quality.assets import ASSETS_DIR, CDN, localise_site
+    from vbatt.quality.assets import localise_site
 
     root = docs_root(docs_dir)
+    with docs_lock(root):
+        _write_atomically(root / "index.html", _index_page(root))
+        localise_site(root)
+    return root / "index.html"
+
+
+def _index_page(root: Path) -> str:
+    from vbatt.quality.assets import ASSETS_DIR, CDN
+
     sites = sorted(
         p.parent
         for p in root.glob("*/**/index.html")
@@ -154,7 +187,7 @@ def publish_index(docs_dir: Path | None = None) -> Path:
     )
     items = "\n".join(_site_card(root, p) for p in sites)
     bootstrap = next(u for u in CDN if u.endswith("bootstrap/4.3.1/css/bootstrap.min.css"))
-    page = (
+    return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
         f'<link rel="stylesheet" href="{bootstrap}">'
         "<title>vbatt data quality</title></head><body>\n"
@@ -164,10 +197,6 @@ def publish_index(docs_dir: Path | None = None) -> Path:
         " passed and what failed; the link opens the full report.</p>\n"
         f'<ul class="list-group">\n{items}\n</ul>\n</main></body></html>\n'
     )
-    root.mkdir(parents=True, exist_ok=True)
-    _write_atomically(root / "index.html", page)
-    localise_site(root)
-    return root / "index.html"
 
 
 def _write_atomically(path: Path, content: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from vbatt.exports.channels import CHANNEL_NAMES, PROFILE_CHANNELS
-from vbatt.quality.context import gx_context, publish_index, site_dir, write_summary
+from vbatt.quality.context import docs_lock, gx_context, publish_index, site_dir, write_summary
 from vbatt.quality.gates import CHECKPOINTS, begin_run, finish_run, validate
 from vbatt.quality.result import QualityResult
 from vbatt.quality.suites import load_suite, parameters
@@ -144,15 +144,16 @@ def check_export(
         .add_dataframe_asset(f"{partner_id}")
         .add_batch_definition_whole_dataframe("files")
     )
-    result, _ = validate(
-        context,
-        "before_export",
-        [suite],
-        {"exports": batch},
-        params,
-        CHECKPOINTS["before_export"].may_block,
-        frame=frame,
-    )
+    with docs_lock(docs_dir):  # the formats of one partner are checked in parallel
+        result, _ = validate(
+            context,
+            "before_export",
+            [suite],
+            {"exports": batch},
+            params,
+            CHECKPOINTS["before_export"].may_block,
+            frame=frame,
+        )
     result.scope, result.run_id = scope, run_id
     result.data_docs = site_dir(site, docs_dir) / "index.html"
     write_summary(site, result, docs_dir)

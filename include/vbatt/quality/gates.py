@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from vbatt.quality.context import gx_context, publish_index, site_dir, write_summary
+from vbatt.quality.context import docs_lock, gx_context, publish_index, site_dir, write_summary
 from vbatt.quality.result import Failure, QualityResult
 from vbatt.quality.suites import load_suite, schema_names
 from vbatt.quality.suites import parameters as suite_parameters
@@ -323,7 +323,8 @@ def run_checkpoint(
         for suite in suites
     }
     parameters = {k: v for suite in suites for k, v in suite_parameters(suite).items()}
-    result, failed = validate(context, checkpoint, suites, batches, parameters, spec.may_block)
+    with docs_lock(docs_dir):  # GX rewrites the site: not while another run reads it
+        result, failed = validate(context, checkpoint, suites, batches, parameters, spec.may_block)
     result.run_id, result.data_docs = run_id, site_dir(checkpoint, docs_dir) / "index.html"
     if spec.quarantines and failed:
         result.quarantined, late = quarantine_failures(
