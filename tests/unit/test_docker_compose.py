@@ -185,9 +185,26 @@ def test_dockerfile_uses_the_pinned_airflow_and_requirements_and_no_secrets():
     for line in dockerfile.splitlines():
         if line.startswith(("ENV", "ARG", "COPY", "ADD")):
             assert not re.search(r"PASSWORD|SECRET|API_KEY|\.env\b", line), line
-    for source in re.findall(r"^COPY\s+(?:--\S+\s+)*(.+)\s+\S+$", dockerfile, re.M):
+    # COPY --from=<stage> copies out of an earlier build stage, not out of the checkout
+    for source in re.findall(r"^COPY\s+(?!.*--from=)(?:--\S+\s+)*(.+)\s+\S+$", dockerfile, re.M):
         for path in source.split():
             assert (ROOT / path).exists(), f"Dockerfile copies {path}, which does not exist"
+
+
+def test_image_serves_the_data_docs_assets_from_the_lock_file():
+    """The quality pages load their scripts from node_modules/ under the project's home, as
+    `make install` puts them there (npm ci from package-lock.json), never from a CDN."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stage = re.search(r"^FROM (\S+) AS (\S+)$", dockerfile, re.M)
+    assert stage, "the Dockerfile has a build stage for the data docs assets"
+    body = dockerfile.split(stage.group(0), 1)[1].split("\nFROM ", 1)[0]
+    assert "COPY package.json package-lock.json" in body and "npm ci" in body
+    home = re.search(r"VBATT_HOME=(\S+)", dockerfile).group(1)
+    assert re.search(
+        rf"^COPY --from={stage.group(2)} \S* ?\S+/node_modules {home}/node_modules$",
+        dockerfile,
+        re.M,
+    ), "node_modules lands under VBATT_HOME"
 
 
 def test_readme_deployment_section_names_every_service_and_step():
