@@ -351,11 +351,19 @@ def _serve(args: argparse.Namespace) -> int:
             console.print(f"{name} (pid {companion}) stopped")
         return 0
     if args.detach:
-        url, pid = server.start_detached(args.host, args.port)
+        try:
+            url, pid = server.start_detached(args.host, args.port, workers=args.workers)
+        except RuntimeError as exc:
+            err.print(f"[red]{exc}[/red]")
+            return server.CANNOT_START
         console.print(f"API running at {url} (pid {pid}); stop it with: vbatt serve --stop")
         return 0
     console.print(f"API and dashboard at http://{args.host}:{args.port}/dashboard (Ctrl-C stops)")
-    server.run(args.host, args.port)
+    try:
+        server.run(args.host, args.port, workers=args.workers)
+    except server.CannotStart as exc:
+        err.print(f"[red]{exc}[/red]")
+        return server.CANNOT_START
     return 0
 
 
@@ -466,6 +474,12 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("serve", help="the read API and dashboard over the marts")
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8800)
+    srv.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (default 1; see docs/realtime.md)",
+    )
     how = srv.add_mutually_exclusive_group()
     how.add_argument("--detach", action="store_true", help="run in the background (pid file)")
     how.add_argument("--stop", action="store_true", help="stop the detached API")

@@ -58,6 +58,7 @@ def create_app(
     app.state.audit = AuditLog(raw_schema)
     app.state.meter_check = meter_check
     app.state.key_throttle = key_throttle or KeyThrottle()
+    app.add_middleware(realtime.FastPath, state=app.state)  # inside SecurityHeaders
     app.add_middleware(SecurityHeaders)
     app.include_router(smartme.legacy_router)
     app.include_router(smartme.current_router)

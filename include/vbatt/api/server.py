@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +18,44 @@ import httpx
 from vbatt.settings import get_settings
 
 READY_TIMEOUT_S = 30.0
+CANNOT_START = 3  # exit code of `vbatt serve` when a server cannot start
+
+
+class CannotStart(RuntimeError):
+    """The API could not start (address in use, a worker died at start): exit code 3."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before any worker starts (all workers accept on it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise CannotStart(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve(sock: socket.socket, app_args: dict, log_level: str) -> bool:
+    """One server process on the shared socket until it is told to stop; False if it did
+    not start."""
+    import uvicorn
+
+    from vbatt.api.app import create_app
+
+    config = uvicorn.Config(
+        create_app(**app_args),
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=3,  # open live streams (SSE) never end by themselves
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    return server.started
 
 
 def run(
@@ -26,15 +66,20 @@ def run(
     marts_schema: str = "analytics_marts",
     raw_schema: str = "raw",
     log_level: str = "info",
+    workers: int = 1,
 ) -> None:
     """Serve until interrupted, over ``url`` or the configured warehouse (WAREHOUSE_URL or
-    the embedded one); the schemas are parameters for benchmarks over a throw-away one."""
-    import uvicorn
+    the embedded one); the schemas are parameters for benchmarks over a throw-away one.
 
-    from vbatt.api.app import create_app
+    ``workers`` > 1: that many processes, forked after the socket is bound, accept on it
+    (the kernel hands each connection to one of them); each has its own app, pools and
+    realtime writer, so one Python process's CPU is no longer the limit. Raises
+    CannotStart when the socket cannot be bound or a worker fails at start."""
     from vbatt.api.meter_check import from_settings
     from vbatt.warehouse.embedded import warehouse_url
 
+    if workers < 1:
+        raise CannotStart(f"--workers must be at least 1, not {workers}")
     meter_check = from_settings()
     if meter_check is None:
         from vbatt.console import console
@@ -43,20 +88,60 @@ def run(
             "no smart-me cloud configured (SMARTME_API_KEY or SMARTME_USER): the write API"
             " does not check that house meters measure both directions"
         )
-    app = create_app(
-        url=url or warehouse_url(),
-        marts_schema=marts_schema,
-        raw_schema=raw_schema,
-        meter_check=meter_check,
-    )
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=3,  # open live streams (SSE) never end by themselves
-    )
+    app_args = {
+        "url": url or warehouse_url(),
+        "marts_schema": marts_schema,
+        "raw_schema": raw_schema,
+        "meter_check": meter_check,
+    }
+    sock = _listen(host, port)
+    if workers == 1:
+        if not _serve(sock, app_args, log_level):
+            raise CannotStart(f"the API on {host}:{port} did not start (see the log above)")
+        return
+    _supervise(sock, app_args, log_level, workers)
+
+
+def _supervise(sock: socket.socket, app_args: dict, log_level: str, workers: int) -> None:
+    """Fork the workers, pass SIGTERM/SIGINT on to them and wait; if one ends on its own
+    the others are stopped too (a half-running API is not left behind)."""
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker: serve, then leave without the parent's cleanup
+            code = 1
+            try:
+                code = 0 if _serve(sock, app_args, log_level) else CANNOT_START
+            finally:
+                os._exit(code)
+        children.append(pid)
+    sock.close()
+    stopping = False
+
+    def stop(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    failed = 0
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        if pid not in children:
+            continue
+        children.remove(pid)
+        code = os.waitstatus_to_exitcode(status)
+        if not stopping:  # a worker ended by itself: stop the rest
+            failed = failed or code or CANNOT_START
+            stop(signal.SIGTERM, None)
+    if failed:
+        raise CannotStart(f"a worker of the API ended with code {failed} (see the log above)")
 
 
 def _pid_file() -> Path:
@@ -75,7 +160,9 @@ def running_pid() -> int | None:
     return pid
 
 
-def start_detached(host: str, port: int, env: dict[str, str] | None = None) -> tuple[str, int]:
+def start_detached(
+    host: str, port: int, env: dict[str, str] | None = None, *, workers: int = 1
+) -> tuple[str, int]:
     """Start the API as a background process; return its URL and pid once it answers.
     ``env`` is added to the process's environment (e.g. the realtime receiver's credentials)."""
     url = f"http://{host}:{port}"
@@ -85,7 +172,8 @@ def start_detached(host: str, port: int, env: dict[str, str] | None = None) -> t
     run_dir.mkdir(parents=True, exist_ok=True)
     log = (run_dir / "api.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vbatt.api", "--host", host, "--port", str(port)],
+        [sys.executable, "-m", "vbatt.api", "--host", host, "--port", str(port)]
+        + ["--workers", str(workers)],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -149,15 +237,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--marts-schema", default="analytics_marts")
     parser.add_argument("--raw-schema", default="raw")
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     args = parser.parse_args(argv)
-    run(
-        args.host,
-        args.port,
-        url=args.warehouse_url,
-        marts_schema=args.marts_schema,
-        raw_schema=args.raw_schema,
-        log_level=args.log_level,
-    )
+    try:
+        run(
+            args.host,
+            args.port,
+            url=args.warehouse_url,
+            marts_schema=args.marts_schema,
+            raw_schema=args.raw_schema,
+            log_level=args.log_level,
+            workers=args.workers,
+        )
+    except CannotStart as exc:
+        print(f"vbatt serve: {exc}", file=sys.stderr)
+        sys.exit(CANNOT_START)
 
 
 DEMO_KEY_LABEL = "make demo"

@@ -127,7 +127,12 @@ class RealtimeWriter:
     _known_lock_loop: asyncio.AbstractEventLoop | None = None
 
     async def known(self, device_ids: Sequence[str]) -> dict[str, str]:
-        """Lower-case device id -> the meter id of a battery (refreshed when stale)."""
+        """Lower-case device id -> the meter id of a battery (refreshed when stale).
+
+        The common case (a fresh list that has every device) answers without the lock."""
+        age = time.monotonic() - self._known_at
+        if age <= self.known_ttl_s and all(d in self._known for d in device_ids):
+            return self._known
         if self._known_lock_loop is not asyncio.get_running_loop():
             self._known_lock, self._known_lock_loop = asyncio.Lock(), asyncio.get_running_loop()
         async with self._known_lock:  # one refresh at a time; the others wait for its result

@@ -23,6 +23,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from google.protobuf.message import DecodeError
 from google.protobuf.text_format import MessageToString
@@ -45,7 +46,7 @@ class BodyError(ValueError):
     """The body is not a DeviceDataArray: answered 400 with this reason."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PushedItem:
     """One ``DeviceData``: the device, its time (or why it has none) and its values."""
 
@@ -54,7 +55,13 @@ class PushedItem:
     time_problem: str | None
     values: list[tuple[str, float]] = field(default_factory=list)  # (OBIS code, value)
     bad_obis: int = 0  # values whose Obis is not six bytes
-    record: str = ""  # the item in protobuf text format, for the quarantine
+    message: object = None  # the decoded ``DeviceData``, for ``record``
+
+    @property
+    def record(self) -> str:
+        """The item in protobuf text format, for the quarantine: built only when an item
+        is refused (rare), not for every push (it costs more than the whole decoding)."""
+        return "" if self.message is None else MessageToString(self.message, as_one_line=True)
 
 
 def guid_text(lo: int, hi: int) -> str:
@@ -101,6 +108,7 @@ def datetime_fields(ts: datetime) -> tuple[int, int, int]:
     return micros * 10, TICKS, KIND_UTC
 
 
+@lru_cache(maxsize=1024)  # a handful of codes in practice: formatted once each
 def obis_text(code: bytes) -> str:
     """Six OBIS bytes -> ``A-B:C.D.E`` (``*F`` unless F is 255)."""
     a, b, c, d, e, f = code
@@ -149,7 +157,7 @@ def decode_body(body: bytes) -> list[PushedItem]:
                 time_problem=problem,
                 values=values,
                 bad_obis=bad,
-                record=MessageToString(item, as_one_line=True),
+                message=item,
             )
         )
     return items
