@@ -4,12 +4,13 @@ The rule itself is ``live_rule.py``; this module reads what it needs: the ledger
 (``battery_registers``: level, power and the end of the latest computed quarter hour),
 the battery's terms (``battery_terms``: the one place that says which terms are in
 force), the meters' newest realtime state (``raw.meter_live``) and their readings since
-the anchor (every source, ``vbatt.warehouse.realtime.readings_between``).
+the anchor (every source, ``vbatt.warehouse.realtime.readings_in_spans``).
 
 The live view engages only when a meter of the battery has a realtime value newer than
 the ledger ("live data"); otherwise the ledger's own values stand, not provisional. That
-keeps ``/api/Devices`` one query for the list plus the readings of the meters that did
-push since the ledger ran.
+keeps ``/api/Devices`` one query for the list plus, for the batteries whose meters did
+push since the ledger ran, their terms (two queries) and readings (one query per widening
+of the look-back), however many batteries the list has.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from vbatt.api.live_rule import (
 )
 from vbatt.api.models import Battery, Live, LiveStep
 from vbatt.warehouse.migrate import check_schema_name
-from vbatt.warehouse.realtime import latest_live, readings_between
-from vbatt.warehouse.versions import list_versions
+from vbatt.warehouse.realtime import latest_live, readings_in_spans
+from vbatt.warehouse.versions import list_versions, list_versions_many
 
 # No new value for this long: the dashboard says the value is stale (a push every second
 # is the norm; polling alone brings a value every 15 minutes, the ledger one more later).
@@ -49,9 +50,21 @@ def battery_terms(
 ) -> tuple[Terms, ...]:
     """The versions of the battery's terms in force (meter, capacity, resets from each
     valid_from): the one place the live view learns them (vbatt.warehouse.versions)."""
+    return _terms(list_versions(conn, battery_id, raw_schema=raw_schema))
+
+
+def batteries_terms(
+    conn: Connection, battery_ids: Sequence[str], *, raw_schema: str = "raw"
+) -> dict[str, tuple[Terms, ...]]:
+    """:func:`battery_terms` of many batteries in two queries."""
+    found = list_versions_many(conn, battery_ids, raw_schema=raw_schema)
+    return {b: _terms(versions) for b, versions in found.items()}
+
+
+def _terms(versions: list[dict]) -> tuple[Terms, ...]:
     return tuple(
         Terms(v["valid_from"], v["meter_id"], v["capacity_kwh"], v["reset_date"], v["reset_repeat"])
-        for v in list_versions(conn, battery_id, raw_schema=raw_schema)
+        for v in versions
     )
 
 
@@ -79,13 +92,24 @@ def anchor_of(b: Battery) -> Anchor:
     return Anchor(b.reading_at, b.level_kwh or 0.0, b.active_power_kw or 0.0)
 
 
-def _readings(conn: Connection, meter_id: str, since: datetime, until: datetime, raw: str):
-    """The meter's readings from the last one at or before ``since`` up to ``until``."""
+def _readings(
+    conn: Connection, wanted: set[tuple[str, datetime, datetime]], raw: str
+) -> dict[tuple[str, datetime, datetime], list[tuple[datetime, float, float]]]:
+    """For each (meter, since, until): the meter's readings from the last one at or before
+    ``since`` up to ``until``; one query per widening of the look-back (LOOKBACK), for the
+    spans whose bracketing reading is not found yet."""
+    found: dict[tuple[str, datetime, datetime], list] = {}
+    left = set(wanted)
     for back in LOOKBACK:
-        rows = readings_between(conn, meter_id, since - back, until, raw_schema=raw)
-        if rows and rows[0][0] <= since:
-            return rows
-    return rows
+        if not left:
+            break
+        spans = {(m, since - back, until): (m, since, until) for m, since, until in left}
+        for span, rows in readings_in_spans(conn, list(spans), raw_schema=raw).items():
+            key = spans[span]
+            found[key] = rows
+            if rows and rows[0][0] <= key[1]:
+                left.discard(key)
+    return found
 
 
 @dataclass(frozen=True)
@@ -155,30 +179,46 @@ def live_states(
     now = now or datetime.now(UTC)
     meters = _meters_ever(conn, [b.battery_id for b in batteries], raw)
     pushed = latest_live(conn, sorted({m for ms in meters.values() for m in ms}), raw_schema=raw)
+    since: dict[str, datetime] = {}
+    engaged: set[str] = set()
+    for b in batteries:
+        at = anchor_of(b).at or local_midnight(b.start_date, b.timezone)
+        since[b.battery_id] = at
+        newer = any(pushed[m].value_at > at for m in meters.get(b.battery_id, ()) if m in pushed)
+        if newer and now - at <= MAX_AHEAD + QUARTER:
+            engaged.add(b.battery_id)
+    # the list's batteries together: their terms in two queries, their readings in one per
+    # look-back width, not a few queries per battery
+    terms = batteries_terms(
+        conn,
+        [b.battery_id for b in batteries if terms_always or b.battery_id in engaged],
+        raw_schema=raw,
+    )
+    until = now + FUTURE_SLACK
+    readings = _readings(
+        conn,
+        {(t.meter_id, since[b], until) for b in engaged if b in terms for t in terms[b]},
+        raw,
+    )
     out: dict[str, Now] = {}
     for b in batteries:
         anchor = anchor_of(b)
-        since = anchor.at or local_midnight(b.start_date, b.timezone)
-        newer = any(pushed[m].value_at > since for m in meters.get(b.battery_id, ()) if m in pushed)
-        engaged = newer and now - since <= MAX_AHEAD + QUARTER
-        versions = None
-        if engaged or terms_always:
-            versions = battery_terms(conn, b.battery_id, raw_schema=raw)
-        if engaged:
+        versions = terms.get(b.battery_id)
+        if b.battery_id in engaged and versions:
             frame = Frame(b.start_date, b.timezone, versions, b.end_date)
             own = {t.meter_id for t in versions}
-            readings = {m: _readings(conn, m, since, now + FUTURE_SLACK, raw) for m in own}
+            mine = {m: readings[(m, since[b.battery_id], until)] for m in own}
             power = {
                 m: MeterPower(pushed[m].value_at, pushed[m].power_kw)
                 for m in own
                 if m in pushed and pushed[m].power_kw is not None
             }
-            level = advance(frame, anchor, readings, power)
+            level = advance(frame, anchor, mine, power)
         else:
             level = LiveLevel(anchor.level_kwh, anchor.power_kw, anchor.at, False, anchor.at)
         capacity = b.capacity_kwh
         if versions:
-            capacity = _in_force_capacity(versions, level.at or since, b.timezone)
+            capacity = _in_force_capacity(versions, level.at or since[b.battery_id], b.timezone)
         out[b.battery_id] = Now(b, level, capacity, now)
     return out
 

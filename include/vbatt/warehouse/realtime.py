@@ -374,31 +374,58 @@ def readings_between(
     instant, the newest ingested version (identical copies are one), quarantined ones
     left out unless released (as stg_raw__meter_readings and int_meter_readings do).
     Counters are as received (not rebased over drops)."""
+    spans = readings_in_spans(conn, [(meter_id, start, end)], raw_schema=raw_schema)
+    return spans[(meter_id, start, end)]
+
+
+def readings_in_spans(
+    conn: Connection,
+    spans: Sequence[tuple[str, datetime, datetime]],
+    *,
+    raw_schema: str = "raw",
+) -> dict[tuple[str, datetime, datetime], list[tuple[datetime, float, float]]]:
+    """:func:`readings_between` for many (meter, start, end) spans in one query (the live
+    view of a list of batteries); every span is a key of the answer."""
     raw = check_schema_name(raw_schema)
+    spans = list(dict.fromkeys(spans))
+    out: dict[tuple[str, datetime, datetime], list] = {span: [] for span in spans}
+    if not spans:
+        return out
     rows = conn.execute(
         text(
-            "with candidates as ("
-            " select ts, import_kwh, export_kwh, reading_seq from"
-            f" {raw}.meter_readings where meter_id = :m and ts between :s and :e"
+            "with spans as ("
+            " select * from unnest(cast(:m as text[]), cast(:s as timestamptz[]),"
+            " cast(:e as timestamptz[])) with ordinality as x(meter_id, s, e, k)"
+            "), candidates as ("
+            " select x.k, r.ts, r.import_kwh, r.export_kwh, r.reading_seq, r.meter_id"
+            f" from spans x join {raw}.meter_readings r"
+            " on r.meter_id = x.meter_id and r.ts between x.s and x.e"
             " union all"
-            " select value_at, import_kwh, export_kwh, reading_seq from"
-            f" {raw}.realtime_values where meter_id = :m and value_at between :s and :e"
-            " and import_kwh is not null and export_kwh is not null"
+            " select x.k, v.value_at, v.import_kwh, v.export_kwh, v.reading_seq, v.meter_id"
+            f" from spans x join {raw}.realtime_values v"
+            " on v.meter_id = x.meter_id and v.value_at between x.s and x.e"
+            " where v.import_kwh is not null and v.export_kwh is not null"
             "), kept as ("
             " select * from candidates c where not exists ("
-            f"  select 1 from {raw}.quarantined_readings q where q.meter_id = :m"
+            f"  select 1 from {raw}.quarantined_readings q where q.meter_id = c.meter_id"
             "   and q.ts = c.ts and q.import_kwh = c.import_kwh"
             "   and q.export_kwh = c.export_kwh and q.released_at is null)"
             "), identical as ("
-            " select ts, import_kwh, export_kwh, min(reading_seq) as reading_seq"
-            " from kept group by ts, import_kwh, export_kwh"
+            " select k, ts, import_kwh, export_kwh, min(reading_seq) as reading_seq"
+            " from kept group by k, ts, import_kwh, export_kwh"
             ")"
-            " select distinct on (ts) ts, import_kwh, export_kwh from identical"
-            " order by ts, reading_seq desc"
+            " select distinct on (k, ts) k, ts, import_kwh, export_kwh from identical"
+            " order by k, ts, reading_seq desc"
         ),
-        {"m": meter_id, "s": start, "e": end},
+        {
+            "m": [m for m, _, _ in spans],
+            "s": [start for _, start, _ in spans],
+            "e": [end for _, _, end in spans],
+        },
     )
-    return [(r.ts, r.import_kwh, r.export_kwh) for r in rows]
+    for r in rows:
+        out[spans[r.k - 1]].append((r.ts, r.import_kwh, r.export_kwh))
+    return out
 
 
 def compact_old_days(

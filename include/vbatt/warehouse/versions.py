@@ -175,18 +175,20 @@ def _records(conn: Connection, raw: str, battery: dict) -> list[dict]:
             {"b": battery["battery_id"]},
         )
     ]
-    if not rows:
-        rows = [
-            {
-                "record_id": None,
-                "valid_from": battery["start_date"],
-                **{f: battery[f] for f in VERSIONED_FIELDS},
-                "recorded_at": None,
-                "recorded_by": "raw.batteries",
-                "reason": None,
-            }
-        ]
-    return rows
+    return rows or _unrecorded(battery)
+
+
+def _unrecorded(battery: dict) -> list[dict]:
+    return [
+        {
+            "record_id": None,
+            "valid_from": battery["start_date"],
+            **{f: battery[f] for f in VERSIONED_FIELDS},
+            "recorded_at": None,
+            "recorded_by": "raw.batteries",
+            "reason": None,
+        }
+    ]
 
 
 def _in_force(records: list[dict], end_date: date | None) -> list[dict]:
@@ -216,6 +218,39 @@ def list_versions(conn: Connection, battery_id: str, *, raw_schema: str = "raw")
     raw = check_schema_name(raw_schema)
     battery = _require(conn, raw, battery_id)
     return _in_force(_records(conn, raw, battery), battery["end_date"])
+
+
+def list_versions_many(
+    conn: Connection, battery_ids: Iterable[str], *, raw_schema: str = "raw"
+) -> dict[str, list[dict]]:
+    """:func:`list_versions` of many batteries in two queries (the live view of a long
+    list); ids of no battery are left out."""
+    raw = check_schema_name(raw_schema)
+    ids = {"ids": sorted(set(battery_ids))}
+    batteries = {
+        r.battery_id: dict(r._mapping)
+        for r in conn.execute(
+            text(
+                f"select {', '.join(BATTERY_FIELDS)} from {raw}.batteries"
+                " where battery_id = any(cast(:ids as text[]))"
+            ),
+            ids,
+        )
+    }
+    records: dict[str, list[dict]] = {}
+    for r in conn.execute(
+        text(
+            f"select battery_id, {_VERSION_COLUMNS} from {raw}.battery_versions"
+            " where battery_id = any(cast(:ids as text[])) order by valid_from, record_id"
+        ),
+        ids,
+    ):
+        row = dict(r._mapping)
+        records.setdefault(row.pop("battery_id"), []).append(row)
+    return {
+        b: _in_force(records.get(b) or _unrecorded(battery), battery["end_date"])
+        for b, battery in batteries.items()
+    }
 
 
 def version_history(conn: Connection, battery_id: str, *, raw_schema: str = "raw") -> list[dict]:
