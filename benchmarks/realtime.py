@@ -545,6 +545,20 @@ def run_load(
     }
 
 
+def list_devices(base: str, key: str, times: int = 3) -> dict:
+    """GET /api/Devices (every battery of the key, each with live data) after the load:
+    the list's live view reads all batteries together."""
+    ms, count = [], 0
+    with httpx.Client(base_url=base, timeout=300) as c:
+        for _ in range(times):
+            t = time.perf_counter()
+            resp = c.get("/api/Devices", headers={"Authorization": f"ApiKey {key}"})
+            ms.append((time.perf_counter() - t) * 1000)
+            resp.raise_for_status()
+            count = len(resp.json())
+    return {"devices": count, "median_ms": round(statistics.median(ms), 1), "ms": ms}
+
+
 def check_kept(url: str, accepted: list[tuple]) -> dict:
     """Every value answered 2xx is in the raw layer (compared row by row)."""
     engine = create_engine(url)
@@ -642,6 +656,7 @@ def main() -> None:
             )
             postgres = int((data_dir / "postmaster.pid").read_text().split()[0])
             measured = run_load(base, port, ids, key, args, api.pid, postgres)
+            measured["devices_list"] = list_devices(base, key)
         finally:
             api.terminate()
             api.wait(timeout=30)
@@ -679,6 +694,7 @@ def main() -> None:
         "nothing_lost": kept["missing"] == 0,
         "failures": measured["failures"],
         "mb_per_meter_day_every_1s": size["mb_per_meter_day_every_1s"],
+        "devices_list_ms": measured["devices_list"]["median_ms"],
         "cpu_s": {k: v for k, v in measured["cpu"].items() if k.endswith("_s")},
         "machine_busy_share": measured["cpu"]["machine_busy_share"],
         "targets": TARGETS,

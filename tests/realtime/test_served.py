@@ -155,3 +155,25 @@ def test_exit_code_3_when_the_port_is_taken(raw, warehouse_url, tmp_path):  # no
         proc = _start(warehouse_url, raw, port, 2, log.open("w"))
         assert proc.wait(60) == 3
     assert f"cannot listen on 127.0.0.1:{port}" in log.read_text()
+
+
+def test_vbatt_serve_says_why_and_exits_3(warehouse_url, tmp_path):
+    """The CLI's `serve --workers`: a taken port is exit code 3 with the reason."""
+    from pathlib import Path
+
+    vbatt = str(Path(sys.executable).with_name("vbatt"))
+    env = os.environ | {"WAREHOUSE_URL": warehouse_url, "VBATT_API_RUN_DIR": str(tmp_path)}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        done = subprocess.run(
+            [vbatt, "serve", "--workers", "2", "--port", port],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
