@@ -125,13 +125,18 @@ class RealtimeWriter:
     _known_at: float = -math.inf
     _known_lock: asyncio.Lock | None = None
     _known_lock_loop: asyncio.AbstractEventLoop | None = None
+    _refresh: asyncio.Task | None = None
 
     async def known(self, device_ids: Sequence[str]) -> dict[str, str]:
         """Lower-case device id -> the meter id of a battery (refreshed when stale).
 
-        The common case (a fresh list that has every device) answers without the lock."""
+        The common case (a list that has every device) answers without the lock; a stale
+        list is refreshed in the background meanwhile, so no push waits for the query. A
+        device not in the list waits for a fresh one (at most every unknown_retry_s)."""
         age = time.monotonic() - self._known_at
-        if age <= self.known_ttl_s and all(d in self._known for d in device_ids):
+        if all(d in self._known for d in device_ids):
+            if age > self.known_ttl_s and (self._refresh is None or self._refresh.done()):
+                self._refresh = asyncio.get_running_loop().create_task(self._refresh_known())
             return self._known
         if self._known_lock_loop is not asyncio.get_running_loop():
             self._known_lock, self._known_lock_loop = asyncio.Lock(), asyncio.get_running_loop()
@@ -142,6 +147,14 @@ class RealtimeWriter:
                 self._known = await asyncio.to_thread(self._read_known)
                 self._known_at = time.monotonic()
         return self._known
+
+    async def _refresh_known(self) -> None:
+        try:
+            known = await asyncio.to_thread(self._read_known)
+        except Exception:  # the next stale call tries again; the list in hand stays
+            log.exception("realtime: the list of known meters was not refreshed")
+            return
+        self._known, self._known_at = known, time.monotonic()
 
     def _read_known(self) -> dict[str, str]:
         with self.engine.connect() as conn:
