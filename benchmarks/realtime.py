@@ -571,9 +571,19 @@ def check_kept(url: str, accepted: list[tuple]) -> dict:
                 )
             )
         }
+        # the rows of one receiver transaction share its xmin: how many pushes went together
+        batches = conn.execute(
+            text("select count(distinct xmin::text) from raw.realtime_values")
+        ).scalar()
     missing = [a for a in accepted if a not in stored]
     engine.dispose()
-    return {"answered_2xx": len(accepted), "stored_rows": len(stored), "missing": len(missing)}
+    return {
+        "answered_2xx": len(accepted),
+        "stored_rows": len(stored),
+        "missing": len(missing),
+        "transactions": batches,
+        "rows_per_transaction": round(len(stored) / batches, 2) if batches else None,
+    }
 
 
 def sizes(url: str, meters: int, period_s: float) -> dict:
@@ -684,6 +694,7 @@ def main() -> None:
         "post_p95_from_schedule_ms": measured["post_from_schedule"].get("p95_ms"),
         "floor_empty_endpoint_p50_ms": floor.get("p50_ms"),
         "floor_empty_endpoint_p95_ms": floor.get("p95_ms"),
+        "bodies_per_transaction": kept["rows_per_transaction"],
         "post_p95_over_floor": round(post["p95_ms"] / floor["p95_ms"], 2)
         if post.get("p95_ms") and floor.get("p95_ms")
         else None,
