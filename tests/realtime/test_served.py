@@ -177,3 +177,12 @@ def test_vbatt_serve_says_why_and_exits_3(warehouse_url, tmp_path):
         )
     assert done.returncode == 3, done.stdout + done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_a_worker_that_fails_at_start_stops_the_api_with_exit_3(warehouse_url, tmp_path):
+    log = tmp_path / "api.log"
+    proc = _start(warehouse_url, "not a schema;", free_port(), 2, log.open("w"))
+    assert proc.wait(60) == 3
+    text_ = log.read_text()
+    assert "not a plain lower-case schema name" in text_  # the worker's reason
+    assert "a worker of the API ended with code 3" in text_

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import httpx
@@ -109,10 +110,13 @@ def _supervise(sock: socket.socket, app_args: dict, log_level: str, workers: int
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:  # the worker: serve, then leave without the parent's cleanup
-            code = 1
+            code = CANNOT_START
             try:
                 code = 0 if _serve(sock, app_args, log_level) else CANNOT_START
+            except BaseException:  # say why before leaving (os._exit skips the printing)
+                traceback.print_exc()
             finally:
+                sys.stderr.flush()
                 os._exit(code)
         children.append(pid)
     sock.close()
