@@ -139,8 +139,10 @@ class RealtimeWriter:
         device not in the list waits for a fresh one (at most every unknown_retry_s)."""
         age = time.monotonic() - self._known_at
         if all(d in self._known for d in device_ids):
-            if age > self.known_ttl_s and (self._refresh is None or self._refresh.done()):
-                self._refresh = asyncio.get_running_loop().create_task(self._refresh_known())
+            loop = asyncio.get_running_loop()
+            refreshing = self._refresh is not None and not self._refresh.done()
+            if age > self.known_ttl_s and not (refreshing and self._refresh.get_loop() is loop):
+                self._refresh = loop.create_task(self._refresh_known())
             return self._known
         if self._known_lock_loop is not asyncio.get_running_loop():
             self._known_lock, self._known_lock_loop = asyncio.Lock(), asyncio.get_running_loop()
