@@ -1,24 +1,34 @@
-"""A readings CSV checked and staged inside the warehouse, not in Python.
+"""A readings CSV checked on its way into the warehouse: one pass, COPY, no object per row.
 
-A file of millions of readings is copied line by line (COPY) into a temporary table and
-split and checked there in SQL. A row that SQL cannot accept on sight (a bad or unusual
-value, quotes, non-ASCII text, an odd timestamp form) goes to the row checks of
-``csv_inputs``, which decide and word the problem: the rules and the messages stay in one
-place, and Python sees only the few unusual rows, never one object per reading.
+The file is read in blocks of 256 KB cut at line ends. A block whose every line has
+the usual shape (``line_pattern``: a plain ASCII meter id, an ISO timestamp to the second
+with ``Z`` or an offset, two plain decimals) goes to COPY as it is: on those forms
+PostgreSQL and the Python rules agree exactly (both round decimals correctly; the pattern
+leaves out what they read differently: exponents, fractions of a second, signs, spaces,
+quotes, non-ASCII text). A block with any other line goes through the row rules of
+``csv_inputs`` line by line: they decide and word every problem (the rules and the
+messages stay in one place), and only the good rows go on, written in a form both read
+alike. A quoted field over several lines hands the rest of the file to the row rules (a
+record may then cross blocks), and so does a header other than the four columns.
 
-What SQL accepts on sight is parsed identically by both: ISO timestamps to the second
-with ``Z`` or an offset (``TIMESTAMP_SHAPES``), and numbers PostgreSQL parses that are
-neither hexadecimal nor infinite nor NaN (both round decimal input correctly). A file the line-wise COPY cannot
-take exactly (invalid UTF-8, a quoted field over several lines, bare carriage returns) is
-read by ``csv_inputs`` whole, as before: slower, same result.
+PostgreSQL may still refuse a value of the usual shape: a day the month does not have (30
+February). Then the COPY is rolled back to its savepoint and the file streamed again with
+such days checked in Python (``careful``); should COPY refuse even that, by the row rules
+alone. The reader's client-side work is C-level regex and byte counting, and it overlaps
+with the server's COPY on the other core.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import hashlib
 import io
+import queue
+import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import Connection, text
@@ -29,269 +39,275 @@ from vbatt.ingest.csv_inputs import (
     InputProblem,
     check_reading_row,
     header_problems,
-    parse_readings_csv,
     row_of_values,
 )
 
-LINES = "vbatt_csv_lines"
-STAGED = "vbatt_staged_readings"  # position, meter_id, ts, import_kwh, export_kwh, good, line
+STAGED = "vbatt_staged_readings"  # position (file order), meter_id, ts, import_kwh, export_kwh
+BLOCK = 1 << 18  # 256 KB: the checking thread holds the GIL one block at a time
+COLUMNS = {"meter_id": "meter_id", "timestamp": "ts", "import_kwh": "import_kwh"}
+COLUMNS["export_kwh"] = "export_kwh"
+
+# One field each, as bytes. The meter id: printable ASCII without quote or comma and
+# without spaces at either end (Python strips them). Timestamps: years 1900-2099 (no
+# overflow when Python converts to UTC), offsets below 15 hours (PostgreSQL's limit).
+FIELD_PATTERNS = {
+    "meter_id": rb"[!#-+\--~](?:[ !#-+\--~]*[!#-+\--~])?",
+    "timestamp": rb"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ]"
+    rb"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:Z|[+-](?:0\d|1[0-4]):[0-5]\d)",
+    "import_kwh": rb"(?:\d{1,30}(?:\.\d{0,30})?|\.\d{1,30})",
+    "export_kwh": rb"(?:\d{1,30}(?:\.\d{0,30})?|\.\d{1,30})",
+}
+# the days a month may not have, as the careful pass looks for them
+MONTH_END = re.compile(rb"((?:19|20)\d\d)-(\d\d)-(29|30|31)[T ]")
 
 
-# The timestamps SQL takes on sight (``like``; every ``_`` must be a digit): the forms
-# files and pandas write. Any other form Python's rules decide, row by row.
-TIMESTAMP_SHAPES = [
-    f"____-__-__{sep}__:__:__{zone}" for sep in "T " for zone in ("Z", "+__:__", "-__:__")
-]
-# the digits of those shapes, joined: all digits exactly when they survive a round trip
-# through bigint (no sign, no space, no point; PostgreSQL would take "T 1:00" as 01:00)
-TIMESTAMP_DIGITS = (
-    "substr(timestamp_text, 1, 4) || substr(timestamp_text, 6, 2)"
-    " || substr(timestamp_text, 9, 2) || substr(timestamp_text, 12, 2)"
-    " || substr(timestamp_text, 15, 2) || substr(timestamp_text, 18, 2)"
-    " || substr(timestamp_text, 21, 2) || substr(timestamp_text, 24, 2)"
-)
+def line_pattern(fields: list[str]) -> re.Pattern[bytes]:
+    """Every line of a block in the usual shape, the columns in the header's order."""
+    line = b",".join(FIELD_PATTERNS[name] for name in fields) + rb"\r?\n"
+    return re.compile(b"(?:" + line + b")*")
 
 
 @dataclass
 class StagedReadings:
-    """The good rows are in the temporary table ``STAGED``; the bad ones are listed."""
+    """What a pass over a readings file found: the good rows went to COPY."""
 
     received: int
     problems: list[tuple[InputProblem, str]] = field(default_factory=list)
-    sha256: str = ""
+    way: str = ""  # how the rows were checked, for the load summary
 
 
-class _Reader:
-    """A binary file for COPY that counts lines and hashes what it hands over."""
+class _MultiLineRecord(Exception):
+    """A quoted field goes over a line end: blocks no longer hold whole records."""
 
-    def __init__(self, handle):
-        self.handle, self.lines, self.last = handle, 0, b""
-        self.digest = hashlib.sha256()
 
-    def read(self, size: int = 1 << 20) -> bytes:
-        chunk = self.handle.read(size if size and size > 0 else 1 << 20)
-        if chunk:
-            self.lines += chunk.count(b"\n")
-            self.last = chunk[-1:]
-            self.digest.update(chunk)
+class _Stream:
+    """The checked rows of a readings file as a file for ``copy_expert``.
+
+    Columns in ``columns`` order (the file's own order on the block path). ``mode``:
+    ``fast`` (the pattern alone), ``careful`` (and days checked), ``rules`` (every row).
+    """
+
+    def __init__(self, path: Path, fields: list[str] | None, mode: str):
+        self.path, self.name, self.mode = path, str(path), mode
+        self.fields = fields  # the four names in file order; None: the rules read the header
+        self.columns = fields or list(READINGS_HEADER)
+        self.received, self.blocks, self.by_rules = 0, 0, 0
+        self.rules_from: int | None = None  # line where the rules took over the rest
+        self.problems: list[tuple[InputProblem, str]] = []
+        self.error: BaseException | None = None
+        # the blocks are checked in a thread of their own: while psycopg2 sends one (the
+        # GIL released), the next is matched, and the server's COPY never waits for it
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, daemon=True)
+        self._thread.start()
+
+    # --- the file interface psycopg2 uses -------------------------------------------
+    def read(self, size: int = BLOCK) -> bytes:
+        chunk = self._queue.get()
+        if isinstance(chunk, BaseException):
+            self.error = chunk  # kept: psycopg2 reports its own message instead
+            raise chunk
         return chunk
 
-    def readline(self, size: int = -1) -> bytes:  # psycopg2 asks for read() only
-        return self.read(size)
+    readline = read
+
+    def close(self) -> None:
+        """Stop the checking thread (COPY may end early) and wait for it."""
+        self._stop.set()
+        self._thread.join()
+
+    def _produce(self) -> None:
+        try:
+            for chunk in self._generate():
+                if chunk and not self._put(chunk):  # b"" would end the COPY
+                    return
+            self._put(b"")
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+            self._put(exc)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    # --- the blocks ------------------------------------------------------------------
+    def _generate(self) -> Iterator[bytes]:
+        if self.fields is None:
+            yield from self._rules_from(0, 1, header=True)
+            return
+        pattern = line_pattern(self.fields)
+        with self.path.open("rb") as handle:
+            start = len(handle.readline())
+            line, carry = 2, b""
+            while True:
+                data = handle.read(BLOCK)
+                end = not data
+                data = carry + data
+                if not data:
+                    return
+                cut = len(data) if end else data.rfind(b"\n") + 1
+                if cut == 0:  # a line longer than a block: read on
+                    carry = data
+                    continue
+                block, carry = data[:cut], data[cut:]
+                self.blocks += 1
+                matched = block if block.endswith(b"\n") else block + b"\n"
+                if pattern.fullmatch(matched) and self._days_exist(matched):
+                    self.received += matched.count(b"\n")
+                    line += matched.count(b"\n")
+                    yield matched.replace(b"\r\n", b"\n") if b"\r" in matched else matched
+                else:
+                    self.by_rules += 1
+                    try:
+                        out, lines = self._rules_block(block.decode("utf-8"), line)
+                    except _MultiLineRecord:
+                        yield from self._rules_from(start, line, header=False)
+                        return
+                    line += lines
+                    yield out
+                start += cut
+
+    def _days_exist(self, block: bytes) -> bool:
+        if self.mode != "careful":
+            return True
+        for year, month, day in set(MONTH_END.findall(block)):
+            try:
+                date(int(year), int(month), int(day))
+            except ValueError:
+                return False
+        return True
+
+    def _rules_block(self, text_block: str, first_line: int) -> tuple[bytes, int]:
+        """A block line by line through the row rules; its records are its lines."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        reader = csv.reader(io.StringIO(text_block, newline=""))
+        for values in reader:
+            if any("\n" in v or "\r" in v for v in values):
+                raise _MultiLineRecord
+            self._check(writer, values, first_line + reader.line_num - 1)
+        return out.getvalue().encode("utf-8"), reader.line_num
+
+    def _rules_from(self, offset: int, first_line: int, *, header: bool) -> Iterator[bytes]:
+        """The rest of the file from a record boundary, record by record (the rules)."""
+        self.rules_from = first_line
+        with self.path.open("rb") as raw:
+            raw.seek(offset)
+            encoding = "utf-8-sig" if header else "utf-8"
+            handle = io.TextIOWrapper(raw, encoding=encoding, newline="")
+            reader = csv.reader(handle)
+            if header:
+                self.fields = [f.strip() for f in next(reader, [])]
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            for values in reader:
+                self._check(writer, values, first_line + reader.line_num - 1)
+                if out.tell() >= BLOCK:
+                    yield out.getvalue().encode("utf-8")
+                    out.seek(0)
+                    out.truncate()
+            yield out.getvalue().encode("utf-8")
+
+    def _check(self, writer, values: list[str], line: int) -> None:
+        if not values:
+            return  # csv.DictReader skips an empty record
+        row = row_of_values(self.fields, values)
+        reading, problems = check_reading_row(self.name, line, row)
+        if problems:
+            record = ",".join(row.get(c, "") for c in READINGS_HEADER)
+            self.problems.extend((p, record) for p in problems)
+            return
+        self.received += 1
+        parsed = {
+            "meter_id": reading.meter_id,
+            "timestamp": reading.ts.isoformat(),
+            "import_kwh": repr(reading.import_kwh),
+            "export_kwh": repr(reading.export_kwh),
+        }
+        writer.writerow([parsed[c] for c in self.columns])
 
     @property
-    def physical_lines(self) -> int:
-        return self.lines + (1 if self.last and self.last != b"\n" else 0)
+    def way(self) -> str:
+        if self.rules_from == 1:
+            return "row rules"
+        way = "line pattern" + (" and days" if self.mode == "careful" else "")
+        if self.rules_from is not None:
+            return f"{way}, row rules from line {self.rules_from}"
+        if self.by_rules:
+            return f"{way}, row rules for {self.by_rules} of {self.blocks} blocks"
+        return way
 
 
-def _header(path: Path) -> tuple[list[str], int]:
-    """The stripped field names and how many physical lines the header takes."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        first = next(reader, None)
-        return [f.strip() for f in (first or [])], max(reader.line_num, 1)
-
-
-def _split_sql(fields: list[str]) -> str:
-    """SQL for the four columns of a line: the field at the LAST index of each name
-    (``csv.DictReader`` keeps the last of duplicate names), a missing field empty. Not
-    stripped: a field with spaces around it is not taken on sight (see ``_check_sql``)."""
-    index = {name: i + 1 for i, name in enumerate(fields)}
-    return ", ".join(f"split_part(line, ',', {index[c]}) as {c}_text" for c in READINGS_HEADER)
-
-
-def _copy_lines(conn: Connection, path: Path) -> tuple[_Reader, bool]:
-    """COPY every physical line into LINES; False when COPY cannot take the file as is."""
-    conn.execute(
-        text(
-            f"create temporary table {LINES} (position bigint generated always as identity"
-            " (cache 100000), line text) on commit drop"
-        )
-    )
-    cursor = conn.connection.dbapi_connection.cursor()
-    savepoint = conn.begin_nested()
+def _header(path: Path) -> tuple[list[str], bool]:
+    """The stripped field names, and whether the block path can take the file: a
+    one-line header of exactly the four columns (any order), plain ASCII."""
     with path.open("rb") as handle:
-        reader = _Reader(handle)
+        first = handle.readline()
+    head = first.removeprefix(codecs.BOM_UTF8)
+    body = head.removesuffix(b"\n").removesuffix(b"\r")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        fields = [f.strip() for f in next(csv.reader(handle), [])]
+    plain = head.endswith(b"\n") and body.isascii() and not re.search(rb'["\r\n]', body)
+    return fields, plain and sorted(fields) == sorted(READINGS_HEADER)
+
+
+def estimate_rows(path: Path) -> int:
+    """About how many rows a readings file holds (its size over its first lines' length)."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        sample = handle.read(BLOCK)
+    lines = sample.count(b"\n")
+    return size * lines // len(sample) if sample and lines else 0
+
+
+def copy_readings_csv(conn: Connection, path: Path, table: str) -> StagedReadings:
+    """Check every row of a readings CSV and COPY the good ones into ``table`` (columns
+    ``meter_id, ts, import_kwh, export_kwh``), in file order. InputFileError when the
+    header lacks a column. The bad rows come back with their problem and record, in file
+    order, worded exactly as ``csv_inputs`` words them; nothing of them is copied."""
+    fields, blocks = _header(path)
+    found = header_problems(path, fields, READINGS_HEADER)
+    if found:
+        raise InputFileError(found)
+    cursor = conn.connection.dbapi_connection.cursor()
+    for mode in ("fast", "careful", "rules") if blocks else ("rules",):
+        stream = _Stream(path, fields if mode != "rules" else None, mode)
+        columns = ", ".join(COLUMNS[c] for c in stream.columns)
+        savepoint = conn.begin_nested()
         try:
             cursor.copy_expert(
-                f"copy {LINES} (line) from stdin with (format csv, delimiter E'\\x01',"
-                " quote E'\\x02', null '', encoding 'UTF8')",
-                reader,
+                f"copy {table} ({columns}) from stdin with (format csv, encoding 'UTF8')",
+                stream,
+                size=BLOCK,
             )
-        except Exception as exc:  # noqa: BLE001 - a DataError of any kind: read in Python
-            if type(exc).__module__.split(".")[0] != "psycopg2":
-                raise
+        except Exception as exc:
+            stream.close()
             savepoint.rollback()
-            while reader.read():  # the digest covers the whole file
-                pass
-            return reader, False
-    savepoint.commit()
-    copied = conn.execute(text(f"select count(*) from {LINES}")).scalar_one()
-    # a lone `\.` ends COPY early; a quote opened on one line and closed on another is
-    # one CSV record over several lines: both are for the Python reader
-    multi_line = conn.execute(
-        text(
-            f"select exists (select 1 from {LINES} where strpos(line, '\"') > 0"
-            " and (length(line) - length(replace(line, '\"', ''))) % 2 = 1)"
-        )
-    ).scalar_one()
-    return reader, copied == reader.physical_lines and not multi_line
-
-
-def _stage_in_python(conn: Connection, path: Path) -> StagedReadings:
-    """The exact, slow way: csv_inputs reads the file (unusual files only)."""
-    readings, problems = parse_readings_csv(path)
-    conn.execute(text(f"truncate {STAGED}"))
-    cursor = conn.connection.dbapi_connection.cursor()
-    rows = "".join(
-        f"{i}\t{_tsv(r.meter_id)}\t{r.ts.isoformat()}\t{r.import_kwh!r}\t{r.export_kwh!r}\n"
-        for i, r in enumerate(readings)
-    )
-    cursor.copy_expert(
-        f"copy {STAGED} (position, meter_id, ts, import_kwh, export_kwh) from stdin",
-        io.StringIO(rows),
-    )
-    return StagedReadings(len(readings), problems)
-
-
-def _tsv(value: str) -> str:
-    return (
-        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    )
-
-
-def _check_sql(fields: list[str], *, tried: bool) -> str:
-    """Split and check every line once (offset 0: each level computes its columns once,
-    not in every place that uses them); cast only the rows that pass. A number may have
-    spaces around it: PostgreSQL skips them as Python strips them."""
-    shape = " or ".join(f"timestamp_text like '{t}'" for t in TIMESTAMP_SHAPES)
-    number_checks = " and ".join(
-        f"strpos({column}, '{letter}') = 0"
-        for column in ("import_kwh_text", "export_kwh_text")
-        for letter in "xXnN"  # hexadecimal, inf, infinity, nan: not numbers to Python
-    )
-    # tried: the casts run only where every value parses (else the statement fails)
-    tries = (
-        f"""and pg_input_is_valid({TIMESTAMP_DIGITS}, 'int8')
-                        and pg_input_is_valid(timestamp_text, 'timestamptz')
-                        and pg_input_is_valid(import_kwh_text, 'float8')
-                        and pg_input_is_valid(export_kwh_text, 'float8')"""
-        if tried
-        else ""
-    )
-    return f"""
-        insert into {STAGED}
-        select position, meter_id_text,
-               case when good then ts end,
-               case when good then import_kwh end,
-               case when good then export_kwh end,
-               good,
-               case when not good then line end
-        from (
-            select cast_values.*,
-                   coalesce(
-                       shaped_ok
-                       and lpad(digits::int8::text, length(digits), '0') = digits
-                       and import_kwh >= 0 and export_kwh >= 0,
-                       false
-                   ) as good
-            from (
-                select shaped.*,
-                       case when shaped_ok then timestamp_text::timestamptz end as ts,
-                       case when shaped_ok then import_kwh_text::float8 end as import_kwh,
-                       case when shaped_ok then export_kwh_text::float8 end as export_kwh
-                from (
-                    select fields.*, {TIMESTAMP_DIGITS} as digits,
-                        strpos(line, '"') = 0
-                        and octet_length(line) = length(line)
-                        -- ASCII whitespace, which Python strips, sorts at or below ' '
-                        and left(meter_id_text, 1) > ' ' and right(meter_id_text, 1) > ' '
-                        and ({shape})
-                        and substr(timestamp_text, 12, 2) <= '23'
-                        and substr(timestamp_text, 18, 2) <= '59'
-                        and {number_checks}
-                        {tries} as shaped_ok
-                    from (
-                        select position, line, {_split_sql(fields)}
-                        from {LINES}
-                        where position > 1 and line is not null
-                        offset 0
-                    ) as fields
-                    offset 0
-                ) as shaped
-                offset 0
-            ) as cast_values
-            offset 0
-        ) as checked
-    """
+            if stream.error is not None:
+                raise stream.error from None  # the file itself (bad UTF-8, ...)
+            if mode == "rules" or getattr(exc, "pgcode", "")[:2] not in ("22", "23"):
+                raise
+            continue  # a value of the usual shape PostgreSQL refuses: check more
+        stream.close()
+        savepoint.commit()
+        problems = sorted(stream.problems, key=lambda p: p[0].line)
+        return StagedReadings(stream.received, problems, stream.way)
+    raise AssertionError("unreachable: the rules pass returns or raises")
 
 
 def stage_readings_csv(conn: Connection, path: Path) -> StagedReadings:
     """Check every row of a readings CSV; leave the good ones in the temporary table
-    ``STAGED`` of this transaction (dropped at commit). InputFileError when the header
-    lacks a column. The bad rows come back with their problem and record, in file order,
-    worded exactly as ``csv_inputs`` words them."""
-    name = str(path)
-    fields, header_lines = _header(path)
-    found = header_problems(path, fields, READINGS_HEADER)
-    if found:
-        raise InputFileError(found)
+    ``STAGED`` of this transaction (dropped at commit), ``position`` in file order."""
     conn.execute(
         text(
-            f"create temporary table {STAGED} (position bigint, meter_id text, ts timestamptz,"
-            " import_kwh float8, export_kwh float8, good boolean, line text) on commit drop"
+            f"create temporary table {STAGED} (position bigint generated always as identity"
+            " (cache 100000), meter_id text not null, ts timestamptz not null,"
+            " import_kwh float8 not null, export_kwh float8 not null) on commit drop"
         )
     )
-    reader, exact = _copy_lines(conn, path)
-    if not exact or header_lines != 1:
-        staged = _stage_in_python(conn, path)
-        staged.sha256 = reader.digest.hexdigest()
-        return staged
-
-    # Optimistic: the checks above guard the casts; a value of the right shape that still
-    # does not parse (30 February, 1e400, "1e") fails the statement, and only then is every
-    # value tried first (pg_input_is_valid: exact, but several times slower).
-    savepoint = conn.begin_nested()
-    try:
-        conn.execute(text(_check_sql(fields, tried=False)))
-        savepoint.commit()
-    except Exception as exc:  # noqa: BLE001 - an invalid value of the right shape
-        if type(exc).__module__.split(".")[0] != "sqlalchemy":
-            raise
-        savepoint.rollback()
-        conn.execute(text(_check_sql(fields, tried=True)))
-    conn.execute(text(f"drop table {LINES}"))
-    problems: list[tuple[InputProblem, str]] = []
-    fixed: list[str] = []
-    suspects = conn.connection.dbapi_connection.cursor(name="vbatt_csv_suspects")
-    suspects.itersize = 10_000
-    suspects.execute(f"select position, line from {STAGED} where not good order by position")
-    for position, line in suspects:
-        values = next(csv.reader([line]), [])
-        if not values:
-            continue  # csv.DictReader skips an empty record
-        row = row_of_values(fields, values)
-        reading, row_problems = check_reading_row(name, position, row)
-        if row_problems:
-            record = ",".join(row.get(c, "") for c in READINGS_HEADER)
-            problems.extend((p, record) for p in row_problems)
-        else:  # an unusual form the rules accept: its values as Python parsed them
-            fixed.append(
-                f"{position}\t{_tsv(reading.meter_id)}\t{reading.ts.isoformat()}"
-                f"\t{reading.import_kwh!r}\t{reading.export_kwh!r}\n"
-            )
-    suspects.close()
-    if fixed:
-        cursor = conn.connection.dbapi_connection.cursor()
-        cursor.copy_expert(
-            f"copy {STAGED} (position, meter_id, ts, import_kwh, export_kwh) from stdin",
-            io.StringIO("".join(fixed)),
-        )
-    conn.execute(text(f"delete from {STAGED} where good is false"))  # fixed rows: null
-    received = conn.execute(text(f"select count(*) from {STAGED}")).scalar_one()
-    return StagedReadings(received, problems, reader.digest.hexdigest())
-
-
-def staged_meters(conn: Connection) -> set[str]:
-    """The meters of the staged readings (for checking a batteries file against them)."""
-    return set(conn.execute(text(f"select distinct meter_id from {STAGED}")).scalars())
+    return copy_readings_csv(conn, path, STAGED)

@@ -22,7 +22,12 @@ from sqlalchemy import Engine, text
 
 from vbatt.ingest.accounting import ValueAccount
 from vbatt.ingest.csv_inputs import InputFileError, parse_readings_csv
-from vbatt.ingest.csv_stage import STAGED, stage_readings_csv
+from vbatt.ingest.csv_stage import (
+    STAGED,
+    copy_readings_csv,
+    estimate_rows,
+    stage_readings_csv,
+)
 from vbatt.readings import Reading, Rejected
 from vbatt.settings import get_settings
 from vbatt.warehouse.loader import (
@@ -30,7 +35,9 @@ from vbatt.warehouse.loader import (
     append_readings,
     append_staged_readings,
     begin_load,
+    copy_readings_into_raw,
     finish_load,
+    is_big_load,
     record_account,
     write_rejections,
 )
@@ -227,6 +234,7 @@ class FileOutcome:
     rejected: int = 0
     load_id: int | None = None
     account: ValueAccount = field(default_factory=ValueAccount)
+    way: str = ""  # how a readings CSV was checked and loaded (csv_stage, loader)
 
     def report(self) -> list[str]:
         """One headline and the per-register account, for the CLI and the DAG's log."""
@@ -236,7 +244,8 @@ class FileOutcome:
         if self.status == "skipped":
             return [f"{name}: {self.reason}"]
         head = (
-            f"{name}: loaded as load {self.load_id} ({self.kind}): {self.account.headline()};"
+            f"{name}: loaded as load {self.load_id} ({self.kind}{', ' if self.way else ''}"
+            f"{self.way}): {self.account.headline()};"
             f" {self.loaded} new rows, {self.received - self.loaded} already stored"
         )
         if not self.account.values_used:
@@ -459,12 +468,25 @@ def ingest_file(
 def _ingest_readings_csv(
     engine: Engine, raw: str, digest: str, path: Path, outcome: FileOutcome
 ) -> FileOutcome:
-    """A readings CSV checked and loaded inside the warehouse (``csv_stage``): COPY, checks
-    in SQL, bad rows quarantined with their reason, all in one transaction."""
+    """A readings CSV checked on its way into the warehouse (``csv_stage``) and loaded in
+    one transaction, bad rows quarantined with their reason. A file bigger than what is
+    stored goes by COPY straight into the raw table (``copy_readings_into_raw``); else,
+    or when that cannot be (the table busy, a row not new), through a staging table."""
     source = "csv"
     try:
         with engine.begin() as conn:
-            staged = stage_readings_csv(conn, path)
+            load_id = begin_load(conn, raw, source, path.name)
+            staged = None
+            if is_big_load(conn, raw, estimate_rows(path)):
+                staged = copy_readings_into_raw(
+                    conn, raw, load_id, source, lambda table: copy_readings_csv(conn, path, table)
+                )
+            if staged is not None:
+                loaded, outcome.way = staged.received, f"{staged.way}, copied into raw"
+            else:
+                staged = stage_readings_csv(conn, path)
+                loaded = append_staged_readings(conn, raw, load_id, source, STAGED, staged.received)
+                outcome.way = f"{staged.way}, staged"
             rejected = [
                 Rejected(
                     meter_id=record.split(",", 1)[0] or None,
@@ -474,11 +496,13 @@ def _ingest_readings_csv(
                 )
                 for p, record in staged.problems
             ]
-            load_id = begin_load(conn, raw, source, path.name)
-            loaded = append_staged_readings(conn, raw, load_id, source, STAGED)
             if rejected:
                 write_rejections(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
+            outcome.account.use("import_kwh (import register)", staged.received)
+            outcome.account.use("export_kwh (export register)", staged.received)
+            outcome.account.quarantine(rejected)
             finish_load(conn, raw, load_id, staged.received, loaded, len(rejected))
+            record_account(conn, raw, load_id, outcome.account.as_dict())
             outcome.status, outcome.load_id = "loaded", load_id
             outcome.received, outcome.loaded = staged.received, loaded
             outcome.rejected = len(rejected)
@@ -486,7 +510,8 @@ def _ingest_readings_csv(
     except (InputFileError, ValueError, UnicodeDecodeError) as exc:
         outcome.status, outcome.reason = "refused", str(exc)
         outcome.received = outcome.loaded = outcome.rejected = 0
-        outcome.load_id = None
+        outcome.load_id, outcome.way = None, ""
+        outcome.account = ValueAccount()
         _record_file(engine, raw, digest, path, outcome)
     return outcome
 

@@ -14,15 +14,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from vbatt.ingest.csv_inputs import InputFileError, read_batteries_csv
-from vbatt.ingest.csv_stage import STAGED, stage_readings_csv, staged_meters
+from vbatt.ingest.csv_stage import (
+    STAGED,
+    copy_readings_csv,
+    estimate_rows,
+    stage_readings_csv,
+)
 from vbatt.ledger.dbt_runner import run_dbt
 from vbatt.warehouse.loader import (
     append_staged_readings,
     begin_load,
+    copy_readings_into_raw,
     finish_load,
+    is_big_load,
     upsert_batteries,
 )
 from vbatt.warehouse.migrate import migrate
@@ -85,6 +92,23 @@ def _copy_out(engine: Engine, query: str, destination: Path) -> None:
         raise
 
 
+def stored_meters(conn: Connection, raw_schema: str) -> set[str]:
+    """The meters of the simulation's readings (for checking the batteries file against
+    them): one step down the identity index per meter, not a pass over every reading."""
+    return set(
+        conn.execute(
+            text(
+                "with recursive meters as ("
+                f" select min(meter_id) as meter_id from {raw_schema}.meter_readings"
+                " union all select (select min(meter_id)"
+                f" from {raw_schema}.meter_readings m where m.meter_id > meters.meter_id)"
+                " from meters where meters.meter_id is not null"
+                ") select meter_id from meters where meter_id is not null"
+            )
+        ).scalars()
+    )
+
+
 def drop_schemas(engine: Engine, schema: str) -> None:
     with engine.begin() as conn:
         for suffix in ("_raw", "", "_staging", "_intermediate", "_marts"):
@@ -101,31 +125,46 @@ def simulate(
     step: Callable[[str], None] = lambda _: None,
     keep_schema: bool = False,
 ) -> SimulationResult:
-    step("checking the input files")
+    step("checking and loading the readings")
     schema = f"sim_{secrets.token_hex(4)}"
     raw_schema = f"{schema}_raw"
     try:
-        # one transaction: the readings are checked in a temporary table, and the load
-        # commits only when both files are good (a bad file leaves nothing behind)
+        migrate(engine, raw_schema)
+        # one transaction: the readings are checked on their way in, and the load commits
+        # only when both files are good (a bad file leaves nothing behind)
         with engine.begin() as conn:
-            staged = stage_readings_csv(conn, readings_csv)
+            # a throw-away schema that nothing reads after this run: no WAL for its rows
+            conn.execute(text(f"alter table {raw_schema}.meter_readings set unlogged"))
+            load_id = begin_load(conn, raw_schema, "simulate", str(readings_csv))
+            copied = None
+            if is_big_load(conn, raw_schema, estimate_rows(readings_csv)):
+                copied = copy_readings_into_raw(
+                    conn,
+                    raw_schema,
+                    load_id,
+                    "simulate",
+                    lambda table: copy_readings_csv(conn, readings_csv, table),
+                )
+            staged = copied or stage_readings_csv(conn, readings_csv)
             if staged.problems:
                 raise InputFileError([problem for problem, _ in staged.problems])
-            batteries = read_batteries_csv(batteries_csv, known_meters=staged_meters(conn))
+            loaded = staged.received
+            if copied is None:
+                loaded = append_staged_readings(
+                    conn, raw_schema, load_id, "simulate", STAGED, staged.received
+                )
+                conn.execute(text(f"analyze {raw_schema}.meter_readings"))
+            finish_load(conn, raw_schema, load_id, staged.received, loaded, 0)
+            batteries = read_batteries_csv(
+                batteries_csv, known_meters=stored_meters(conn, raw_schema)
+            )
             out_dir.mkdir(parents=True, exist_ok=True)
             count = len({b["battery_id"] for b in batteries})
             versions = f" ({len(batteries)} versions)" if len(batteries) > count else ""
             step(
-                f"loading {staged.received:,} readings and {count} batteries{versions}"
-                f" into {schema}"
+                f"loaded {staged.received:,} readings ({staged.way}) and {count} batteries"
+                f"{versions} into {schema}"
             )
-            migrate(engine, raw_schema)
-            # a throw-away schema that nothing reads after this run: no WAL for its rows
-            conn.execute(text(f"alter table {raw_schema}.meter_readings set unlogged"))
-            load_id = begin_load(conn, raw_schema, "simulate", str(readings_csv))
-            loaded = append_staged_readings(conn, raw_schema, load_id, "simulate", STAGED)
-            finish_load(conn, raw_schema, load_id, staged.received, loaded, 0)
-            conn.execute(text(f"analyze {raw_schema}.meter_readings"))
         upsert_batteries(engine, batteries, raw_schema=raw_schema)
         step("computing the ledger with dbt")
         with tempfile.TemporaryDirectory(prefix="vbatt-dbt-") as target:

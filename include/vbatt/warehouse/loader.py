@@ -1,10 +1,13 @@
 """Fast, append-only loading of readings, rejections and battery configuration.
 
-Readings go through COPY into a temporary table and then into ``raw.meter_readings`` with
-``on conflict do nothing`` against the identity index: the same reading loaded twice is
-one row, a different value at the same instant is kept as a second row (a conflict that
-the dbt layer resolves and reports). Every load is recorded in ``raw.loads`` with its
-counts, in the same transaction as its rows, so a failed load leaves nothing behind.
+Readings go through COPY into a temporary table and then into ``raw.meter_readings``,
+deduplicated against the identity index: the same reading loaded twice is one row, a
+different value at the same instant is kept as a second row (a conflict that the dbt
+layer resolves and reports). A load bigger than the table goes straight in by COPY while
+the table's indexes are dropped, and they are built once afterwards (``is_big_load``).
+Every load is recorded in ``raw.loads`` with its counts, in the same transaction as its
+rows, so a failed load leaves nothing behind; the table stays logged, so a committed load
+survives a crash of the server.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from vbatt.battery_config import BATTERY_FIELDS, check_batteries
 from vbatt.readings import Reading, Rejected
@@ -24,6 +29,7 @@ from vbatt.warehouse.migrate import check_schema_name
 from vbatt.warehouse.versions import ImportSummary, import_batteries
 
 BATTERY_COLUMNS = BATTERY_FIELDS  # the columns of raw.batteries and of the batteries CSV
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,28 +82,190 @@ def append_readings(
         ("position", "meter_id", "ts", "import_kwh", "export_kwh"),
         ((i, *row) for i, row in enumerate(rows)),
     )
-    return len(rows), append_staged_readings(conn, raw, load_id, source, "incoming")
+    return len(rows), append_staged_readings(conn, raw, load_id, source, "incoming", len(rows))
 
 
 def append_staged_readings(
-    conn: Connection, raw: str, load_id: int, source: str, table: str
+    conn: Connection, raw: str, load_id: int, source: str, table: str, rows: int | None = None
 ) -> int:
     """Append the readings of a (temporary) table with ``position, meter_id, ts, import_kwh,
-    export_kwh`` in position order; return how many were new.
+    export_kwh`` (``rows`` of them, counted when not given); return how many were new.
 
-    In position order with ``on conflict do nothing``, the first of identical readings is
-    stored and the others count as duplicates, within the batch as against the table.
+    Identical readings count once, within the batch (the first in position order is kept)
+    as against the table; the dedupe against the table looks only at the batch's meters
+    and time range, through the identity index. The new rows go in with one insert ordered
+    by the table's key (``position`` keeps the file's order within an instant, so the
+    newest version of a conflict still wins). Should another load insert the same rows
+    between the check and the insert, the insert is retried with ``on conflict do
+    nothing``. A big load (``is_big_load``) drops the indexes and foreign keys around the
+    insert and builds them again, when it can lock the table at once.
     """
-    return conn.execute(
+    if rows is None:
+        rows = conn.execute(text(f"select count(*) from {table}")).scalar_one()
+    if not rows:
+        return 0
+    rebuild = _drop_indexes(conn, raw) if is_big_load(conn, raw, rows) else None
+    bounds = conn.execute(
+        text(f"select array_agg(distinct meter_id), min(ts), max(ts) from {table}")
+    ).one()
+    insert = (
+        f"insert into {raw}.meter_readings"
+        " (meter_id, ts, import_kwh, export_kwh, source, load_id)"
+        " select meter_id, ts, import_kwh, export_kwh, :source, :load_id from ("
+        "   select distinct on (meter_id, ts, import_kwh, export_kwh) *"
+        f"  from {table} order by meter_id, ts, import_kwh, export_kwh, position"
+        " ) as batch"
+        " where not exists ("
+        f"  select from {raw}.meter_readings as stored"
+        "   where stored.meter_id = batch.meter_id and stored.ts = batch.ts"
+        "   and stored.import_kwh = batch.import_kwh and stored.export_kwh = batch.export_kwh"
+        "   and stored.meter_id = any(:meters) and stored.ts between :first and :last"
+        " )"
+        " order by meter_id, ts, position"
+    )
+    params = {
+        "source": source,
+        "load_id": load_id,
+        "meters": bounds[0],
+        "first": bounds[1],
+        "last": bounds[2],
+    }
+    savepoint = conn.begin_nested()
+    try:
+        loaded = conn.execute(text(insert), params).rowcount
+        savepoint.commit()
+    except IntegrityError as exc:  # a concurrent load stored some of them meanwhile
+        savepoint.rollback()
+        if getattr(exc.orig, "pgcode", None) != UNIQUE_VIOLATION:
+            raise
+        loaded = conn.execute(text(insert + " on conflict do nothing"), params).rowcount
+    if rebuild is not None:
+        _rebuild_indexes(conn, raw, rebuild)
+    return loaded
+
+
+# --- big loads: indexes and foreign keys built once after the rows, not row by row ------
+
+BIG_LOAD = 100_000  # rows; below this, maintaining the indexes row by row costs little
+UNIQUE_VIOLATION, LOCK_NOT_AVAILABLE = "23505", "55P03"
+
+
+def stored_readings(conn: Connection, raw: str) -> int:
+    """About how many rows ``meter_readings`` holds (the planner's count, else its size)."""
+    return int(
+        conn.execute(
+            text(
+                "select case when reltuples >= 0 then reltuples"
+                " else pg_relation_size(oid) / 64 end from pg_class"
+                " where oid = cast(:t as regclass)"
+            ),
+            {"t": f"{raw}.meter_readings"},
+        ).scalar_one()
+    )
+
+
+def is_big_load(conn: Connection, raw: str, rows: int) -> bool:
+    """At least ``BIG_LOAD`` rows that at least double the table: then building the
+    indexes and checking the foreign key once, after the rows, is cheaper than doing it
+    for every row (measured: 4 times cheaper for 1.75M rows into an empty table)."""
+    return rows >= BIG_LOAD and rows >= stored_readings(conn, raw)
+
+
+def _drop_indexes(conn: Connection, raw: str) -> list[str] | None:
+    """Lock ``meter_readings`` (and ``loads``, which its foreign key ties to it) without
+    waiting, drop its indexes and foreign keys, and return the statements that create them
+    again, unique indexes first; None (nothing changed) when another session holds a lock.
+
+    Every index and constraint is read from the catalog, so what is built again is what
+    the migrations made. The lock keeps readers out until the transaction ends: only
+    for loads bigger than the table, where that time is the load's own."""
+    table = f"{raw}.meter_readings"
+    savepoint = conn.begin_nested()
+    try:
+        conn.execute(text(f"lock table {table}, {raw}.loads in access exclusive mode nowait"))
+    except OperationalError as exc:
+        savepoint.rollback()
+        if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
+            raise
+        return None
+    savepoint.commit()  # the locks stay with the transaction
+    indexes = conn.execute(
         text(
-            f"insert into {raw}.meter_readings"
-            " (meter_id, ts, import_kwh, export_kwh, source, load_id)"
-            f" select meter_id, ts, import_kwh, export_kwh, :source, :load_id from {table}"
-            " order by position"
-            " on conflict do nothing"
+            "select i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) from pg_index i"
+            " where i.indrelid = cast(:t as regclass) and not exists"
+            " (select from pg_constraint c where c.conindid = i.indexrelid)"
+            " order by i.indisunique desc, i.indexrelid"
         ),
-        {"source": source, "load_id": load_id},
-    ).rowcount
+        {"t": table},
+    ).all()
+    keys = conn.execute(
+        text(
+            "select format('%I', conname), pg_get_constraintdef(oid) from pg_constraint"
+            " where conrelid = cast(:t as regclass) and contype = 'f' order by oid"
+        ),
+        {"t": table},
+    ).all()
+    for name, _ in keys:
+        conn.execute(text(f"alter table {table} drop constraint {name}"))
+    for name, _ in indexes:
+        conn.execute(text(f"drop index {name}"))
+    return [d for _, d in indexes] + [
+        f"alter table {table} add constraint {name} {d}" for name, d in keys
+    ]
+
+
+def _rebuild_indexes(conn: Connection, raw: str, statements: list[str]) -> None:
+    """Build the dropped indexes and foreign keys again, and give the planner statistics
+    for the grown table (the models read it right after)."""
+    for statement in statements:
+        conn.execute(text(statement))
+    conn.execute(text(f"analyze {raw}.meter_readings"))
+
+
+def copy_readings_into_raw(
+    conn: Connection, raw: str, load_id: int, source: str, copy: Callable[[str], T]
+) -> T | None:
+    """A big load straight into ``meter_readings``: ``copy(table)`` COPYs the checked rows
+    (``meter_id, ts, import_kwh, export_kwh``) into it while it has no indexes, then they
+    are built again. The unique index proves every row new, so all copied rows count as
+    loaded. None, with nothing changed, when the table is busy or a row is not new (a
+    duplicate in the file or a reading already stored): then the caller stages the rows
+    and ``append_staged_readings`` sorts them out. The rows go in as logged as ever
+    (crash safety); only the index maintenance per row is saved, and a staging copy."""
+    table = f"{raw}.meter_readings"
+    savepoint = conn.begin_nested()
+    try:
+        rebuild = _drop_indexes(conn, raw)
+        if rebuild is None:
+            savepoint.rollback()
+            return None
+        # COPY fills only the file's columns: the load's own come from defaults, set
+        # for this transaction (no one else sees the table until it ends)
+        defaults = conn.execute(
+            text(
+                "select format('alter table %s alter source set default %L,"
+                " alter load_id set default %s', cast(:t as regclass), :s, cast(:l as bigint))"
+            ),
+            {"t": table, "s": source, "l": load_id},
+        ).scalar_one()
+        conn.execute(text(defaults))
+        result = copy(table)
+        conn.execute(
+            text(f"alter table {table} alter source drop default, alter load_id drop default")
+        )
+        try:
+            _rebuild_indexes(conn, raw, rebuild)
+        except IntegrityError as exc:
+            if getattr(exc.orig, "pgcode", None) != UNIQUE_VIOLATION:
+                raise
+            savepoint.rollback()
+            return None
+    except BaseException:
+        if savepoint.is_active:
+            savepoint.rollback()
+        raise
+    savepoint.commit()
+    return result
 
 
 def append_energies(

@@ -1,0 +1,68 @@
+"""`vbatt simulate` on the big-load way (COPY straight into its raw table): a bad file
+still refuses the run with file, line and column, and leaves no schema behind.
+
+``BIG_LOAD`` is lowered so that the few rows of these files take that way; the CLI tests
+of the worked example cover the same refusals on the staged way.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from vbatt.ingest.csv_inputs import InputFileError
+from vbatt.ledger import simulate as simulate_module
+from vbatt.ledger.simulate import simulate
+from vbatt.warehouse import loader
+
+HEADER = "meter_id,timestamp,import_kwh,export_kwh\n"
+GOOD = "".join(f"M1,2025-06-01T00:{m:02d}:00Z,{m},1\n" for m in range(0, 60, 15))
+BATTERIES = (
+    "battery_id,name,partner_id,customer_id,meter_id,capacity_kwh,start_date,reset_date,"
+    "reset_repeat,end_date,timezone,initial_level_kwh\nB1,,P1,,{meter},5,2025-06-01,,,,UTC,\n"
+)
+
+
+def _sim_schemas(engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text("select nspname from pg_namespace where nspname like 'sim\\_%'")
+            ).scalars()
+        )
+
+
+@pytest.mark.parametrize(
+    ("readings", "meter", "message"),
+    [
+        (HEADER + GOOD + "M1,2025-06-01T01:00:00Z,-1,1\n", "M1", ":6, column import_kwh"),
+        (HEADER + GOOD, "M9", "column meter_id: 'M9' has no readings"),
+    ],
+)
+def test_a_bad_file_on_the_big_load_way_leaves_nothing(
+    engine, warehouse_url, tmp_path, monkeypatch, readings, meter, message
+):
+    monkeypatch.setattr(loader, "BIG_LOAD", 1)
+    copied = []
+
+    def copy_into_raw(*args):
+        copied.append(loader.copy_readings_into_raw(*args))
+        return copied[-1]
+
+    monkeypatch.setattr(simulate_module, "copy_readings_into_raw", copy_into_raw)
+    before = _sim_schemas(engine)
+    (tmp_path / "r.csv").write_text(readings)
+    (tmp_path / "b.csv").write_text(BATTERIES.format(meter=meter))
+    steps: list[str] = []
+    with pytest.raises(InputFileError, match=message):
+        simulate(
+            engine,
+            warehouse_url,
+            tmp_path / "r.csv",
+            tmp_path / "b.csv",
+            tmp_path / "out",
+            step=steps.append,
+        )
+    assert len(copied) == 1 and copied[0] is not None  # the rows went straight in
+    assert _sim_schemas(engine) == before
+    assert not (tmp_path / "out").exists()

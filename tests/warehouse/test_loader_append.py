@@ -1,0 +1,232 @@
+"""Readings into ``raw.meter_readings``: the big-load way (COPY straight in, the indexes
+built afterwards) and the staged way (bounded dedupe, one ordered insert) store the same.
+
+``BIG_LOAD`` is lowered so that a file of a few rows takes the big-load way. Each test
+checks what a reader of the raw table sees: the rows, their order of ingestion (the
+newest version of a conflict wins), the counts of the load, and that the table has its
+indexes and foreign key again and stays logged (it must survive a crash of the server).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from vbatt.ingest.load import ingest_file
+from vbatt.readings import Reading
+from vbatt.warehouse import loader
+from vbatt.warehouse.migrate import migrate
+
+START = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def raw(engine):
+    schema = f"t_{secrets.token_hex(4)}_raw"
+    migrate(engine, schema)
+    yield schema
+    with engine.begin() as conn:
+        conn.execute(text(f"drop schema {schema} cascade"))
+
+
+def _line(meter: str, k: int, value: float) -> str:
+    ts = (START + timedelta(minutes=15 * k)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{meter},{ts},{value},{value / 2}"
+
+
+def _write(path, lines: list[str]):
+    path.write_text("meter_id,timestamp,import_kwh,export_kwh\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def _stored(engine, raw: str) -> list[tuple]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "select meter_id, ts, import_kwh, export_kwh, source, load_id"
+                    f" from {raw}.meter_readings order by reading_seq"
+                )
+            )
+        ]
+
+
+def _shape(engine, raw: str) -> dict:
+    """The table's indexes, constraints and persistence, as the migrations made them."""
+    table = f"{raw}.meter_readings"
+    with engine.connect() as conn:
+        indexes = conn.execute(
+            text(
+                "select pg_get_indexdef(indexrelid) from pg_index"
+                " where indrelid = cast(:t as regclass) order by 1"
+            ),
+            {"t": table},
+        ).scalars()
+        constraints = conn.execute(
+            text(
+                "select conname, pg_get_constraintdef(oid), convalidated from pg_constraint"
+                " where conrelid = cast(:t as regclass) order by 1"
+            ),
+            {"t": table},
+        ).all()
+        persistence = conn.execute(
+            text("select relpersistence from pg_class where oid = cast(:t as regclass)"),
+            {"t": table},
+        ).scalar_one()
+        defaults = conn.execute(
+            text(
+                "select column_name, column_default from information_schema.columns"
+                " where table_schema = :s and table_name = 'meter_readings' order by 1"
+            ),
+            {"s": raw},
+        ).all()
+    return {
+        "indexes": list(indexes),
+        "constraints": [tuple(c) for c in constraints],
+        "persistence": persistence,
+        "defaults": [tuple(d) for d in defaults],
+    }
+
+
+def test_a_big_load_goes_straight_in_and_the_table_keeps_its_shape(
+    engine, raw, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(loader, "BIG_LOAD", 1)
+    shape = _shape(engine, raw)
+    lines = [_line(f"M{m}", k, 10 * m + k) for m in (2, 1) for k in range(4)]
+    outcome = ingest_file(engine, _write(tmp_path / "r.csv", lines), raw_schema=raw)
+    assert outcome.way == "line pattern, copied into raw"
+    assert (outcome.received, outcome.loaded, outcome.rejected) == (8, 8, 0)
+    stored = _stored(engine, raw)
+    assert [(r[0], r[2]) for r in stored] == [
+        (f"M{m}", 10.0 * m + k) for m in (2, 1) for k in range(4)
+    ]  # in file order
+    assert {(r[4], r[5]) for r in stored} == {("csv", outcome.load_id)}
+    assert _shape(engine, raw) == shape
+    with engine.connect() as conn:
+        analysed = conn.execute(
+            text("select reltuples from pg_class where oid = cast(:t as regclass)"),
+            {"t": f"{raw}.meter_readings"},
+        ).scalar_one()
+    assert analysed == 8
+
+
+def test_a_big_load_with_duplicates_is_staged_and_counts_them(engine, raw, tmp_path, monkeypatch):
+    """The unique index refuses the straight copy; the staged way keeps the first of
+    identical rows, both versions of a conflict, the later one ingested later."""
+    monkeypatch.setattr(loader, "BIG_LOAD", 1)
+    shape = _shape(engine, raw)
+    lines = [
+        _line("M1", 0, 1),
+        _line("M1", 1, 2),
+        _line("M1", 0, 5),  # a second version of M1 at k=0: a conflict, kept
+        _line("M1", 0, 1),  # identical to the first line: a duplicate
+        _line("M0", 0, 3),
+    ]
+    outcome = ingest_file(engine, _write(tmp_path / "r.csv", lines), raw_schema=raw)
+    assert outcome.way == "line pattern, staged"
+    assert (outcome.received, outcome.loaded) == (5, 4)
+    stored = _stored(engine, raw)
+    # ordered by the table's key; within an instant in file order (the newest wins)
+    assert [(r[0], r[2]) for r in stored] == [("M0", 3.0), ("M1", 1.0), ("M1", 5.0), ("M1", 2.0)]
+    assert _shape(engine, raw) == shape
+    with engine.connect() as conn:
+        load = conn.execute(
+            text(f"select rows_loaded, rows_duplicate from {raw}.loads where load_id = :i"),
+            {"i": outcome.load_id},
+        ).one()
+    assert tuple(load) == (4, 1)
+
+
+def test_a_big_load_does_not_wait_for_a_busy_table(engine, raw, tmp_path, monkeypatch):
+    monkeypatch.setattr(loader, "BIG_LOAD", 1)
+    shape = _shape(engine, raw)
+    with engine.connect() as reader:
+        reader.execute(text(f"select count(*) from {raw}.meter_readings"))  # holds its lock
+        started = time.monotonic()
+        outcome = ingest_file(
+            engine,
+            _write(tmp_path / "r.csv", [_line("M1", k, k) for k in range(5)]),
+            raw_schema=raw,
+        )
+        assert time.monotonic() - started < 30
+        reader.rollback()
+    assert outcome.way == "line pattern, staged" and outcome.loaded == 5
+    assert len(_stored(engine, raw)) == 5
+    assert _shape(engine, raw) == shape
+
+
+def _readings(pairs) -> list[Reading]:
+    return [
+        Reading(meter, START + timedelta(minutes=15 * k), float(value), 0.0)
+        for meter, k, value in pairs
+    ]
+
+
+def test_the_staged_way_keeps_only_what_is_new(engine, raw):
+    first = loader.load_readings(
+        engine, _readings([("M1", 0, 1), ("M1", 1, 2), ("M2", 0, 3)]), source="t", raw_schema=raw
+    )
+    again = loader.load_readings(
+        engine,
+        _readings([("M1", 1, 2), ("M1", 1, 9), ("M2", 0, 3), ("M2", 1, 4), ("M2", 1, 4)]),
+        source="t",
+        raw_schema=raw,
+    )
+    assert (first.loaded, first.duplicate) == (3, 0)
+    assert (again.received, again.loaded, again.duplicate) == (5, 2, 3)
+    stored = _stored(engine, raw)
+    assert [(r[0], r[1], r[2], r[5]) for r in stored[3:]] == [
+        ("M1", START + timedelta(minutes=15), 9.0, again.load_id),
+        ("M2", START + timedelta(minutes=15), 4.0, again.load_id),
+    ]
+
+
+def test_rows_a_concurrent_load_stores_first_count_as_duplicates(engine, raw):
+    """The dedupe cannot see another load's rows until it commits: the insert then hits
+    the unique index, and the savepoint retries it with ``on conflict do nothing``."""
+    other = engine.connect()
+    other.execute(text(f"insert into {raw}.loads (load_id, source) values (-1, 'other')"))
+    other.execute(
+        text(
+            f"insert into {raw}.meter_readings (meter_id, ts, import_kwh, export_kwh, source,"
+            " load_id) values ('M1', :ts, 2, 0, 'other', -1)"
+        ),
+        {"ts": START + timedelta(minutes=15)},
+    )
+    result: dict = {}
+
+    def load() -> None:
+        result["load"] = loader.load_readings(
+            engine,
+            _readings([("M1", 0, 1), ("M1", 1, 2), ("M1", 2, 3)]),
+            source="t",
+            raw_schema=raw,
+        )
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        with engine.connect() as watch:  # our insert waits on the other's row
+            while not watch.execute(
+                text("select exists (select from pg_locks where not granted)")
+            ).scalar_one():
+                assert time.monotonic() < deadline, "the load never waited on the other"
+                time.sleep(0.05)
+        other.commit()
+    finally:
+        thread.join(60)
+        other.close()
+    assert (result["load"].loaded, result["load"].duplicate) == (2, 1)
+    assert sorted((r[1], r[4]) for r in _stored(engine, raw)) == [
+        (START, "t"),
+        (START + timedelta(minutes=15), "other"),
+        (START + timedelta(minutes=30), "t"),
+    ]
