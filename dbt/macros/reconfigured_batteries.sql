@@ -192,7 +192,13 @@ insert into {{ daily_markers() }} as marker (battery_id, from_date)
 select battery_id, from_date from vbatt_daily_scope
 on conflict (battery_id) do update set from_date = least(marker.from_date, excluded.from_date)
 {% else %}
-drop table if exists {{ daily_markers() }}
+-- a full build: settlement_periods is built from every day, no marker is due (the table
+-- exists from the first run on, so a run changes no relation's set)
+create table if not exists {{ daily_markers() }} (
+    battery_id text primary key,
+    from_date  date not null
+);
+truncate {{ daily_markers() }}
 {% endif %}
 {% endmacro %}
 
