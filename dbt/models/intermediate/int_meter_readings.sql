@@ -98,13 +98,16 @@ realtime_scope as (
 candidates as (
 
     -- lateral: one index range scan per changed meter (meter_readings_identity), whatever
-    -- the history's length; unfenced, the planner joined every reading by hash
+    -- the history's length; unfenced, the planner joined every reading by hash. The raw
+    -- index has the database's collation, the staging view's ids collation "C": compared
+    -- in the index's (equality is the same in both), the meter is its first column; in
+    -- "C" it is not, and each meter cost a scan of every reading.
     select {{ reading_columns('meter_readings') }}
     from anchors
     cross join lateral (
         select *
         from source
-        where source.meter_id = anchors.meter_id
+        where source.meter_id = anchors.meter_id collate "default"
           and source.reading_at > coalesce(anchors.anchor_at, '-infinity'::timestamptz)
         offset 0  -- a fence: keeps the per-meter index range scan (no join flattening)
     ) as meter_readings
