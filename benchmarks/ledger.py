@@ -503,7 +503,9 @@ def bench_crash(engine, url: str, data_dir: Path, schema: str, target: Path, res
     psutil.wait_procs([psutil.Process(pid), *children], timeout=120)
     env = {k: v for k, v in os.environ.items() if k != "WAREHOUSE_URL"}
     env["VBATT_WAREHOUSE_DIR"] = str(data_dir)
-    subprocess.run(vbatt("warehouse", "up", url=url), env=env, check=True, capture_output=True)
+    up = subprocess.run(vbatt("warehouse", "up", url=url), env=env, capture_output=True, text=True)
+    if up.returncode != 0:
+        raise RuntimeError(f"vbatt warehouse up after the kill: {(up.stdout + up.stderr)[-400:]}")
     restart_s = time.perf_counter() - started
     after_restart = snapshot(engine, schema)
     lost = sorted(name for name in before if before[name] != after_restart.get(name))
