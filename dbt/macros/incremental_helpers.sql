@@ -30,3 +30,40 @@
 {% macro run_stamp() -%}
 '{{ run_started_at.isoformat() }}'::timestamptz
 {%- endmacro %}
+
+{#-
+  Post-hook of the incremental models: statistics after a full build or a run that wrote
+  more than a tenth of the table (autovacuum's own rule), not after every small run. An
+  ANALYZE samples the whole table, so it cost as much on a quarter hour as on a year; the
+  watermark predicates need no fresh statistics (beyond the histogram the planner reads
+  the index's actual end).
+-#}
+{% macro analyze_if_changed() -%}
+{%- if is_incremental() -%}
+do $analyze$
+begin
+    -- this run's rows (>=, not =: beyond the histogram the planner probes the index's
+    -- end and counts through the index; with = it guessed from the statistics and scanned)
+    if (select count(*) from {{ this }} where computed_at >= {{ run_stamp() }})
+       > 0.1 * greatest(
+           (select reltuples from pg_class where oid = '{{ this.schema }}.{{ this.identifier }}'::regclass),
+           0)
+    then
+        analyze {{ this }};
+    end if;
+end
+$analyze$
+{%- else -%}
+analyze {{ this }}
+{%- endif -%}
+{%- endmacro %}
+
+{#-
+  dbt's delete+insert, with statistics on its temporary relation first: unanalyzed, a
+  few hundred new rows looked like thousands to the planner, which then read the whole
+  target (a hash join) to find the rows they replace instead of probing its unique index.
+-#}
+{% macro postgres__get_incremental_delete_insert_sql(arg_dict) -%}
+analyze {{ arg_dict["temp_relation"] }};
+{{ default__get_incremental_delete_insert_sql(arg_dict) }}
+{%- endmacro %}

@@ -131,17 +131,22 @@ candidates as (
 select battery_id, min(recompute_from) as recompute_from
 from candidates
 group by battery_id;
+-- a temporary table has no statistics until analyzed: the model's plan depends on its size
+analyze vbatt_ledger_scope;
 
 create table if not exists {{ this.schema }}.int_battery_ledger_recomputed (
     battery_id     text        primary key,
     recompute_from timestamptz not null
 );
 
+-- the rows to delete, found per battery through the (battery_id, interval_start) index and
+-- deleted by their row ids: a join of the scope with the table (the planner cannot know
+-- recompute_from is near the end) read the whole history, and so did every run
 with deleted as (
     delete from {{ this }} as stored
-    using vbatt_ledger_scope as scope
-    where stored.battery_id = scope.battery_id
-      and stored.interval_start >= scope.recompute_from
+    where stored.ctid = any(array(
+        {{ scoped_row_ids(this, 'vbatt_ledger_scope', 'interval_start', 'recompute_from') }}
+    ))
     returning stored.battery_id, stored.interval_start
 )
 insert into {{ this.schema }}.int_battery_ledger_recomputed as marker (battery_id, recompute_from)
@@ -173,8 +178,99 @@ insert into vbatt_daily_scope (battery_id, from_date)
 select markers.battery_id, (markers.recompute_from at time zone batteries.timezone)::date
 from markers
 inner join {{ ref('stg_raw__batteries') }} as batteries on markers.battery_id = batteries.battery_id;
+analyze vbatt_daily_scope;
 delete from {{ this }} as stored
-using vbatt_daily_scope as scope
-where stored.battery_id = scope.battery_id and stored.local_date >= scope.from_date
+where stored.ctid = any(array(
+    {{ scoped_row_ids(this, 'vbatt_daily_scope', 'local_date', 'from_date') }}
+));
+-- a marker for settlement_periods: days from here on were deleted (some may not return)
+create table if not exists {{ daily_markers() }} (
+    battery_id text primary key,
+    from_date  date not null
+);
+insert into {{ daily_markers() }} as marker (battery_id, from_date)
+select battery_id, from_date from vbatt_daily_scope
+on conflict (battery_id) do update set from_date = least(marker.from_date, excluded.from_date)
+{% else %}
+-- a full build: settlement_periods is built from every day, no marker is due (the table
+-- exists from the first run on, so a run changes no relation's set)
+create table if not exists {{ daily_markers() }} (
+    battery_id text primary key,
+    from_date  date not null
+);
+truncate {{ daily_markers() }}
 {% endif %}
 {% endmacro %}
+
+
+{#-
+  A pre-hook of settlement_periods: the periods to compute again, per battery from the
+  first day of the stored period that holds its earliest changed day (a period's totals
+  need all its days): days rewritten since the last run and the daily model's markers
+  (days it deleted). Those periods and every later one are deleted; the model computes
+  them from battery_daily through its (battery_id, local_date) index.
+-#}
+{% macro settlement_recompute_scope() %}
+{% set markers = daily_markers() %}
+create temporary table vbatt_settlement_scope (battery_id text primary key, from_date date)
+    on commit drop;
+{% if is_incremental() %}
+create table if not exists {{ markers }} (
+    battery_id text primary key,
+    from_date  date not null
+);
+with markers as (
+    delete from {{ markers }} returning *
+),
+changed as (
+    select battery_id, min(local_date) as from_date
+    from {{ ref('battery_daily') }}
+    {#- a table from before settlement_periods had run stamps: every day is new to it #}
+    {%- set stamped = 'computed_at' in (adapter.get_columns_in_relation(this) | map(attribute='name')) %}
+    where computed_at > {{ last_computed_at() if stamped else "'-infinity'::timestamptz" }}
+    group by battery_id
+    union all
+    select battery_id, from_date from markers
+)
+insert into vbatt_settlement_scope (battery_id, from_date)
+select battery_id, min(from_date) from changed group by battery_id;
+update vbatt_settlement_scope as scope
+set from_date = least(scope.from_date, (
+    select stored.first_local_date
+    from {{ this }} as stored
+    where stored.battery_id = scope.battery_id and stored.first_local_date <= scope.from_date
+    order by stored.first_local_date desc
+    limit 1
+));
+analyze vbatt_settlement_scope;
+delete from {{ this }} as stored
+where stored.ctid = any(array(
+    {{ scoped_row_ids(this, 'vbatt_settlement_scope', 'first_local_date', 'from_date') }}
+))
+{% endif %}
+{% endmacro %}
+
+
+{#-
+  The row ids of a table's rows at or after a per-battery bound: one index range scan per
+  battery of the scope (battery_id, bound), so the cost follows what the scope holds, not
+  the history. The fence keeps the planner from turning it into a join over every row.
+-#}
+{% macro scoped_row_ids(relation, scope, column, bound) -%}
+select battery_rows.row_id
+from {{ scope }} as scope
+cross join lateral (
+    select stored.ctid as row_id
+    from {{ relation }} as stored
+    where stored.battery_id = scope.battery_id
+      and stored.{{ column }} >= scope.{{ bound }}
+    offset 0
+) as battery_rows
+{%- endmacro %}
+
+
+{#- Where battery_daily leaves its markers for settlement_periods: beside the ledger's, in
+    the intermediate schema (bookkeeping, not a mart). -#}
+{% macro daily_markers() -%}
+{{ ref('int_battery_ledger').schema }}.battery_daily_recomputed
+{%- endmacro %}

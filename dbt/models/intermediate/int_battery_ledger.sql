@@ -4,7 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['battery_id', 'interval_start'],
         on_schema_change='append_new_columns',
-        post_hook='analyze {{ this }}',
+        post_hook='{{ analyze_if_changed() }}',
         indexes=[
             {'columns': ['battery_id', 'interval_start'], 'unique': True},
             {'columns': ['computed_at']},

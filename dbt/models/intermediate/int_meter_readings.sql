@@ -4,7 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['meter_id', 'reading_at'],
         on_schema_change='fail',
-        post_hook='analyze {{ this }}',
+        post_hook='{{ analyze_if_changed() }}',
         pre_hook="select pg_advisory_xact_lock(hashtext('vbatt-readings-intake'))",
         indexes=[
             {'columns': ['meter_id', 'reading_at'], 'unique': True},
@@ -32,13 +32,17 @@ with source as not materialized (
 
 ),
 
+{% if is_incremental() %}
+
 run as (
 
-    select coalesce(max(load_id), 0) as max_load_id from source
+    -- the load watermark: only the loads after the previous run's (their index), not a
+    -- max over every reading of the history
+    select greatest({{ last_max_load_id() }}, max(load_id)) as max_load_id
+    from source
+    where load_id > {{ last_max_load_id() }}
 
 ),
-
-{% if is_incremental() %}
 
 changed as (
 
@@ -93,14 +97,19 @@ realtime_scope as (
 
 candidates as (
 
-    -- per changed meter (no fence here: measured, the planner does better with a join)
+    -- lateral: one index range scan per changed meter (meter_readings_identity), whatever
+    -- the history's length; unfenced, the planner joined every reading by hash. The raw
+    -- index has the database's collation, the staging view's ids collation "C": compared
+    -- in the index's (equality is the same in both), the meter is its first column; in
+    -- "C" it is not, and each meter cost a scan of every reading.
     select {{ reading_columns('meter_readings') }}
     from anchors
     cross join lateral (
         select *
         from source
-        where source.meter_id = anchors.meter_id
+        where source.meter_id = anchors.meter_id collate "default"
           and source.reading_at > coalesce(anchors.anchor_at, '-infinity'::timestamptz)
+        offset 0  -- a fence: keeps the per-meter index range scan (no join flattening)
     ) as meter_readings
     union all
     select {{ reading_columns('realtime') }}
@@ -123,6 +132,12 @@ candidates as (
 ),
 
 {% else %}
+
+run as (
+
+    select coalesce(max(load_id), 0) as max_load_id from source
+
+),
 
 realtime_scope as (
 

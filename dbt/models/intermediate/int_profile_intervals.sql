@@ -4,7 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['meter_id', 'interval_start'],
         on_schema_change='fail',
-        post_hook='analyze {{ this }}',
+        post_hook='{{ analyze_if_changed() }}',
         indexes=[
             {'columns': ['meter_id', 'interval_start'], 'unique': True},
             {'columns': ['computed_at']},

@@ -4,7 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['battery_id', 'local_date'],
         on_schema_change='fail',
-        post_hook='analyze {{ this }}',
+        post_hook='{{ analyze_if_changed() }}',
         indexes=[
             {'columns': ['battery_id', 'local_date'], 'unique': True},
             {'columns': ['computed_at']},

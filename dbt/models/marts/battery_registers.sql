@@ -1,6 +1,7 @@
 -- The battery as a meter (rule book, "The battery as a meter"): its level and the
--- totals since the start, never reset. Built from the daily rows and the newest
--- interval, so it costs one row per battery and day, not per quarter hour. The meter and
+-- totals since the start, never reset. Built from the settlement periods (their totals,
+-- summed in period order) and the newest interval, so it costs a few rows per battery and
+-- year, not one per day or quarter hour: a run rebuilds it whatever the history's length. The meter and
 -- capacity are the version's in force at the newest interval (before any interval: the
 -- newest version's).
 with batteries as (
@@ -13,15 +14,14 @@ totals as (
 
     select
         battery_id,
-        sum(charge_kwh) as charged_total_kwh,
-        sum(discharge_kwh) as discharged_total_kwh,
-        sum(overflow_kwh) as overflow_total_kwh,
-        sum(shortfall_kwh) as shortfall_total_kwh,
-        sum(forfeited_kwh) as forfeited_total_kwh,
+        sum(charge_kwh order by period_start) as charged_total_kwh,
+        sum(discharge_kwh order by period_start) as discharged_total_kwh,
+        sum(overflow_kwh order by period_start) as overflow_total_kwh,
+        sum(shortfall_kwh order by period_start) as shortfall_total_kwh,
+        sum(forfeited_kwh order by period_start) as forfeited_total_kwh,
         sum(intervals)::bigint as intervals,
-        sum(estimated_intervals)::bigint as estimated_intervals,
-        max(last_interval_start) as last_interval_start
-    from {{ ref('battery_daily') }}
+        sum(estimated_intervals)::bigint as estimated_intervals
+    from {{ ref('settlement_periods') }}
     group by battery_id
 
 )
@@ -41,7 +41,7 @@ select
     coalesce(totals.forfeited_total_kwh, 0) as forfeited_total_kwh,
     coalesce((latest.charge_kwh - latest.discharge_kwh) * (60.0 / {{ var('interval_minutes') }}), 0)
         as active_power_kw,
-    totals.last_interval_start + {{ interval_length() }} as reading_at,
+    latest.interval_start + {{ interval_length() }} as reading_at,
     coalesce(totals.intervals, 0) as intervals,
     coalesce(totals.estimated_intervals, 0) as estimated_intervals,
     latest.valid_from as version_valid_from
@@ -49,6 +49,7 @@ from batteries
 left join totals on batteries.battery_id = totals.battery_id
 left join lateral (
     select
+        ledger.interval_start,
         ledger.level_kwh,
         ledger.charge_kwh,
         ledger.discharge_kwh,
