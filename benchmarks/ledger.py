@@ -735,8 +735,15 @@ def bench_ledger(engine, url: str, data_dir: Path, args, target: Path, results: 
         try:
             found["crash"] = bench_crash(engine, url, data_dir, "bench", target, results)
         except Exception as error:  # the figures above are kept; the failure is reported
-            found["crash"] = {"failed": f"{type(error).__name__}: {str(error)[-500:]}"}
+            found["crash"] = {"failed": f"{type(error).__name__}: {portable(str(error))[-500:]}"}
     return found
+
+
+def portable(message: str) -> str:
+    """A failure message for the results file, without this machine's paths: the
+    interpreter becomes ``python`` and temporary folders ``<tmp>`` (results are committed)."""
+    message = message.replace(sys.executable, "python")
+    return message.replace(tempfile.gettempdir(), "<tmp>")
 
 
 if __name__ == "__main__":
