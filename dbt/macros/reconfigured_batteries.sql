@@ -184,20 +184,14 @@ where stored.ctid = any(array(
     {{ scoped_row_ids(this, 'vbatt_daily_scope', 'local_date', 'from_date') }}
 ));
 -- a marker for settlement_periods: days from here on were deleted (some may not return)
-create table if not exists {{ daily_markers() }} (
-    battery_id text primary key,
-    from_date  date not null
-);
+{{ create_daily_markers() }};
 insert into {{ daily_markers() }} as marker (battery_id, from_date)
 select battery_id, from_date from vbatt_daily_scope
 on conflict (battery_id) do update set from_date = least(marker.from_date, excluded.from_date)
 {% else %}
 -- a full build: settlement_periods is built from every day, no marker is due (the table
 -- exists from the first run on, so a run changes no relation's set)
-create table if not exists {{ daily_markers() }} (
-    battery_id text primary key,
-    from_date  date not null
-);
+{{ create_daily_markers() }};
 truncate {{ daily_markers() }}
 {% endif %}
 {% endmacro %}
@@ -215,10 +209,7 @@ truncate {{ daily_markers() }}
 create temporary table vbatt_settlement_scope (battery_id text primary key, from_date date)
     on commit drop;
 {% if is_incremental() %}
-create table if not exists {{ markers }} (
-    battery_id text primary key,
-    from_date  date not null
-);
+{{ create_daily_markers() }};
 with markers as (
     delete from {{ markers }} returning *
 ),
@@ -273,4 +264,13 @@ cross join lateral (
     the intermediate schema (bookkeeping, not a mart). -#}
 {% macro daily_markers() -%}
 {{ ref('int_battery_ledger').schema }}.battery_daily_recomputed
+{%- endmacro %}
+
+
+{#- The table of those markers, made by whichever model runs first. -#}
+{% macro create_daily_markers() -%}
+create table if not exists {{ daily_markers() }} (
+    battery_id text primary key,
+    from_date  date not null
+)
 {%- endmacro %}
