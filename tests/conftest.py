@@ -59,6 +59,20 @@ def engine(warehouse_url):
 
 
 @pytest.fixture
+def raw(engine):
+    """An empty raw layer in a schema of its own (tests may override it with batteries)."""
+    from sqlalchemy import text
+
+    from vbatt.warehouse.migrate import migrate
+
+    schema = f"t_{secrets.token_hex(4)}_raw"
+    migrate(engine, schema)
+    yield schema
+    with engine.begin() as conn:
+        conn.execute(text(f"drop schema {schema} cascade"))
+
+
+@pytest.fixture
 def pipeline(engine, warehouse_url, tmp_path):
     """An isolated raw schema plus dbt schemas, dropped afterwards."""
     from tests.pipeline import Pipeline

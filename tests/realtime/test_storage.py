@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 import select
 import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
-import pytest
 from sqlalchemy import text
 
 from vbatt.readings import Reading
 from vbatt.warehouse.loader import load_readings
-from vbatt.warehouse.migrate import migrate
 from vbatt.warehouse.realtime import (
     LiveValue,
     PushedValue,
@@ -24,15 +21,6 @@ from vbatt.warehouse.realtime import (
 )
 
 T0 = datetime(2026, 11, 30, 23, 59, 58, tzinfo=UTC)
-
-
-@pytest.fixture
-def raw(engine):
-    schema = f"t_{secrets.token_hex(4)}_raw"
-    migrate(engine, schema)
-    yield schema
-    with engine.begin() as conn:
-        conn.execute(text(f"drop schema {schema} cascade"))
 
 
 def _pv(meter, seconds, imp, exp, power=None):

@@ -9,29 +9,17 @@ indexes and foreign key again and stays logged (it must survive a crash of the s
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import text
 
 from vbatt.ingest.load import ingest_file
 from vbatt.readings import Reading
 from vbatt.warehouse import loader
-from vbatt.warehouse.migrate import migrate
 
 START = datetime(2025, 6, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def raw(engine):
-    schema = f"t_{secrets.token_hex(4)}_raw"
-    migrate(engine, schema)
-    yield schema
-    with engine.begin() as conn:
-        conn.execute(text(f"drop schema {schema} cascade"))
 
 
 def _line(meter: str, k: int, value: float) -> str:
