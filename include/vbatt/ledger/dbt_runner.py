@@ -107,11 +107,15 @@ class InProcessDbt:
 
     @contextmanager
     def _environment(self) -> Iterator[None]:
-        saved = dict(os.environ)
+        # dbt moves into the project folder (os.chdir) and reads the environment: both are
+        # the caller's again afterwards (a later `shutil.which` or relative path would
+        # otherwise resolve from dbt/)
+        saved, cwd = dict(os.environ), os.getcwd()
         os.environ.update(self._env)
         try:
             yield
         finally:
+            os.chdir(cwd)
             os.environ.clear()
             os.environ.update(saved)
 
