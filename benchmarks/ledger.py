@@ -329,17 +329,19 @@ def bench_simulate(
         str(work / "out"),
         url=url,
     )
-    with timed("simulate", results, rows):
+    errors = work / "simulate.stderr"
+    with timed("simulate", results, rows), errors.open("w") as error_file:
         started = time.perf_counter()
+        # stdout is read by StepTimes alone (communicate() would take lines from it)
         process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command, env=env, stdout=subprocess.PIPE, stderr=error_file, text=True
         )
         memory = PeakMemory(process.pid, postmaster_pid(data_dir))
         steps = StepTimes(process.stdout, started)
-        _, stderr = process.communicate()
+        process.wait()
         peak = memory.stop()
     if process.returncode != 0:
-        raise RuntimeError(f"vbatt simulate failed: {stderr[-2000:]}")
+        raise RuntimeError(f"vbatt simulate failed: {errors.read_text()[-2000:]}")
     results["simulate"]["peak_memory"] = peak
     seconds = results["simulate"]["seconds"]
     dbt_at, write_at = steps.at("computing the ledger"), steps.at("writing the result")
@@ -658,13 +660,27 @@ def bench_ledger(engine, url: str, data_dir: Path, args, target: Path, results: 
         "over_floor": round(full_s / floor_s, 2),
         "target_over_floor": 3.0,
     }
+    # The first run after a full rebuild meets tables autovacuum has not been through
+    # yet: given apart; item 3's quarter hour is the next one, as every run of a warehouse
+    # in service is.
     k_last = args.days * 96
-    long_q = incremental(
+    long_first = incremental(
         engine,
         dbt,
         "bench",
         args.batteries,
         k_last,
+        1,
+        f"first quarter hour after the rebuild, {args.days}-day history",
+        target,
+        results,
+    )
+    long_q = incremental(
+        engine,
+        dbt,
+        "bench",
+        args.batteries,
+        k_last + 1,
         1,
         f"quarter hour on {args.days}-day history",
         target,
@@ -675,7 +691,7 @@ def bench_ledger(engine, url: str, data_dir: Path, args, target: Path, results: 
         dbt,
         "bench",
         args.batteries,
-        k_last + 1,
+        k_last + 2,
         96,
         f"day on {args.days}-day history",
         target,
@@ -686,12 +702,23 @@ def bench_ledger(engine, url: str, data_dir: Path, args, target: Path, results: 
     short = InProcessDbt(url=url, schema="short", raw_schema="short_raw", target_dir=target)
     short.run(["run", "--full-refresh"])
     k_short = args.short_days * 96
-    short_q = incremental(
+    short_first = incremental(
         engine,
         short,
         "short",
         args.batteries,
         k_short,
+        1,
+        f"first quarter hour after the rebuild, {args.short_days}-day history",
+        target,
+        results,
+    )
+    short_q = incremental(
+        engine,
+        short,
+        "short",
+        args.batteries,
+        k_short + 1,
         1,
         f"quarter hour on {args.short_days}-day history",
         target,
@@ -702,7 +729,7 @@ def bench_ledger(engine, url: str, data_dir: Path, args, target: Path, results: 
         short,
         "short",
         args.batteries,
-        k_short + 1,
+        k_short + 2,
         96,
         f"day on {args.short_days}-day history",
         target,
@@ -713,6 +740,8 @@ def bench_ledger(engine, url: str, data_dir: Path, args, target: Path, results: 
         "seconds": long_q,
         "short_history_seconds": short_q,
         "long_over_short": round(long_q / short_q, 2),
+        "first_after_rebuild_seconds": long_first,
+        "first_after_rebuild_short_history_seconds": short_first,
         "target_long_over_short": 1.3,
         "over_full_floor": round(long_q / floor_s, 3),
         "target_over_full_floor": round(1 / 12, 3),
