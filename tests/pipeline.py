@@ -20,9 +20,7 @@ class Pipeline:
         migrate(engine, self.raw)
         # dbt in this process, the project parsed once per pipeline: a subprocess per run
         # cost seconds of start-up each, most of the suite's time
-        self._dbt = InProcessDbt(
-            url=url, schema=schema, raw_schema=self.raw, target_dir=target_dir
-        )
+        self._dbt = InProcessDbt(url=url, schema=schema, raw_schema=self.raw, target_dir=target_dir)
 
     def load(self, readings: list[Reading], source: str = "test") -> None:
         load_readings(self.engine, readings, source=source, raw_schema=self.raw)
