@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
+from cosmos_ledger import ledger_task_group
 from dag_defaults import DEFAULT_ARGS, LEDGER, RAW_METER_DATA, START_DATE, TAGS
-from dbt_cosmos import ledger_task_group
 
 
 @dag(

@@ -2,6 +2,10 @@
 
 The profile comes from the ``warehouse_default`` connection through WarehouseProfileMapping,
 so dbt writes where the ingest tasks read.
+
+Not named ``dbt_*``: dbt imports every top-level module so named as a plugin of its own,
+and this one would bring Airflow and Cosmos into every dbt run (seconds of start-up and
+warnings about OpenLineage in ``dbt parse``).
 """
 
 from __future__ import annotations
