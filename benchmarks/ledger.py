@@ -770,8 +770,11 @@ def bench_ledger(engine, url: str, data_dir: Path, args, target: Path, results: 
 
 def portable(message: str) -> str:
     """A failure message for the results file, without this machine's paths: the
-    interpreter becomes ``python`` and temporary folders ``<tmp>`` (results are committed)."""
+    interpreter becomes ``python``, the virtualenv ``<venv>``, the checkout ``<project>``
+    and temporary folders ``<tmp>`` (results are committed)."""
     message = message.replace(sys.executable, "python")
+    message = message.replace(sys.prefix, "<venv>")  # e.g. the server library's pg_ctl
+    message = message.replace(str(Path(__file__).resolve().parents[1]), "<project>")
     return message.replace(tempfile.gettempdir(), "<tmp>")
 
 
