@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 import tempfile
 
 import pytest
 
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-# The virtualenv's bin/ first on PATH from the start, as Airflow's environment puts it
-# (vbatt.orchestration.airflow_env): Cosmos reads PATH once, when it is first imported (its
-# default dbt), and dbt run in process imports it before any DAG test may have set PATH.
-_BIN = os.path.dirname(sys.executable)
-os.environ["PATH"] = os.pathsep.join(
-    [_BIN, *(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != _BIN)]
-)
 # validation reports of the tests go to a temporary folder, not the checkout's build/
 os.environ.setdefault("VBATT_DATA_DOCS_DIR", tempfile.mkdtemp(prefix="vbatt-data-docs-"))
 
