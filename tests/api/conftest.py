@@ -222,8 +222,9 @@ class LiveWarehouse:
 
 @pytest.fixture(scope="session")
 def live_warehouse(engine, warehouse_url, tmp_path_factory) -> LiveWarehouse:
-    """Batteries whose ledger ends half an hour ago (readings every quarter hour since
-    yesterday's local midnight), so a push now is just past the ledger."""
+    """Batteries whose ledger ends half an hour ago (readings every quarter hour since the
+    local midnight of the day before the ledger's last day), so a push now is just past
+    the ledger."""
     from zoneinfo import ZoneInfo
 
     from tests.pipeline import Pipeline
@@ -234,9 +235,13 @@ def live_warehouse(engine, warehouse_url, tmp_path_factory) -> LiveWarehouse:
         engine, warehouse_url, f"t_live_{secrets.token_hex(3)}", tmp_path_factory.mktemp("dbt")
     )
     now = datetime.now(UTC)
-    start = now.astimezone(ZoneInfo("Europe/Zurich")).date() - timedelta(days=1)
     end = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
     end -= timedelta(minutes=30)
+    # the day before the ledger's end, not before today: b-live-5's second version starts
+    # on the ledger's last local day, so the ledger covers its start at any time of day
+    # (in the first 45 minutes after local midnight, "today" began after the ledger's end
+    # and the old meter's push rightly moved the quarter hours still before it)
+    start = end.astimezone(ZoneInfo("Europe/Zurich")).date() - timedelta(days=1)
     first = datetime.combine(start, datetime.min.time(), ZoneInfo("Europe/Zurich"))
     first = first.astimezone(UTC) - timedelta(hours=1)
     counters = {}
