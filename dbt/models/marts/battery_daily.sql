@@ -22,6 +22,12 @@ with batteries as (
 
 ),
 
+versions as (
+
+    select * from {{ ref('stg_raw__battery_versions') }}
+
+),
+
 ledger as not materialized (
 
     select * from {{ ref('int_battery_ledger') }}
@@ -86,7 +92,7 @@ days as (
         battery_id,
         (interval_start at time zone timezone)::date as local_date,
         timezone,
-        config_hash,
+        valid_from,
         period_start,
         period_end,
         import_kwh,
@@ -101,34 +107,67 @@ days as (
         interval_start
     from scoped
 
+),
+
+daily as (
+
+    select
+        battery_id,
+        local_date,
+        min(period_start) as period_start,
+        min(period_end) as period_end,
+        sum(import_kwh) as import_kwh,
+        sum(export_kwh) as export_kwh,
+        sum(charge_kwh) as charge_kwh,
+        sum(discharge_kwh) as discharge_kwh,
+        sum(overflow_kwh) as overflow_kwh,
+        sum(shortfall_kwh) as shortfall_kwh,
+        sum(forfeited_kwh) as forfeited_kwh,
+        -- the level of the day's newest interval, without sorting: arrays compare element-wise
+        (max(array[extract(epoch from interval_start)::double precision, level_kwh]))[2]
+            as level_end_kwh,
+        min(level_kwh) as level_min_kwh,
+        max(level_kwh) as level_max_kwh,
+        count(*)::int as intervals,
+        (count(*) filter (where estimated))::int as estimated_intervals,
+        (extract(epoch from
+            {{ local_midnight('local_date + 1', 'any_value(timezone)') }}
+            - {{ local_midnight('local_date', 'any_value(timezone)') }}
+        ) / 60 / {{ var('interval_minutes') }})::int as expected_intervals,
+        max(interval_start) as last_interval_start,
+        -- the version in force at the day's newest interval: versions follow each other in
+        -- time, so it is the newest valid_from of the day's rows (a max, where an ordered
+        -- aggregate sorted every interval of the history in a full build)
+        max(valid_from) as last_valid_from
+    from days
+    group by battery_id, local_date
+
 )
 
 select
-    battery_id,
-    local_date,
-    min(period_start) as period_start,
-    min(period_end) as period_end,
-    sum(import_kwh) as import_kwh,
-    sum(export_kwh) as export_kwh,
-    sum(charge_kwh) as charge_kwh,
-    sum(discharge_kwh) as discharge_kwh,
-    sum(overflow_kwh) as overflow_kwh,
-    sum(shortfall_kwh) as shortfall_kwh,
-    sum(forfeited_kwh) as forfeited_kwh,
-    -- the level of the day's newest interval, without sorting: arrays compare element-wise
-    (max(array[extract(epoch from interval_start)::double precision, level_kwh]))[2]
-        as level_end_kwh,
-    min(level_kwh) as level_min_kwh,
-    max(level_kwh) as level_max_kwh,
-    count(*)::int as intervals,
-    (count(*) filter (where estimated))::int as estimated_intervals,
-    (extract(epoch from
-        {{ local_midnight('local_date + 1', 'any_value(timezone)') }}
-        - {{ local_midnight('local_date', 'any_value(timezone)') }}
-    ) / 60 / {{ var('interval_minutes') }})::int as expected_intervals,
-    max(interval_start) as last_interval_start,
-    -- the version the day's newest interval was computed with
-    (array_agg(config_hash order by interval_start desc))[1] as config_hash,
+    daily.battery_id,
+    daily.local_date,
+    daily.period_start,
+    daily.period_end,
+    daily.import_kwh,
+    daily.export_kwh,
+    daily.charge_kwh,
+    daily.discharge_kwh,
+    daily.overflow_kwh,
+    daily.shortfall_kwh,
+    daily.forfeited_kwh,
+    daily.level_end_kwh,
+    daily.level_min_kwh,
+    daily.level_max_kwh,
+    daily.intervals,
+    daily.estimated_intervals,
+    daily.expected_intervals,
+    daily.last_interval_start,
+    -- the config_hash the day's newest interval was computed with (int_battery_ledger
+    -- takes it from the same version)
+    versions.config_hash,
     {{ run_stamp() }} as computed_at
-from days
-group by battery_id, local_date
+from daily
+left join versions
+    on daily.battery_id = versions.battery_id
+    and daily.last_valid_from = versions.valid_from
