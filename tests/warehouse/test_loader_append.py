@@ -105,6 +105,37 @@ def test_a_big_load_goes_straight_in_and_the_table_keeps_its_shape(
     assert analysed == 8
 
 
+def _file_node(engine, raw: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            text("select pg_relation_filenode(cast(:t as regclass))"),
+            {"t": f"{raw}.meter_readings"},
+        ).scalar_one()
+
+
+def test_a_big_load_into_an_empty_table_writes_a_new_file_and_keeps_stored_rows(
+    engine, raw, tmp_path, monkeypatch
+):
+    """wal_level minimal (the embedded warehouse): into an empty table, the copy goes to a
+    file new in its transaction (no WAL for the rows or the index builds); into a table
+    that holds rows, never: they stay where they are, with the new ones after them."""
+    monkeypatch.setattr(loader, "BIG_LOAD", 1)
+    with engine.connect() as conn:
+        assert conn.execute(text("show wal_level")).scalar_one() == "minimal"
+    empty = _file_node(engine, raw)
+    first = ingest_file(engine, _write(tmp_path / "a.csv", [_line("M1", 0, 1)]), raw_schema=raw)
+    assert first.way == "line pattern, copied into raw"
+    filled = _file_node(engine, raw)
+    assert filled != empty
+    lines = [_line("M1", k, k + 1) for k in range(1, 5)]
+    second = ingest_file(engine, _write(tmp_path / "b.csv", lines), raw_schema=raw)
+    assert second.way == "line pattern, copied into raw"
+    assert _file_node(engine, raw) == filled
+    assert [(r[2], r[5]) for r in _stored(engine, raw)] == [(1.0, first.load_id)] + [
+        (k + 1.0, second.load_id) for k in range(1, 5)
+    ]
+
+
 def test_a_big_load_with_duplicates_is_staged_and_counts_them(engine, raw, tmp_path, monkeypatch):
     """The unique index refuses the straight copy; the staged way keeps the first of
     identical rows, both versions of a conflict, the later one ingested later."""

@@ -222,6 +222,21 @@ def _rebuild_indexes(conn: Connection, raw: str, statements: list[str]) -> None:
     conn.execute(text(f"analyze {raw}.meter_readings"))
 
 
+def _new_file_if_empty(conn: Connection, table: str) -> None:
+    """Give an empty ``table`` (locked by the caller) a new file in this transaction, so
+    that with ``wal_level = minimal`` (the embedded warehouse) the COPY and the index builds
+    after it write no WAL: PostgreSQL syncs the file at commit instead, as crash-safe. The
+    first load of a warehouse, a backfill or a simulation is the load this saves most on
+    (docs/scaling.md). Nothing is lost: the table holds no row, and a rollback brings back
+    the old file. With another ``wal_level`` it would save nothing, so nothing is done."""
+    if conn.execute(
+        text(
+            f"select current_setting('wal_level') = 'minimal' and not exists (select from {table})"
+        )
+    ).scalar_one():
+        conn.execute(text(f"truncate {table}"))
+
+
 def copy_readings_into_raw(
     conn: Connection, raw: str, load_id: int, source: str, copy: Callable[[str], T]
 ) -> T | None:
@@ -239,6 +254,7 @@ def copy_readings_into_raw(
         if rebuild is None:
             savepoint.rollback()
             return None
+        _new_file_if_empty(conn, table)
         # COPY fills only the file's columns: the load's own come from defaults, set
         # for this transaction (no one else sees the table until it ends)
         defaults = conn.execute(
