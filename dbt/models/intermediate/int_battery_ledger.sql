@@ -244,37 +244,44 @@ marked as (
 
 levelled as (
 
+    -- the level before each interval: the aggregate over the rows before it (the frame
+    -- ends one row earlier; the seed before the first row). The interval's own step
+    -- follows from it with the aggregate's expressions, so one window pass gives the
+    -- previous level and the level, where the level and then its lag took two.
     select
         marked.*,
-        {{ target.schema }}.vbatt_level(net_kwh, capacity_kwh, is_reset, is_clip, seed_level_kwh)
-            over by_time as level_kwh
+        coalesce(
+            {{ target.schema }}.vbatt_level(net_kwh, capacity_kwh, is_reset, is_clip, seed_level_kwh)
+                over rows_before,
+            seed_level_kwh
+        ) as previous_level_kwh
     from marked
-    window by_time as (partition by battery_id order by interval_start rows unbounded preceding)
-
-),
-
-stepped as (
-
-    select
-        levelled.*,
-        lag(level_kwh, 1, seed_level_kwh) over by_time as previous_level_kwh
-    from levelled
-    window by_time as (partition by battery_id order by interval_start)
+    window rows_before as (
+        partition by battery_id order by interval_start
+        rows between unbounded preceding and 1 preceding
+    )
 
 ),
 
 flows as (
 
     select
-        stepped.*,
+        levelled.*,
         previous_level_kwh - base.level as forfeited_kwh,
-        {{ ledger_charge('base.level', 'net_kwh', 'capacity_kwh') }} as charge_kwh,
-        {{ ledger_discharge('base.level', 'net_kwh') }} as discharge_kwh
-    from stepped
+        step.charge_kwh,
+        step.discharge_kwh,
+        -- the aggregate's step (macros/ledger_step.sql), in its order of operations
+        base.level + step.charge_kwh - step.discharge_kwh as level_kwh
+    from levelled
     cross join lateral (
         select {{ ledger_base('previous_level_kwh', 'is_reset', 'is_clip', 'capacity_kwh') }}
             as level
     ) as base
+    cross join lateral (
+        select
+            {{ ledger_charge('base.level', 'net_kwh', 'capacity_kwh') }} as charge_kwh,
+            {{ ledger_discharge('base.level', 'net_kwh') }} as discharge_kwh
+    ) as step
 
 )
 
