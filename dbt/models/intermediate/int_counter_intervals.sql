@@ -94,23 +94,60 @@ segments as (
         lead(reading_at) over by_time as t1,
         lead(import_kwh) over by_time as import1,
         lead(export_kwh) over by_time as export1,
-        lead(counter_drop) over by_time as has_drop
+        lead(counter_drop) over by_time as has_drop,
+        lag(reading_at) over by_time as t_before
     from scoped
     window by_time as (partition by meter_id order by reading_at)
 
 ),
 
+shaped as not materialized (
+
+    -- a quarter segment: two readings on consecutive quarter hours, the usual case. Its
+    -- interval is the difference of its readings, with no other boundary to look at.
+    select
+        segments.*,
+        coalesce(
+            t0 = {{ interval_floor('t0') }} and t1 = t0 + {{ interval_length() }}, false
+        ) as is_quarter,
+        coalesce(
+            t_before = {{ interval_floor('t_before') }}
+            and t0 = t_before + {{ interval_length() }},
+            false
+        ) as follows_quarter
+    from segments
+
+),
+
+quarter_intervals as (
+
+    -- step 1.3 and 1.4 on a quarter segment: both boundaries are readings (not
+    -- estimated); step 1.5: estimated when the segment holds a counter drop
+    select
+        meter_id,
+        t0 as interval_start,
+        import1 - import0 as import_kwh,
+        export1 - export0 as export_kwh,
+        coalesce(has_drop, false) as estimated
+    from shaped
+    where is_quarter
+
+),
+
 exact_boundaries as (
 
-    -- a reading on a quarter hour is the boundary value itself (step 1.3)
+    -- a reading on a quarter hour is the boundary value itself (step 1.3). Of quarter
+    -- segments only the first of a run: the end of the interval before it.
     select
         meter_id,
         t0 as boundary_at,
         import0 as import_counter,
         export0 as export_counter,
-        false as estimated
-    from segments
+        false as estimated,
+        not is_quarter as starts_interval
+    from shaped
     where t0 = {{ interval_floor('t0') }}
+      and not (is_quarter and follows_quarter)
 
 ),
 
@@ -123,7 +160,8 @@ interior_boundaries as (
         boundary_at,
         import0 + (import1 - import0) * fraction as import_counter,
         export0 + (export1 - export0) * fraction as export_counter,
-        (t1 - t0) > {{ interval_length() }} as estimated
+        (t1 - t0) > {{ interval_length() }} as estimated,
+        true as starts_interval
     from segments
     cross join lateral generate_series(
         {{ interval_floor('t0') }} + {{ interval_length() }},
@@ -147,15 +185,19 @@ boundaries as (
 
 ),
 
-intervals as (
+other_intervals as (
 
+    -- every other interval: from a boundary to the next one (step 1.4). Only these
+    -- boundaries are sorted; the next boundary of each is among them (a quarter
+    -- segment after other segments brings its first reading).
     select
         meter_id,
         boundary_at as interval_start,
         lead(boundary_at) over by_time as interval_end,
         lead(import_counter) over by_time - import_counter as import_kwh,
         lead(export_counter) over by_time - export_counter as export_kwh,
-        estimated or lead(estimated) over by_time as interpolated
+        estimated or lead(estimated) over by_time as interpolated,
+        starts_interval
     from boundaries
     window by_time as (partition by meter_id order by boundary_at)
 
@@ -174,14 +216,24 @@ drop_intervals as (
 )
 
 select
-    intervals.meter_id,
-    intervals.interval_start,
-    intervals.import_kwh,
-    intervals.export_kwh,
-    (intervals.interpolated or drop_intervals.meter_id is not null) as estimated,
+    meter_id,
+    interval_start,
+    import_kwh,
+    export_kwh,
+    estimated,
     {{ run_stamp() }} as computed_at
-from intervals
+from quarter_intervals
+union all
+select
+    other_intervals.meter_id,
+    other_intervals.interval_start,
+    other_intervals.import_kwh,
+    other_intervals.export_kwh,
+    (other_intervals.interpolated or drop_intervals.meter_id is not null) as estimated,
+    {{ run_stamp() }} as computed_at
+from other_intervals
 left join drop_intervals
-    on intervals.meter_id = drop_intervals.meter_id
-    and intervals.interval_start = drop_intervals.interval_start
-where intervals.interval_end = intervals.interval_start + {{ interval_length() }}
+    on other_intervals.meter_id = drop_intervals.meter_id
+    and other_intervals.interval_start = drop_intervals.interval_start
+where other_intervals.starts_interval
+  and other_intervals.interval_end = other_intervals.interval_start + {{ interval_length() }}
