@@ -171,3 +171,6 @@ from daily
 left join versions
     on daily.battery_id = versions.battery_id
     and daily.last_valid_from = versions.valid_from
+-- stored in (battery, day) order, as the hash aggregate does not leave them:
+-- settlement_periods reads a battery's days of a period together, from few pages
+order by daily.battery_id, daily.local_date
