@@ -67,3 +67,19 @@ analyze {{ this }}
 analyze {{ arg_dict["temp_relation"] }};
 {{ default__get_incremental_delete_insert_sql(arg_dict) }}
 {%- endmacro %}
+
+
+{#-
+  A pre-hook for a model whose full build aggregates a whole big table into few rows:
+  hashing every row is the cheapest plan, but an index in the right order leads the
+  planner to sort them all instead (battery_daily at 200 x 365: 7.5 s against 11 s,
+  docs/clamped-running-sum.md). For the model's own transaction only; an incremental run
+  keeps the planner's choice.
+-#}
+{% macro aggregate_by_hash_in_full_build() -%}
+{%- if not is_incremental() -%}
+set local enable_sort = off;
+set local enable_incremental_sort = off;
+set local enable_mergejoin = off
+{%- endif -%}
+{%- endmacro %}

@@ -192,13 +192,7 @@ on conflict (battery_id) do update set from_date = least(marker.from_date, exclu
 -- a full build: settlement_periods is built from every day, no marker is due (the table
 -- exists from the first run on, so a run changes no relation's set)
 {{ create_daily_markers() }};
-truncate {{ daily_markers() }};
--- a full build reads every ledger row: one hash aggregate over them is the cheapest plan,
--- but the ledger's index order leads the planner to sort them all by day (measured at
--- 200 x 365: 7 s against 11 s, docs/scaling.md); for this model's transaction only
-set local enable_sort = off;
-set local enable_incremental_sort = off;
-set local enable_mergejoin = off
+truncate {{ daily_markers() }}
 {% endif %}
 {% endmacro %}
 

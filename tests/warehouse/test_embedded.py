@@ -1,6 +1,6 @@
 """The embedded cluster: the tuning the ledger was measured with (restart-only settings
-such as wal_level included, data checksums off), a start again after a stop in the same process, and a start
-that waits for a crashed warehouse's recovery."""
+such as wal_level included, data checksums off), a start again after a stop in the same
+process, and a start that waits for a crashed warehouse's recovery."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@
             {'columns': ['battery_id', 'local_date'], 'unique': True},
             {'columns': ['computed_at']},
         ],
-        pre_hook="{{ daily_recompute_scope() }}",
+        pre_hook=["{{ daily_recompute_scope() }}", "{{ aggregate_by_hash_in_full_build() }}"],
     )
 }}
 -- Local days of the battery's timezone (92, 96 or 100 quarter hours). Incremental: the
