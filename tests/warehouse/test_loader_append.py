@@ -249,3 +249,159 @@ def test_rows_a_concurrent_load_stores_first_count_as_duplicates(engine, raw):
         (START + timedelta(minutes=15), "other"),
         (START + timedelta(minutes=30), "t"),
     ]
+
+
+def _key_oid(engine, raw: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "select oid from pg_constraint where contype = 'f'"
+                " and conrelid = cast(:t as regclass)"
+            ),
+            {"t": f"{raw}.meter_readings"},
+        ).scalar_one()
+
+
+def _sequence(engine, raw: str) -> tuple[str, int]:
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(
+                text(
+                    "select seqrelid::regclass::text, seqcache from pg_sequence where seqrelid"
+                    " = cast(pg_get_serial_sequence(:t, 'reading_seq') as regclass)"
+                ),
+                {"t": f"{raw}.meter_readings"},
+            ).one()
+        )
+
+
+def _seqs(engine, raw: str, load_id: int) -> list[int]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    f"select reading_seq from {raw}.meter_readings where load_id = :l"
+                    " order by reading_seq"
+                ),
+                {"l": load_id},
+            ).scalars()
+        )
+
+
+def test_a_big_load_keeps_the_foreign_key_and_ingestion_order(
+    warehouse_url, raw, tmp_path, monkeypatch
+):
+    """As a superuser (the embedded warehouse) the foreign key stays in place, validated,
+    and is not checked row by row during the COPY; the load draws its ``reading_seq``
+    values in blocks, and afterwards nothing of a block is left to a later row: a row
+    stored after another session drew a value still comes after that value."""
+    from sqlalchemy import create_engine
+
+    monkeypatch.setattr(loader, "BIG_LOAD", 1)
+    one = create_engine(warehouse_url, pool_size=1, max_overflow=0)  # always one session
+    other = create_engine(warehouse_url)
+    try:
+        shape, key, sequence = _shape(one, raw), _key_oid(one, raw), _sequence(one, raw)
+        big = ingest_file(
+            one, _write(tmp_path / "a.csv", [_line("M1", k, k) for k in range(6)]), raw_schema=raw
+        )
+        assert big.way == "line pattern, copied into raw"
+        assert (_shape(one, raw), _key_oid(one, raw), _sequence(one, raw)) == (
+            shape,
+            key,
+            sequence,
+        )
+        first = _seqs(one, raw, big.load_id)
+        assert first == sorted(first) and len(set(first)) == 6
+        with other.begin() as conn:
+            drawn = conn.execute(text("select nextval(:s)"), {"s": sequence[0]}).scalar_one()
+        assert drawn > max(first)
+        with one.connect() as conn:
+            assert conn.execute(text("show session_replication_role")).scalar_one() == "origin"
+        small = loader.load_readings(one, _readings([("M1", 9, 9)]), source="t", raw_schema=raw)
+        assert _seqs(one, raw, small.load_id)[0] > drawn
+    finally:
+        one.dispose()
+        other.dispose()
+
+
+def test_a_big_load_does_not_wait_for_the_sequence(engine, raw, tmp_path, monkeypatch):
+    """Another session in the middle of drawing from the sequence (the realtime receiver's
+    open transaction): the load gives way after ``SEQUENCE_LOCK_WAIT`` and draws value by
+    value, as before; the other session's value stays below the load's."""
+    monkeypatch.setattr(loader, "BIG_LOAD", 1)
+    sequence = _sequence(engine, raw)
+    with engine.connect() as receiver:
+        drawn = receiver.execute(text("select nextval(:s)"), {"s": sequence[0]}).scalar_one()
+        outcome = ingest_file(
+            engine,
+            _write(tmp_path / "r.csv", [_line("M1", k, k) for k in range(3)]),
+            raw_schema=raw,
+        )
+        receiver.rollback()
+    assert outcome.way == "line pattern, copied into raw" and outcome.loaded == 3
+    assert min(_seqs(engine, raw, outcome.load_id)) > drawn
+    assert _sequence(engine, raw) == sequence
+
+
+def test_a_big_load_without_the_right_to_skip_row_triggers_checks_the_key(
+    engine, warehouse_url, raw, tmp_path, monkeypatch
+):
+    """A role that may not set ``session_replication_role`` (a warehouse elsewhere, not
+    the superuser): the foreign key is dropped and added back, checked over the table."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    monkeypatch.setattr(loader, "BIG_LOAD", 1)
+    role = f"{raw}_loader"
+    with engine.begin() as conn:
+        conn.execute(text(f"create role {role} login"))
+        conn.execute(text(f"grant all on schema {raw} to {role}"))
+        conn.execute(text(f"grant all on all tables in schema {raw} to {role}"))
+        conn.execute(text(f"grant all on all sequences in schema {raw} to {role}"))
+        for table in ("meter_readings", "loads"):
+            conn.execute(text(f"alter table {raw}.{table} owner to {role}"))
+    limited = create_engine(make_url(warehouse_url).set(username=role))
+    try:
+        shape, key = _shape(engine, raw), _key_oid(engine, raw)
+        outcome = ingest_file(
+            limited,
+            _write(tmp_path / "r.csv", [_line("M1", k, k) for k in range(4)]),
+            raw_schema=raw,
+        )
+        assert outcome.way == "line pattern, copied into raw" and outcome.loaded == 4
+        assert _shape(engine, raw) == shape  # the key back, validated
+        assert _key_oid(engine, raw) != key  # ... a new one: it was dropped and checked
+    finally:
+        limited.dispose()
+        with engine.begin() as conn:
+            for table in ("meter_readings", "loads"):
+                conn.execute(text(f"alter table {raw}.{table} owner to current_user"))
+            conn.execute(text(f"drop owned by {role}"))
+            conn.execute(text(f"drop role {role}"))
+
+
+def test_a_big_load_that_falls_back_leaves_no_values_drawn_ahead(
+    warehouse_url, raw, tmp_path, monkeypatch
+):
+    """A duplicate in the file rolls the straight copy back (and with it the sequence's
+    block setting) and stages the rows: the values the session had drawn ahead are
+    discarded, so what it stores next still comes after what others drew meanwhile."""
+    from sqlalchemy import create_engine
+
+    monkeypatch.setattr(loader, "BIG_LOAD", 1)
+    one = create_engine(warehouse_url, pool_size=1, max_overflow=0)
+    other = create_engine(warehouse_url)
+    try:
+        sequence = _sequence(one, raw)
+        lines = [_line("M1", k, k) for k in range(4)] + [_line("M1", 0, 0)]
+        staged = ingest_file(one, _write(tmp_path / "d.csv", lines), raw_schema=raw)
+        assert staged.way == "line pattern, staged" and staged.loaded == 4
+        with other.begin() as conn:
+            drawn = conn.execute(text("select nextval(:s)"), {"s": sequence[0]}).scalar_one()
+        small = loader.load_readings(one, _readings([("M1", 9, 9)]), source="t", raw_schema=raw)
+        assert _seqs(one, raw, small.load_id)[0] > drawn
+        assert _sequence(one, raw) == sequence
+    finally:
+        one.dispose()
+        other.dispose()
