@@ -125,3 +125,29 @@ def test_csv_without_a_column_is_refused(pipeline, tmp_path):
     assert outcome.status == "refused"
     assert "export_kwh" in outcome.reason
     assert count(pipeline.engine, f"select count(*) from {pipeline.raw}.meter_readings") == 0
+
+
+def test_a_file_is_known_by_its_digest_whatever_its_size_says(engine, raw, tmp_path):
+    """The digest is waited for only when a loaded file has the same size (or none
+    recorded, as before migration 0014): the same file again is skipped either way, and
+    a different file of the same size is loaded."""
+    header = "meter_id,timestamp,import_kwh,export_kwh\n"
+    first = tmp_path / "a.csv"
+    first.write_text(header + "M1,2026-01-01T00:00:00Z,1.0,2.0\n")
+    same_size = tmp_path / "b.csv"
+    same_size.write_text(header + "M1,2026-01-01T00:15:00Z,1.5,2.5\n")
+    assert first.stat().st_size == same_size.stat().st_size
+    loaded = ingest_file(engine, first, raw_schema=raw)
+    assert loaded.status == "loaded"
+    with engine.connect() as conn:
+        assert conn.execute(text(f"select bytes from {raw}.files")).scalar_one() == (
+            first.stat().st_size
+        )
+    assert ingest_file(engine, first, raw_schema=raw).status == "skipped"
+    other = ingest_file(engine, same_size, raw_schema=raw)
+    assert (other.status, other.loaded) == ("loaded", 1)
+    with engine.begin() as conn:
+        conn.execute(text(f"update {raw}.files set bytes = null"))
+    again = ingest_file(engine, same_size, raw_schema=raw)
+    assert (again.status, again.load_id) == ("skipped", other.load_id)
+    assert count(engine, f"select count(*) from {raw}.meter_readings") == 2
