@@ -405,3 +405,32 @@ def test_a_big_load_that_falls_back_leaves_no_values_drawn_ahead(
     finally:
         one.dispose()
         other.dispose()
+
+
+def test_a_big_load_fires_a_trigger_of_the_table(engine, raw, tmp_path, monkeypatch):
+    """A trigger someone added to the table (none is made by the migrations) still fires
+    for every copied row: the per-row checks are then kept on, and the key is dropped and
+    checked over the table instead."""
+    monkeypatch.setattr(loader, "BIG_LOAD", 1)
+    with engine.begin() as conn:
+        conn.execute(text(f"create table {raw}.seen (n bigint)"))
+        conn.execute(
+            text(
+                f"create function {raw}.count_row() returns trigger language plpgsql as"
+                f" $$ begin insert into {raw}.seen values (new.reading_seq); return null; end $$"
+            )
+        )
+        conn.execute(
+            text(
+                f"create trigger count_row after insert on {raw}.meter_readings"
+                f" for each row execute function {raw}.count_row()"
+            )
+        )
+    key = _key_oid(engine, raw)
+    outcome = ingest_file(
+        engine, _write(tmp_path / "r.csv", [_line("M1", k, k) for k in range(5)]), raw_schema=raw
+    )
+    assert outcome.way == "line pattern, copied into raw" and outcome.loaded == 5
+    with engine.connect() as conn:
+        assert conn.execute(text(f"select count(*) from {raw}.seen")).scalar_one() == 5
+    assert _key_oid(engine, raw) != key

@@ -252,7 +252,7 @@ def copy_readings_into_raw(
     table = f"{raw}.meter_readings"
     savepoint = conn.begin_nested()
     try:
-        keys_hold = _may_skip_row_triggers(conn)
+        keys_hold = _may_skip_row_triggers(conn, table)
         rebuild = _drop_indexes(conn, raw, foreign_keys=not keys_hold)
         if rebuild is None:
             savepoint.rollback()
@@ -294,7 +294,7 @@ def copy_readings_into_raw(
     return result
 
 
-def _may_skip_row_triggers(conn: Connection) -> bool:
+def _may_skip_row_triggers(conn: Connection, table: str) -> bool:
     """Whether this session may switch off the foreign key's check per row for the COPY
     (``session_replication_role``: a superuser, as in the embedded warehouse, or a role
     granted SET on it), so the key need not be dropped and checked again over the whole
@@ -303,7 +303,16 @@ def _may_skip_row_triggers(conn: Connection) -> bool:
     The key holds by construction: the COPY writes the file's four columns only, and every
     row's ``load_id`` is the column default, the load this transaction recorded in
     ``raw.loads`` (locked until it ends); the check constraints are not triggers and
-    apply as ever. Others may not: the key is dropped and added back (checked) instead."""
+    apply as ever. Others may not: the key is dropped and added back (checked) instead.
+    Nor when the table has a trigger of its own (none today): it would be skipped too."""
+    if conn.execute(
+        text(
+            "select exists (select from pg_trigger where tgrelid = cast(:t as regclass)"
+            " and not tgisinternal)"
+        ),
+        {"t": table},
+    ).scalar_one():
+        return False
     savepoint = conn.begin_nested()
     try:
         conn.execute(
