@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from sqlalchemy import text
 
 from tests.scenarios import battery_row, make_scenario
 
@@ -96,3 +97,38 @@ def test_rebuild_from_a_date_recomputes_and_changes_nothing_else(pipeline):
         touch_for_rebuild(
             pipeline.url, since, "nope", schema=pipeline.schema, raw_schema=pipeline.raw
         )
+
+
+def test_a_daily_run_computes_its_days_in_the_tables_collation(pipeline):
+    """dbt deletes the days a run recomputes by joining its result to ``battery_daily``
+    on (battery_id, local_date). The table's ids have the contract's collation (text, the
+    database's), the staging views' ``"C"``: computed in ``"C"``, the join could not use the
+    table's index and read every stored day of every battery on each run (measured in
+    benchmarks/ledger.py as seq_scanned_rows). The incremental result must come out in
+    the table's collation."""
+    scenario = make_scenario(seed=3, meters=2, hours=30)
+    pipeline.batteries([battery_row(b) for b in scenario.batteries])
+    for chunk in scenario.loads:
+        pipeline.load(chunk)
+        pipeline.run()  # the second run is incremental: its compiled select is kept
+    compiled = pipeline.target_dir / "compiled/vbatt/models/marts/battery_daily.sql"
+    marts = f"{pipeline.schema}_marts"
+    collation = (
+        "select coalesce(c.collname, '') from pg_attribute a left join pg_collation c"
+        " on c.oid = a.attcollation where a.attrelid = cast(:t as regclass)"
+        " and a.attname = 'battery_id'"
+    )
+    with pipeline.engine.begin() as conn:
+        stored = conn.execute(text(collation), {"t": f"{marts}.battery_daily"}).scalar_one()
+        conn.execute(
+            text(
+                "create temporary table vbatt_daily_scope (battery_id text, from_date date)"
+                " on commit drop"
+            )
+        )
+        conn.execute(
+            text(f"create temporary table probe on commit drop as {compiled.read_text()} limit 0")
+        )
+        computed = conn.execute(text(collation), {"t": "probe"}).scalar_one()
+    assert "from vbatt_daily_scope" in compiled.read_text()  # the incremental branch
+    assert computed == stored == "default"

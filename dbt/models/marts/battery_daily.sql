@@ -145,7 +145,10 @@ daily as (
 )
 
 select
-    daily.battery_id,
+    -- in the table's collation (the contract's text), not the staging ids' "C": dbt's
+    -- delete of a run's days then matches them through the (battery_id, local_date)
+    -- index; with two collations it hashed the whole table (a seq scan of every day)
+    daily.battery_id collate "default" as battery_id,
     daily.local_date,
     daily.period_start,
     daily.period_end,
