@@ -225,6 +225,22 @@ changed as (
 )
 insert into vbatt_settlement_scope (battery_id, from_date)
 select battery_id, min(from_date) from changed group by battery_id;
+-- the first changed day may now belong to a stored period that began before it (a new
+-- version moved or removed the reset between them): from that period's first day, or its
+-- days would be summed again apart from the ones before (both lookups by index)
+update vbatt_settlement_scope as scope
+set from_date = least(scope.from_date, (
+    select stored.first_local_date
+    from {{ this }} as stored
+    where stored.battery_id = scope.battery_id
+      and stored.period_start = (
+          select daily.period_start
+          from {{ ref('battery_daily') }} as daily
+          where daily.battery_id = scope.battery_id and daily.local_date >= scope.from_date
+          order by daily.local_date
+          limit 1
+      )
+));
 update vbatt_settlement_scope as scope
 set from_date = least(scope.from_date, (
     select stored.first_local_date

@@ -10,7 +10,7 @@ import random
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
@@ -106,6 +106,9 @@ def load_versions(pipeline, scenario) -> None:
     changes=st.lists(CHANGES, min_size=1, max_size=3),
     incremental=st.booleans(),
 )
+# found by `make test-long`: a version that moves the reset after the first run makes the
+# first changed day part of the stored period before it (settlement_periods' pre-hook)
+@example(seed=32, changes=[(1, 0.0, 0, "next_day", "yearly")], incremental=True)
 def test_random_version_sequences_match_the_oracle(pipeline, seed, changes, incremental):
     pipeline.drop()
     from vbatt.warehouse.migrate import migrate
