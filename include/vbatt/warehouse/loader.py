@@ -200,13 +200,17 @@ def _drop_indexes(conn: Connection, raw: str, *, foreign_keys: bool = True) -> l
         ),
         {"t": table},
     ).all()
-    keys = conn.execute(
-        text(
-            "select format('%I', conname), pg_get_constraintdef(oid) from pg_constraint"
-            " where conrelid = cast(:t as regclass) and contype = 'f' and :keys order by oid"
-        ),
-        {"t": table, "keys": foreign_keys},
-    ).all()
+    keys = (
+        conn.execute(
+            text(
+                "select format('%I', conname), pg_get_constraintdef(oid) from pg_constraint"
+                " where conrelid = cast(:t as regclass) and contype = 'f' order by oid"
+            ),
+            {"t": table},
+        ).all()
+        if foreign_keys
+        else []
+    )
     for name, _ in keys:
         conn.execute(text(f"alter table {table} drop constraint {name}"))
     for name, _ in indexes:
