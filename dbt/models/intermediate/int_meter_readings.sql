@@ -26,6 +26,14 @@
 -- Incremental: a meter with new loads or changed realtime quarter hours is recomputed from
 -- its last stored reading before the earliest change, continuing that reading's offsets.
 
+{#- the anchor's values ride along with each candidate reading of its meter (incremental
+    runs): joined back after the windows, the planner saw one row where there were
+    thousands (estimates shrink through every window filter) and compared every reading
+    with every anchor, 434 s for a day of 10,000 meters (docs/scaling.md) -#}
+{%- set anchor_values = ['anchor_import_raw_kwh', 'anchor_export_raw_kwh',
+                         'anchor_import_offset_kwh', 'anchor_export_offset_kwh'] -%}
+{%- set carried = (', ' ~ anchor_values | join(', ')) if is_incremental() else '' %}
+
 with source as not materialized (
 
     select * from {{ ref('stg_raw__meter_readings') }}
@@ -86,7 +94,10 @@ anchors as (
 
 realtime_scope as (
 
-    select anchors.meter_id, coalesce(anchors.anchor_at, '-infinity'::timestamptz) as from_at
+    select
+        anchors.meter_id,
+        coalesce(anchors.anchor_at, '-infinity'::timestamptz) as from_at{% for column in anchor_values %},
+        anchors.{{ column }}{% endfor %}
     from anchors
     where exists (
         select 1 from {{ source('raw', 'realtime_quarters') }} as q
@@ -102,7 +113,8 @@ candidates as (
     -- index has the database's collation, the staging view's ids collation "C": compared
     -- in the index's (equality is the same in both), the meter is its first column; in
     -- "C" it is not, and each meter cost a scan of every reading.
-    select {{ reading_columns('meter_readings') }}
+    select {{ reading_columns('meter_readings') }}{% for column in anchor_values %},
+        anchors.{{ column }}{% endfor %}
     from anchors
     cross join lateral (
         select *
@@ -112,7 +124,8 @@ candidates as (
         offset 0  -- a fence: keeps the per-meter index range scan (no join flattening)
     ) as meter_readings
     union all
-    select {{ reading_columns('realtime') }}
+    select {{ reading_columns('realtime') }}{% for column in anchor_values %},
+        realtime_scope.{{ column }}{% endfor %}
     from realtime_scope
     inner join {{ realtime_readings_needed('realtime_scope', 'source') }} as realtime
         on realtime.meter_id = realtime_scope.meter_id
@@ -120,7 +133,8 @@ candidates as (
     union all
     -- realtime readings stored by earlier runs are taken again (a reading that was the
     -- last of its quarter hour then may not be now): recomputed, never left stale
-    select {{ reading_columns('realtime') }}
+    select {{ reading_columns('realtime') }}{% for column in anchor_values %},
+        realtime_scope.{{ column }}{% endfor %}
     from realtime_scope
     inner join {{ this }} as stored
         on stored.meter_id = realtime_scope.meter_id
@@ -163,7 +177,7 @@ copies as (
     -- A window, not a group by: its sort (meter, instant, values, arrival) also orders the
     -- windows below, which then sort nothing more (a group by hashed every reading and
     -- sorted them again: twice the time of a full rebuild's step, docs/scaling.md)
-    select meter_id, reading_at, import_kwh, export_kwh, reading_seq
+    select meter_id, reading_at, import_kwh, export_kwh, reading_seq{{ carried }}
     from (
         select
             candidates.*,
@@ -182,7 +196,7 @@ versions as (
         meter_id,
         reading_at,
         import_kwh as import_raw_kwh,
-        export_kwh as export_raw_kwh,
+        export_kwh as export_raw_kwh{{ carried }},
         row_number() over versions_newest_first as version_rank,
         -- an older version behind the newest one is a conflict (one window for both)
         lead(reading_seq) over versions_newest_first is not null as has_older_version
@@ -208,12 +222,12 @@ drops as (
     select
         chosen.*,
         {% if is_incremental() %}
-        greatest(coalesce(previous_import_raw_kwh, anchors.anchor_import_raw_kwh) - import_raw_kwh, 0)
+        greatest(coalesce(previous_import_raw_kwh, anchor_import_raw_kwh) - import_raw_kwh, 0)
             as import_drop_kwh,
-        greatest(coalesce(previous_export_raw_kwh, anchors.anchor_export_raw_kwh) - export_raw_kwh, 0)
+        greatest(coalesce(previous_export_raw_kwh, anchor_export_raw_kwh) - export_raw_kwh, 0)
             as export_drop_kwh,
-        coalesce(anchors.anchor_import_offset_kwh, 0) as seed_import_offset_kwh,
-        coalesce(anchors.anchor_export_offset_kwh, 0) as seed_export_offset_kwh
+        coalesce(anchor_import_offset_kwh, 0) as seed_import_offset_kwh,
+        coalesce(anchor_export_offset_kwh, 0) as seed_export_offset_kwh
         {% else %}
         greatest(previous_import_raw_kwh - import_raw_kwh, 0) as import_drop_kwh,
         greatest(previous_export_raw_kwh - export_raw_kwh, 0) as export_drop_kwh,
@@ -221,9 +235,6 @@ drops as (
         0::double precision as seed_export_offset_kwh
         {% endif %}
     from chosen
-    {% if is_incremental() %}
-    left join anchors on chosen.meter_id = anchors.meter_id
-    {% endif %}
 
 ),
 
