@@ -169,6 +169,10 @@ def start_realtime_pushes(api_url: str, credentials: dict[str, str]) -> None:
     )
 
 
+def last_lines(path, count: int) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-count:])
+
+
 def main() -> int:
     from vbatt.orchestration import airflow_env
     from vbatt.quality.report import overview as quality_overview
@@ -201,16 +205,25 @@ def main() -> int:
             airflow_env.migrate_metadata()
         console.log("Airflow metadata database ready")
 
+        logs = get_settings().root / "build" / "demo"
         for dag_id, when in (
             ("meter_ingest", logical),
             ("battery_ledger", logical),
             ("daily_settlement", logical),
         ):
-            with console.status(f"running {dag_id} (dag.test)"):
-                state = airflow_env.run_dag(dag_id, when)
-            console.log(f"{dag_id}: {state}")
+            log = logs / f"{dag_id}.log"
+            log.unlink(missing_ok=True)
+            with airflow_env.output_to(log) as terminal:
+                console.file = terminal  # the spinner, while the run's output goes to the log
+                try:
+                    with console.status(f"running {dag_id} (dag.test)"):
+                        state = airflow_env.run_dag(dag_id, when)
+                finally:
+                    console.file = None
+            console.log(f"{dag_id}: {state} (its tasks' logs: {log.relative_to(logs.parents[1])})")
             if state != "success":
-                console.print(f"[red]{dag_id} ended {state}: see the log above[/red]")
+                console.print(f"[red]{dag_id} ended {state}; the end of {log}:[/red]")
+                console.print(last_lines(log, 40), markup=False, highlight=False)
                 return 1
 
     console.print(summary_table(engine))

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from vbatt.orchestration import airflow_env
+
 ROOT = Path(__file__).resolve().parents[2]
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="vbatt-airflow-"))
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
-os.environ.setdefault("AIRFLOW__SCARF__ENABLED", "False")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+# what keeps Airflow quiet (telemetry off, ...), before Airflow or Cosmos reads it
+os.environ.update(airflow_env.QUIET)
 # the DAG runs export for a test partner into a temporary outbox, never the repo's
 PARTNERS = Path(tempfile.mkdtemp(prefix="vbatt-partners-"))
 OUTBOX = Path(tempfile.mkdtemp(prefix="vbatt-outbox-"))

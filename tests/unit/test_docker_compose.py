@@ -79,6 +79,15 @@ def test_airflow_runs_celery_on_redis_with_its_own_metadata_database():
         assert SERVICES[service]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
 
 
+@pytest.mark.parametrize("service", sorted(AIRFLOW))
+def test_airflow_is_kept_as_quiet_as_on_a_developers_machine(service):
+    # the same settings as airflow_env.configure() gives `make demo` and `make airflow`
+    from vbatt.orchestration.airflow_env import QUIET
+
+    env = SERVICES[service]["environment"]
+    assert {k: str(env.get(k)).lower() for k in QUIET} == {k: v.lower() for k, v in QUIET.items()}
+
+
 def test_the_warehouse_is_its_own_postgres_with_a_volume():
     warehouse = SERVICES["warehouse"]
     assert warehouse["image"].startswith("postgres:")

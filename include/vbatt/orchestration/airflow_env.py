@@ -12,11 +12,25 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import parse_qs, urlsplit
 
 from vbatt.settings import get_settings
+
+# What keeps Airflow and Cosmos from calling out and from warning about what this project
+# does not use: no usage telemetry (Airflow's Scarf, Cosmos's; without internet every
+# task logged a failed connection), and a lineage namespace of its own (Cosmos reads it
+# at import; unset, Airflow warned in every task). docker-compose.yml sets the same.
+QUIET = {
+    "AIRFLOW__SCARF__ENABLED": "False",
+    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+    "DO_NOT_TRACK": "1",
+    "AIRFLOW__OPENLINEAGE__NAMESPACE": "vbatt",
+}
 
 
 def warehouse_connection(url: str) -> dict:
@@ -55,6 +69,7 @@ def configure(
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__UNIT_TEST_MODE": os.environ.get("AIRFLOW__CORE__UNIT_TEST_MODE", "False"),
         "AIRFLOW_CONN_WAREHOUSE_DEFAULT": json.dumps(warehouse_connection(warehouse_url)),
+        **QUIET,
     }
     if retries is not None:
         env["VBATT_TASK_RETRIES"] = str(retries)
@@ -140,3 +155,40 @@ def run_dag(dag_id: str, logical_date: datetime) -> str:
     run = dag.test(logical_date=logical_date)
     state = str(getattr(run, "state", run))
     return state.rsplit(".", 1)[-1].lower()
+
+
+@contextmanager
+def output_to(log_file: Path) -> Iterator[TextIO]:
+    """Send this process's standard output and error to ``log_file`` (appended) while the
+    block runs; yield a stream to the terminal they went to before.
+
+    At the descriptors, so child processes and every stream on descriptors 1 and 2 follow;
+    ``sys.stdout`` and ``sys.stderr`` are such streams meanwhile (under pytest they are
+    not), and stay valid afterwards: Airflow's loggers keep the stream they first found, and
+    a stream on the descriptor writes wherever the descriptor points, never to a closed file.
+    ``dag.test()`` prints every task's log, dbt's output and Airflow's own messages (a
+    thousand lines for the demo's three runs): the demo shows one line per run and keeps
+    the rest in the file for when something fails."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    streams = sys.stdout, sys.stderr
+    for stream in streams:
+        stream.flush()
+    saved = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(saved[0]), "w", buffering=1)
+    with log_file.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    sys.stdout, sys.stderr = (
+        os.fdopen(fd, "w", buffering=1, errors="replace", closefd=False) for fd in (1, 2)
+    )
+    try:
+        yield terminal
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = streams
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        terminal.close()

@@ -74,10 +74,7 @@ def cluster_env(
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "vbatt.orchestration.cluster.airflow_runs.worker_hostname",
-        "AIRFLOW__SCARF__ENABLED": "False",
-        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "VBATT_TASK_RETRIES": "0",
-        "DO_NOT_TRACK": "1",
     }
 
 

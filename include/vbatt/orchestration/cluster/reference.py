@@ -35,13 +35,8 @@ def reference_run(warehouse: str, smartme: str, home: Path, run_after: datetime)
             str(home),
             run_after.isoformat(),
         ],
-        env=env
-        | {
-            "VBATT_TASK_RETRIES": "0",
-            "AIRFLOW__SCARF__ENABLED": "False",
-            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-            "DO_NOT_TRACK": "1",
-        },
+        # airflow_env.configure() in the child sets what keeps Airflow quiet (QUIET)
+        env=env | {"VBATT_TASK_RETRIES": "0"},
         capture_output=True,
         text=True,
     )
