@@ -134,6 +134,7 @@ def _simulate(args: argparse.Namespace) -> int:
             Path(args.out),
             step=step,
             keep_schema=args.keep_schema,
+            slices=args.slices,
         )
     console.print(_summary_table(result.summary))
     console.print(f"wrote {result.intervals_csv} and {result.daily_csv}")
@@ -391,6 +392,13 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(value: str) -> int:
+    number = int(value) if value.isdigit() else 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a whole number of 1 or more")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vbatt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -413,6 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--keep-schema", action="store_true", help="keep the isolated schemas to query"
+    )
+    sim.add_argument(
+        "--slices",
+        type=_positive_int,
+        help="dbt runs side by side, each for batteries that share no meter with the others"
+        " (default: one per core, at most 4, from 1,000,000 readings on; 1: one run)",
     )
     sim.set_defaults(func=_simulate)
 

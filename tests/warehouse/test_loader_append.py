@@ -434,3 +434,57 @@ def test_a_big_load_fires_a_trigger_of_the_table(engine, raw, tmp_path, monkeypa
     with engine.connect() as conn:
         assert conn.execute(text(f"select count(*) from {raw}.seen")).scalar_one() == 5
     assert _key_oid(engine, raw) != key
+
+
+def test_stored_readings_are_copied_as_stored_into_a_slice(engine, raw, tmp_path, monkeypatch):
+    """`vbatt simulate` in slices: a slice's raw layer gets its meters' readings with
+    their load, ingestion time and order, and its table keeps the migrations' shape."""
+    from vbatt.warehouse.migrate import migrate
+
+    monkeypatch.setattr(loader, "BIG_LOAD", 1)
+    lines = [_line(f"M{m}", k, 10 * m + k) for m in (1, 2, 3) for k in range(3)]
+    ingest_file(engine, _write(tmp_path / "a.csv", lines), raw_schema=raw)
+    newer = [_line("M2", 1, 99.0), _line("M3", 0, 98.0)]  # later versions of two readings
+    ingest_file(engine, _write(tmp_path / "b.csv", newer), raw_schema=raw)
+    target = raw.replace("_raw", "_s0_raw")
+    migrate(engine, target)
+    shape = _shape(engine, target)
+    try:
+        with engine.begin() as conn:
+            copied = loader.copy_stored_readings(conn, raw, target, ["M2", "M3"])
+        assert copied == 8
+        columns = "meter_id, ts, import_kwh, export_kwh, source, ingested_at, load_id, reading_seq"
+        with engine.connect() as conn:
+            source, sliced = (
+                conn.execute(
+                    text(
+                        f"select {columns} from {schema}.meter_readings"
+                        " where meter_id <> 'M1' order by reading_seq"
+                    )
+                ).all()
+                for schema in (raw, target)
+            )
+            loads = [
+                conn.execute(text(f"select * from {schema}.loads order by load_id")).all()
+                for schema in (raw, target)
+            ]
+        assert sliced == source and len(sliced) == 8
+        assert loads[0] == loads[1]
+        assert _shape(engine, target) == shape
+        # a later load into the slice comes after the copied ones
+        with engine.begin() as conn:
+            load_id = loader.begin_load(conn, target, "test", "later")
+            conn.execute(
+                text(
+                    f"insert into {target}.meter_readings (meter_id, ts, import_kwh, export_kwh,"
+                    " source, load_id) values ('M2', now(), 1, 1, 'test', :l)"
+                ),
+                {"l": load_id},
+            )
+            last = conn.execute(
+                text(f"select meter_id from {target}.meter_readings order by reading_seq desc")
+            ).first()
+        assert load_id > max(row[0] for row in loads[0]) and last == ("M2",)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"drop schema {target} cascade"))

@@ -3,6 +3,11 @@
 Partners size offers with it. Both CSV files are checked completely before anything is
 written; then they are loaded into an isolated pair of schemas, the same dbt models as
 production compute the ledger, and the two result files are written atomically.
+
+A big simulation is computed in slices side by side (``vbatt.ledger.slices``): each slice
+gets its own raw schema with its meters' readings and its batteries, dbt runs once per
+slice at the same time, and views in the simulation's marts schema put the slices
+together again, so the files (and a kept schema) read as from one run.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +30,12 @@ from vbatt.ingest.csv_stage import (
     stage_readings_csv,
 )
 from vbatt.ledger.dbt_runner import run_dbt
+from vbatt.ledger.slices import Slice, default_slices, plan_slices
 from vbatt.warehouse.loader import (
     append_staged_readings,
     begin_load,
     copy_readings_into_raw,
+    copy_stored_readings,
     finish_load,
     is_big_load,
     upsert_batteries,
@@ -109,10 +117,61 @@ def stored_meters(conn: Connection, raw_schema: str) -> set[str]:
     )
 
 
+SUFFIXES = ("_raw", "", "_staging", "_intermediate", "_marts")
+
+
+def slice_schema(schema: str, index: int) -> str:
+    return f"{schema}_s{index}"
+
+
 def drop_schemas(engine: Engine, schema: str) -> None:
+    """The simulation's schemas, its slices' included."""
     with engine.begin() as conn:
-        for suffix in ("_raw", "", "_staging", "_intermediate", "_marts"):
-            conn.execute(text(f"drop schema if exists {schema}{suffix} cascade"))
+        slices = conn.execute(
+            text("select nspname from pg_namespace where nspname ~ :pattern order by 1"),
+            {"pattern": f"^{schema}_s[0-9]+({'|'.join(SUFFIXES)})$"},
+        ).scalars()
+        for name in [*(f"{schema}{suffix}" for suffix in SUFFIXES), *slices]:
+            conn.execute(text(f"drop schema if exists {name} cascade"))
+
+
+def fill_slice_raw(engine: Engine, raw_schema: str, slice_raw: str, part: Slice) -> None:
+    """A slice's raw schema: its meters' readings as the simulation stored them, and its
+    batteries."""
+    migrate(engine, slice_raw)
+    with engine.begin() as conn:
+        # as throw-away as the simulation's own raw table (simulate below)
+        conn.execute(text(f"alter table {slice_raw}.meter_readings set unlogged"))
+        copy_stored_readings(conn, raw_schema, slice_raw, sorted(part.meters))
+    upsert_batteries(engine, part.batteries, raw_schema=slice_raw)
+
+
+def run_slices(engine: Engine, url: str, schema: str, raw_schema: str, parts, target: Path):
+    """dbt once per slice, all at the same time; then the marts of the slices as views in
+    the simulation's marts schema. A failed slice fails the run once every slice stopped."""
+
+    def run(index: int, part: Slice) -> None:
+        name = slice_schema(schema, index)
+        fill_slice_raw(engine, raw_schema, f"{name}_raw", part)
+        run_dbt(["run"], url=url, schema=name, raw_schema=f"{name}_raw", target_dir=target / name)
+
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        futures = [pool.submit(run, index, part) for index, part in enumerate(parts)]
+    for future in futures:
+        future.result()
+    marts = [f"{slice_schema(schema, index)}_marts" for index in range(len(parts))]
+    with engine.begin() as conn:
+        relations = conn.execute(
+            text(
+                "select table_name from information_schema.tables"
+                " where table_schema = :marts order by table_name"
+            ),
+            {"marts": marts[0]},
+        ).scalars()
+        conn.execute(text(f"create schema {schema}_marts"))
+        for relation in relations:
+            union = " union all ".join(f"select * from {m}.{relation}" for m in marts)
+            conn.execute(text(f"create view {schema}_marts.{relation} as {union}"))
 
 
 def simulate(
@@ -124,7 +183,9 @@ def simulate(
     *,
     step: Callable[[str], None] = lambda _: None,
     keep_schema: bool = False,
+    slices: int | None = None,
 ) -> SimulationResult:
+    """``slices``: how many dbt runs side by side (None: ``default_slices``; 1: one run)."""
     step("checking and loading the readings")
     schema = f"sim_{secrets.token_hex(4)}"
     raw_schema = f"{schema}_raw"
@@ -148,7 +209,7 @@ def simulate(
             staged = copied or stage_readings_csv(conn, readings_csv)
             if staged.problems:
                 raise InputFileError([problem for problem, _ in staged.problems])
-            loaded = staged.received
+            received = loaded = staged.received
             if copied is None:
                 loaded = append_staged_readings(
                     conn, raw_schema, load_id, "simulate", STAGED, staged.received
@@ -166,9 +227,20 @@ def simulate(
                 f"{versions} into {schema}"
             )
         upsert_batteries(engine, batteries, raw_schema=raw_schema)
-        step("computing the ledger with dbt")
+        parts = plan_slices(batteries, default_slices(received) if slices is None else slices)
         with tempfile.TemporaryDirectory(prefix="vbatt-dbt-") as target:
-            run_dbt(["run"], url=url, schema=schema, raw_schema=raw_schema, target_dir=Path(target))
+            if len(parts) == 1:
+                step("computing the ledger with dbt")
+                run_dbt(
+                    ["run"], url=url, schema=schema, raw_schema=raw_schema, target_dir=Path(target)
+                )
+            else:
+                sizes = ", ".join(f"{len(part.battery_ids):,}" for part in parts)
+                step(
+                    f"computing the ledger with dbt in {len(parts)} slices side by side"
+                    f" ({sizes} batteries)"
+                )
+                run_slices(engine, url, schema, raw_schema, parts, Path(target))
         step("writing the result files")
         intervals_csv = out_dir / "battery_intervals.csv"
         daily_csv = out_dir / "battery_daily.csv"

@@ -298,6 +298,39 @@ def copy_readings_into_raw(
     return result
 
 
+def copy_stored_readings(conn: Connection, source_raw: str, raw: str, meters: Sequence[str]) -> int:
+    """Copy the stored readings of ``meters`` from ``source_raw``, where they were checked
+    and loaded, into the empty raw layer ``raw`` (a slice of ``vbatt simulate``), with the
+    loads they name: as stored, their ingestion time and order (``reading_seq``) included,
+    so the models pick the same version of every reading. The indexes and the foreign key
+    are built once after the rows, as for a big load. Returns the rows copied."""
+    table = f"{raw}.meter_readings"
+    rebuild = _drop_indexes(conn, raw)
+    if rebuild is None:
+        raise RuntimeError(f"{table} is in use by another session: copy into a new schema")
+    _new_file_if_empty(conn, table)
+    conn.execute(text(f"insert into {raw}.loads select * from {source_raw}.loads"))
+    copied = conn.execute(
+        text(
+            f"insert into {table} overriding system value"
+            f" select readings.* from {source_raw}.meter_readings as readings"
+            " where readings.meter_id in (select unnest(cast(:meters as text[])))"
+        ),
+        {"meters": list(meters)},
+    ).rowcount
+    # later loads into this layer come after the copied ones, as they would in the source
+    for sequence_table, column in ((table, "reading_seq"), (f"{raw}.loads", "load_id")):
+        conn.execute(
+            text(
+                f"select setval(pg_get_serial_sequence(:t, :c), max({column}))"
+                f" from {sequence_table} having max({column}) is not null"
+            ),
+            {"t": sequence_table, "c": column},
+        )
+    _rebuild_indexes(conn, raw, rebuild)
+    return copied
+
+
 def _may_skip_row_triggers(conn: Connection, table: str) -> bool:
     """Whether this session may switch off the foreign key's check per row for the COPY
     (``session_replication_role``: a superuser, as in the embedded warehouse, or a role
