@@ -27,7 +27,7 @@ def _sim_schemas(engine) -> list[str]:
     with engine.connect() as conn:
         return list(
             conn.execute(
-                text("select nspname from pg_namespace where nspname like 'sim\\_%'")
+                text("select nspname from pg_namespace where nspname like 'sim\\_%' order by 1")
             ).scalars()
         )
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from tests.dbt.test_simulate_load import _sim_schemas
 from vbatt.ledger.simulate import drop_schemas, simulate
 from vbatt.ledger.slices import default_slices, plan_slices
 
@@ -56,15 +57,6 @@ def _readings(path) -> dict[tuple[str, str], float]:
     imports[CONFLICT] = newer
     path.write_text("\n".join(lines) + "\n")
     return imports
-
-
-def _sim_schemas(engine) -> list[str]:
-    with engine.connect() as conn:
-        return list(
-            conn.execute(
-                text("select nspname from pg_namespace where nspname like 'sim\\_%' order by 1")
-            ).scalars()
-        )
 
 
 def _row(battery_id: str, meter_id: str) -> dict:
