@@ -110,9 +110,20 @@ def test_slices_side_by_side_give_the_files_of_one_run(engine, warehouse_url, tm
             batteries,
             tmp_path / f"out{slices}",
             step=steps.append,
+            keep_schema=slices == 3,
             slices=slices,
         )
         assert ("in 3 slices side by side" in " ".join(steps)) == (slices == 3)
+    # a kept sliced simulation reads as one schema: its marts are views over the slices'
+    new = [s for s in _sim_schemas(engine) if s not in before]
+    schema = next(s[: -len("_raw")] for s in new if re.fullmatch(r"sim_[0-9a-f]{8}_raw", s))
+    assert f"{schema}_s2_marts" in new
+    with engine.connect() as conn:
+        kept = conn.execute(
+            text(f"select distinct battery_id from {schema}_marts.battery_intervals order by 1")
+        ).scalars()
+        assert list(kept) == ["A-0", "A-10", "A-5", "ALONE", "MOVED"]
+    drop_schemas(engine, schema)
     one, sliced = results[1], results[3]
     assert one.intervals_csv.read_bytes() == sliced.intervals_csv.read_bytes()
     assert one.daily_csv.read_bytes() == sliced.daily_csv.read_bytes()
@@ -126,32 +137,4 @@ def test_slices_side_by_side_give_the_files_of_one_run(engine, warehouse_url, tm
     }
     expected = imports[CONFLICT] - imports["M2", "2025-06-01T09:45:00Z"]
     assert abs(moved["2025-06-01T09:45:00Z"] - expected) <= 1e-9
-    assert _sim_schemas(engine) == before
-
-
-def test_a_kept_sliced_simulation_reads_as_one_schema(engine, warehouse_url, tmp_path):
-    readings, batteries = tmp_path / "readings.csv", tmp_path / "batteries.csv"
-    _readings(readings)
-    batteries.write_text(BATTERIES)
-    before = _sim_schemas(engine)
-    steps: list[str] = []
-    simulate(
-        engine,
-        warehouse_url,
-        readings,
-        batteries,
-        tmp_path / "out",
-        step=steps.append,
-        keep_schema=True,
-        slices=2,
-    )
-    new = [s for s in _sim_schemas(engine) if s not in before]
-    schema = next(s[: -len("_raw")] for s in new if re.fullmatch(r"sim_[0-9a-f]{8}_raw", s))
-    assert f"{schema}_s1_marts" in new
-    with engine.connect() as conn:
-        ids = conn.execute(
-            text(f"select distinct battery_id from {schema}_marts.battery_intervals order by 1")
-        ).scalars()
-        assert list(ids) == ["A-0", "A-10", "A-5", "ALONE", "MOVED"]
-    drop_schemas(engine, schema)
     assert _sim_schemas(engine) == before
