@@ -392,11 +392,13 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(value: str) -> int:
-    number = int(value) if value.isdigit() else 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a whole number of 1 or more")
-    return number
+def _slices(value: str) -> int:
+    from vbatt.settings import positive_whole_number
+
+    try:
+        return positive_whole_number("--slices", value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -424,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--slices",
-        type=_positive_int,
+        type=_slices,
         help="dbt runs side by side, each for batteries that share no meter with the others"
         " (default: one per core, at most 4, from 1,000,000 readings on; 1: one run)",
     )

@@ -90,22 +90,22 @@ def get_settings() -> Settings:
         data_docs_dir=Path(env("VBATT_DATA_DOCS_DIR", root / "build" / "data_docs")),
         max_household_kw=float(env("VBATT_MAX_HOUSEHOLD_KW", "60")),
         max_estimated_share=float(env("VBATT_MAX_ESTIMATED_SHARE", "0.25")),
-        ingest_shard_size=_positive(
+        ingest_shard_size=positive_whole_number(
             "VBATT_INGEST_SHARD_SIZE", env("VBATT_INGEST_SHARD_SIZE", "250")
         ),
         smartme_pool=env("VBATT_SMARTME_POOL", "smartme_api"),
-        smartme_pool_slots=_positive(
+        smartme_pool_slots=positive_whole_number(
             "VBATT_SMARTME_POOL_SLOTS", env("VBATT_SMARTME_POOL_SLOTS", "4")
         ),
         alert_webhook_url=env("VBATT_ALERT_WEBHOOK_URL", ""),
         alert_emails=tuple(
             e.strip() for e in env("VBATT_ALERT_EMAILS", "").split(",") if e.strip()
         ),
-        settlement_deadline_minutes=_positive(
+        settlement_deadline_minutes=positive_whole_number(
             "VBATT_SETTLEMENT_DEADLINE_MINUTES", env("VBATT_SETTLEMENT_DEADLINE_MINUTES", "180")
         ),
         backup_dir=Path(env("VBATT_BACKUP_DIR", root / "backups")),
-        export_workers=_positive(
+        export_workers=positive_whole_number(
             "VBATT_EXPORT_WORKERS", env("VBATT_EXPORT_WORKERS", str(min(2, os.cpu_count() or 1)))
         ),
         realtime_user=env("VBATT_REALTIME_USER", ""),
@@ -125,7 +125,7 @@ def _flag(name: str, value: str) -> bool:
     raise ValueError(f"{name} must be true or false, not {value!r}")
 
 
-def _positive(name: str, value: str) -> int:
+def positive_whole_number(name: str, value: str) -> int:
     try:
         number = int(value)
     except ValueError:

@@ -12,9 +12,12 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from tests.dbt.test_simulate_load import _sim_schemas
+from vbatt.ledger import simulate as simulate_module
+from vbatt.ledger.dbt_runner import DbtError
 from vbatt.ledger.simulate import drop_schemas, simulate
 from vbatt.ledger.slices import default_slices, plan_slices
 
@@ -138,3 +141,40 @@ def test_slices_side_by_side_give_the_files_of_one_run(engine, warehouse_url, tm
     expected = imports[CONFLICT] - imports["M2", "2025-06-01T09:45:00Z"]
     assert abs(moved["2025-06-01T09:45:00Z"] - expected) <= 1e-9
     assert _sim_schemas(engine) == before
+
+
+def test_slices_on_the_command_line_are_checked(capsys):
+    from vbatt.cli import build_parser
+
+    parser = build_parser()
+    args = ["simulate", "--readings", "r", "--batteries", "b", "--out", "o"]
+    assert parser.parse_args([*args, "--slices", "2"]).slices == 2
+    assert parser.parse_args(args).slices is None  # the default: by size and cores
+    for bad in ("0", "two"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*args, "--slices", bad])
+        assert f"--slices must be a positive whole number, not '{bad}'" in capsys.readouterr().err
+
+
+def test_a_failed_slice_fails_the_run_and_leaves_nothing(
+    engine, warehouse_url, tmp_path, monkeypatch
+):
+    """One slice's dbt fails: the run ends with dbt's error, once the other slice has
+    stopped, and no schema nor result file is left behind."""
+    readings, batteries = tmp_path / "readings.csv", tmp_path / "batteries.csv"
+    _readings(readings)
+    batteries.write_text(BATTERIES)
+    ran: list[str] = []
+
+    def run_dbt(args, *, schema, **kwargs):
+        ran.append(schema)
+        if schema.endswith("_s1"):
+            raise DbtError("dbt run failed (exit 1): the model of slice 1")
+
+    monkeypatch.setattr(simulate_module, "run_dbt", run_dbt)
+    before = _sim_schemas(engine)
+    with pytest.raises(DbtError, match="slice 1"):
+        simulate(engine, warehouse_url, readings, batteries, tmp_path / "out", slices=2)
+    assert sorted(name[-3:] for name in ran) == ["_s0", "_s1"]
+    assert _sim_schemas(engine) == before
+    assert not list((tmp_path / "out").glob("*"))
