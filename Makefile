@@ -35,7 +35,12 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
 # uv (a wheel from PyPI, pinned in requirements.txt) installs the same pins as pip in a
-# fraction of the time; the set-up is part of `make test`'s ten minutes.
+# fraction of the time; the set-up is part of `make test`'s ten minutes. Unlike pip, uv
+# writes no bytecode, and where PYTHONDONTWRITEBYTECODE is set (as on this project's build
+# machine) every dbt, Airflow and vbatt process would compile Airflow, dbt and Great
+# Expectations again on import: 12.6 s instead of 7.2 s for the three, `make test` 7:34
+# instead of 5:29. compileall writes it once (15 s); as pip does, a module that does not
+# compile (aenum's Python 2 one) is left to fail where it would be imported.
 UV_VERSION := $(shell sed -n 's/^uv==//p' requirements.txt)
 
 # requirements-codegen.txt: tools installed without their dependencies (see the file).
@@ -45,6 +50,7 @@ $(STAMP): requirements.txt requirements-codegen.txt pyproject.toml $(NODE_STAMP)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -r requirements-codegen.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true
 	@touch $(STAMP)
 
 demo: install
