@@ -431,7 +431,7 @@ def bench_ingest(engine, url: str, csv_path: Path, rows: int, results: dict) -> 
         "readings": rows,
         "copy_seconds": round(floor_s, 3),
         "seconds": seconds,
-        "rate_over_copy_rate": round(floor_s / seconds, 2),
+        "rate_over_copy_rate": round(floor_s / seconds, 3),
         "way": outcome.way,
     }
 
