@@ -37,6 +37,7 @@ import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 from report import write_report
@@ -322,8 +323,9 @@ def bench_simulate(
     question, 5 kWh, 10 kWh or unlimited: three times the issue's intervals), and one per
     meter (the issue's own shape, 7.0M readings -> 7.0M intervals)."""
     floor_s = csv_floor(engine, readings_csv, rows, results, window=True)
-    offer = run_simulate(url, data_dir, readings_csv, rows, meters, work, results, (0, 5, 10))
-    issue = run_simulate(url, data_dir, readings_csv, rows, meters, work, results, (10,))
+    setting = SimulateSetting(url, data_dir, readings_csv, rows, meters, work, results)
+    offer = run_simulate(setting, (0, 5, 10))
+    issue = run_simulate(setting, (10,))
     return {
         "readings": rows,
         "floor_seconds": round(floor_s, 3),
@@ -347,17 +349,21 @@ def figures(run: dict, floor_s: float) -> dict:
     }
 
 
-def run_simulate(
-    url: str,
-    data_dir: Path,
-    readings_csv: Path,
-    rows: int,
-    meters: int,
-    work: Path,
-    results: dict,
-    capacities: tuple[int, ...],
-) -> dict:
+class SimulateSetting(NamedTuple):
+    """What both item-1 runs share."""
+
+    url: str
+    data_dir: Path
+    readings_csv: Path
+    rows: int
+    meters: int
+    work: Path
+    results: dict
+
+
+def run_simulate(setting: SimulateSetting, capacities: tuple[int, ...]) -> dict:
     """One `vbatt simulate` as a user runs it, timed step by step, memory watched."""
+    url, data_dir, readings_csv, rows, meters, work, results = setting
     label = "simulate" if len(capacities) == 3 else f"simulate, {len(capacities)} per meter"
     batteries_csv = work / "batteries.csv"
     batteries = write_batteries_csv(batteries_csv, meters, capacities)
