@@ -37,7 +37,6 @@ import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
 
 import psutil
 from report import write_report
@@ -210,9 +209,11 @@ def write_readings_csv(engine, path: Path, meters: int, days: int) -> int:
     return meters * days * 96
 
 
-def write_batteries_csv(path: Path, meters: int, capacities=(0, 5, 10)) -> int:
-    """A battery of each capacity per meter (0: unlimited); three, unlimited, 5 and
-    10 kWh, are the offer question."""
+OFFER = (0, 5, 10)  # kWh, 0: unlimited; "5 kWh, 10 kWh or unlimited?" for every meter
+
+
+def write_batteries_csv(path: Path, meters: int, capacities: tuple[int, ...]) -> int:
+    """A battery of each capacity per meter (0: unlimited)."""
     lines = [
         "battery_id,name,partner_id,customer_id,meter_id,capacity_kwh,start_date,reset_date,"
         "reset_repeat,end_date,timezone,initial_level_kwh"
@@ -320,12 +321,49 @@ def bench_simulate(
     results: dict,
 ) -> dict:
     """Item 1 twice on the same readings and floor: three batteries per meter (the offer
-    question, 5 kWh, 10 kWh or unlimited: three times the issue's intervals), and one per
-    meter (the issue's own shape, 7.0M readings -> 7.0M intervals)."""
+    question: three times the issue's intervals), and one per meter (the issue's own
+    shape, 7.0M readings -> 7.0M intervals)."""
+
+    def run_simulate(label: str, capacities: tuple[int, ...]) -> dict:
+        """One `vbatt simulate` as a user runs it, timed step by step, memory watched."""
+        batteries_csv = work / "batteries.csv"
+        batteries = write_batteries_csv(batteries_csv, meters, capacities)
+        env = dict(os.environ, WAREHOUSE_URL=url, PYTHONUNBUFFERED="1")
+        command = vbatt(
+            "simulate",
+            "--readings",
+            str(readings_csv),
+            "--batteries",
+            str(batteries_csv),
+            "--out",
+            str(work / "out"),
+            url=url,
+        )
+        errors = work / "simulate.stderr"
+        with timed(label, results, rows), errors.open("w") as error_file:
+            started = time.perf_counter()
+            # stdout is read by StepTimes alone (communicate() would take lines from it)
+            process = subprocess.Popen(
+                command, env=env, stdout=subprocess.PIPE, stderr=error_file, text=True
+            )
+            memory = PeakMemory(process.pid, postmaster_pid(data_dir))
+            steps = StepTimes(process.stdout, started)
+            process.wait()
+            peak = memory.stop()
+        if process.returncode != 0:
+            raise RuntimeError(f"vbatt simulate failed: {errors.read_text()[-2000:]}")
+        results[label]["peak_memory"] = peak
+        return {
+            "batteries": batteries,
+            "seconds": results[label]["seconds"],
+            "dbt_at": steps.at("computing the ledger"),
+            "write_at": steps.at("writing the result"),
+            "peak": peak,
+        }
+
     floor_s = csv_floor(engine, readings_csv, rows, results, window=True)
-    setting = SimulateSetting(url, data_dir, readings_csv, rows, meters, work, results)
-    offer = run_simulate(setting, (0, 5, 10))
-    issue = run_simulate(setting, (10,))
+    offer = run_simulate("simulate", OFFER)
+    issue = run_simulate("simulate, 1 per meter", (10,))
     return {
         "readings": rows,
         "floor_seconds": round(floor_s, 3),
@@ -335,6 +373,7 @@ def bench_simulate(
 
 
 def figures(run: dict, floor_s: float) -> dict:
+    """One simulate run's seconds by phase and its ratios to the floor."""
     return {
         "batteries": run["batteries"],
         "seconds": run["seconds"],
@@ -346,58 +385,6 @@ def figures(run: dict, floor_s: float) -> dict:
         "dbt_seconds": round(run["write_at"] - run["dbt_at"], 3),
         "write_seconds": round(run["seconds"] - run["write_at"], 3),
         "peak_memory_mb": run["peak"],
-    }
-
-
-class SimulateSetting(NamedTuple):
-    """What both item-1 runs share."""
-
-    url: str
-    data_dir: Path
-    readings_csv: Path
-    rows: int
-    meters: int
-    work: Path
-    results: dict
-
-
-def run_simulate(setting: SimulateSetting, capacities: tuple[int, ...]) -> dict:
-    """One `vbatt simulate` as a user runs it, timed step by step, memory watched."""
-    url, data_dir, readings_csv, rows, meters, work, results = setting
-    label = "simulate" if len(capacities) == 3 else f"simulate, {len(capacities)} per meter"
-    batteries_csv = work / "batteries.csv"
-    batteries = write_batteries_csv(batteries_csv, meters, capacities)
-    env = dict(os.environ, WAREHOUSE_URL=url, PYTHONUNBUFFERED="1")
-    command = vbatt(
-        "simulate",
-        "--readings",
-        str(readings_csv),
-        "--batteries",
-        str(batteries_csv),
-        "--out",
-        str(work / "out"),
-        url=url,
-    )
-    errors = work / "simulate.stderr"
-    with timed(label, results, rows), errors.open("w") as error_file:
-        started = time.perf_counter()
-        # stdout is read by StepTimes alone (communicate() would take lines from it)
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=error_file, text=True
-        )
-        memory = PeakMemory(process.pid, postmaster_pid(data_dir))
-        steps = StepTimes(process.stdout, started)
-        process.wait()
-        peak = memory.stop()
-    if process.returncode != 0:
-        raise RuntimeError(f"vbatt simulate failed: {errors.read_text()[-2000:]}")
-    results[label]["peak_memory"] = peak
-    return {
-        "batteries": batteries,
-        "seconds": results[label]["seconds"],
-        "dbt_at": steps.at("computing the ledger"),
-        "write_at": steps.at("writing the result"),
-        "peak": peak,
     }
 
 
