@@ -35,7 +35,6 @@ def test_vbatt_export_issues_once(engine, warehouse_url, monkeypatch, tmp_path, 
     monkeypatch.setenv("VBATT_PARTNERS_DIR", str(partners))
     monkeypatch.setenv("VBATT_DATA_DOCS_DIR", str(tmp_path / "docs"))
     get_settings.cache_clear()
-    get_engine.cache_clear()  # an earlier test's CLI call may have cached another database's
     try:
         own = get_engine(url)
         migrate(own)
@@ -59,6 +58,5 @@ def test_vbatt_export_issues_once(engine, warehouse_url, monkeypatch, tmp_path, 
         assert "known: p2" in capsys.readouterr().err
     finally:
         get_settings.cache_clear()
-        get_engine.cache_clear()
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(f"drop database {database} with (force)"))

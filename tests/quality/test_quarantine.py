@@ -143,7 +143,6 @@ def test_cli_list_and_release(engine, warehouse_url, monkeypatch, tmp_path, caps
         assert (tmp_path / "docs" / "after_ingest" / "index.html").is_file()
     finally:
         get_settings.cache_clear()
-        get_engine.cache_clear()  # the CLI's engine points at the database dropped below
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(f"drop database if exists {database} with (force)"))
 

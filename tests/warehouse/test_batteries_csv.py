@@ -153,6 +153,5 @@ def test_vbatt_batteries_imports_once_refuses_and_prints_history(
         assert "no battery 'nope'" in _out(capsys)[1]
     finally:
         get_settings.cache_clear()
-        get_engine.cache_clear()  # the CLI's engine points at the database dropped below
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(f"drop database {database} with (force)"))

@@ -71,3 +71,24 @@ def test_a_server_that_dies_while_starting_is_an_error(tmp_path):
     pid_file(data_dir, gone.pid, "starting")
     with pytest.raises(embedded.WarehouseError, match="stopped while starting"):
         embedded.wait_until_ready(data_dir, timeout=30)
+
+
+def test_the_engine_follows_the_warehouse_url_of_the_moment(warehouse_url, monkeypatch):
+    """A process whose WAREHOUSE_URL changes gets the engine of the new database, not one
+    cached for the URL before (a CLI command after another in the same process)."""
+    from sqlalchemy.engine import make_url
+
+    from vbatt.settings import get_settings
+    from vbatt.warehouse.db import get_engine
+
+    other = make_url(warehouse_url).set(database="elsewhere").render_as_string(False)
+    try:
+        for url, database in ((warehouse_url, "vbatt"), (other, "elsewhere")):
+            monkeypatch.setenv("WAREHOUSE_URL", url)
+            get_settings.cache_clear()
+            assert get_engine().url.database == database
+        assert get_engine(warehouse_url).url.database == "vbatt"
+        assert get_engine(warehouse_url) is get_engine(warehouse_url)  # one per URL
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

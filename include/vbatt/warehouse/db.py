@@ -11,9 +11,16 @@ from vbatt.warehouse.embedded import normalise_url, warehouse_url
 _ENGINES: list[Engine] = []
 
 
-@cache
 def get_engine(url: str | None = None) -> Engine:
-    engine = create_engine(normalise_url(url or warehouse_url()), pool_pre_ping=True)
+    """The engine of ``url``, else of the warehouse the settings name now; one engine per
+    URL. The URL is resolved on every call and the engine cached by it, so a process whose
+    WAREHOUSE_URL changed (a test, a task) is never handed another database's engine."""
+    return _engine(normalise_url(url or warehouse_url()))
+
+
+@cache
+def _engine(url: str) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True)
     _ENGINES.append(engine)
     return engine
 
