@@ -66,3 +66,42 @@ def test_a_bad_file_on_the_big_load_way_leaves_nothing(
     assert len(copied) == 1 and copied[0] is not None  # the rows went straight in
     assert _sim_schemas(engine) == before
     assert not (tmp_path / "out").exists()
+
+
+def test_the_result_files_written_in_parts_are_the_bytes_of_one_copy(
+    engine, warehouse_url, tmp_path
+):
+    """The files are written by one COPY per range of batteries at the same time: joined,
+    they are byte for byte the file one COPY of every battery writes (ids whose order
+    differs between collations included)."""
+    ids = ["b2", "B1", "a3", "Z9", "_x", "b10"]
+    (tmp_path / "r.csv").write_text(HEADER + GOOD + GOOD.replace("M1", "M2"))
+    (tmp_path / "b.csv").write_text(
+        BATTERIES.split("\n")[0]
+        + "\n"
+        + "".join(f"{b},,P1,,M{1 + k % 2},{k},2025-06-01,,,,UTC,\n" for k, b in enumerate(ids))
+    )
+    before = set(_sim_schemas(engine))
+    result = simulate(
+        engine, warehouse_url, tmp_path / "r.csv", tmp_path / "b.csv", tmp_path / "out",
+        keep_schema=True,
+    )  # fmt: skip
+    (schema,) = {"_".join(name.split("_")[:2]) for name in set(_sim_schemas(engine)) - before}
+    try:
+        ranges = simulate_module._battery_ranges(engine, schema, parts=3)
+        assert len(ranges) == 3
+        for template, written in (
+            (simulate_module.INTERVALS_QUERY, result.intervals_csv),
+            (simulate_module.DAILY_QUERY, result.daily_csv),
+        ):
+            one = tmp_path / f"one-{written.name}"
+            simulate_module._copy_out(engine, [simulate_module._query(template, schema)], one)
+            parts = tmp_path / f"parts-{written.name}"
+            simulate_module._copy_out(
+                engine, [simulate_module._query(template, schema, r) for r in ranges], parts
+            )
+            assert written.read_bytes() == one.read_bytes() == parts.read_bytes()
+            assert {line.split(",")[0] for line in one.read_text().splitlines()[1:]} == set(ids)
+    finally:
+        simulate_module.drop_schemas(engine, schema)
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]

@@ -2,7 +2,8 @@
 
 Partners size offers with it. Both CSV files are checked completely before anything is
 written; then they are loaded into an isolated pair of schemas, the same dbt models as
-production compute the ledger, and the two result files are written atomically.
+production compute the ledger, and the two result files are written atomically: each in
+parts side by side (one session per range of batteries, ``_copy_out``), joined in order.
 
 A big simulation is computed in slices side by side (``vbatt.ledger.slices``): each slice
 gets its own raw schema with its meters' readings and its batteries, dbt runs once per
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +59,7 @@ select battery_id,
        {forfeited_kwh} as forfeited_kwh, {level_kwh} as level_kwh,
        case when estimated then 'true' else 'false' end as estimated
 from {schema}_marts.battery_intervals
+{where}
 order by battery_id, battery_intervals.interval_start
 """
 DAILY_QUERY = """
@@ -67,6 +70,7 @@ select battery_id, local_date as date,
        {level_min_kwh} as level_min_kwh, {level_max_kwh} as level_max_kwh,
        intervals, estimated_intervals
 from {schema}_marts.battery_daily
+{where}
 order by battery_id, local_date
 """
 SUMMARY_QUERY = """
@@ -88,21 +92,77 @@ class SimulationResult:
     summary: list[dict]
 
 
-def _query(template: str, schema: str) -> str:
-    return template.format(schema=schema, **{c: KWH.format(col=c) for c in KWH_COLUMNS})
+def _query(template: str, schema: str, where: str = "") -> str:
+    return template.format(
+        schema=schema, where=where, **{c: KWH.format(col=c) for c in KWH_COLUMNS}
+    )
 
 
-def _copy_out(engine: Engine, query: str, destination: Path) -> None:
-    """COPY to a temporary file beside the destination, then rename: no half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
-    try:
+def _battery_ranges(engine: Engine, schema: str, parts: int) -> list[str]:
+    """``parts`` where-clauses that split the batteries into consecutive ranges in the
+    files' own order (the column's collation orders both), one clause if few batteries."""
+    with engine.connect() as conn:
+        ids = list(
+            conn.execute(
+                text(f"select battery_id from {schema}_marts.battery_registers order by battery_id")
+            ).scalars()
+        )
+        if parts < 2 or len(ids) < parts:
+            return [""]
+        cursor = conn.connection.dbapi_connection.cursor()
+        bounds = [
+            cursor.mogrify("%s", (ids[len(ids) * k // parts],)).decode() for k in range(1, parts)
+        ]
+    lows, highs = [None, *bounds], [*bounds, None]
+    return [
+        "where "
+        + " and ".join([f"battery_id >= {low}"] * bool(low) + [f"battery_id < {high}"] * bool(high))
+        for low, high in zip(lows, highs, strict=True)
+    ]
+
+
+# Each part reads its batteries' rows in the files' order through the marts' indexes, in
+# its own session: the parts are the parallelism. Left to itself the planner sorts the
+# formatted rows of a big simulation in parallel workers instead (measured at 200 x 365,
+# three batteries per meter: 40 s in two parts that way, 30 s through the indexes).
+IN_INDEX_ORDER = (
+    "set local max_parallel_workers_per_gather = 0",
+    "set local enable_sort = off",
+)
+
+
+def _copy_out(engine: Engine, queries: list[str], destination: Path) -> None:
+    """COPY the queries' rows, one connection each at the same time (the server formats
+    the numbers on as many cores), into temporary files beside the destination; then the
+    parts are joined in order (the header from the first) and renamed: the file is the
+    bytes one COPY would write, and never half-written."""
+    temps = [
+        tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.{k}.")
+        for k in range(len(queries))
+    ]
+
+    def copy_part(k: int) -> None:
+        fd, _ = temps[k]
+        header = ", header" if k == 0 else ""
         with os.fdopen(fd, "w", newline="") as handle, engine.connect() as conn:
             cursor = conn.connection.dbapi_connection.cursor()
-            cursor.copy_expert(f"copy ({query}) to stdout with (format csv, header)", handle)
-        os.replace(tmp, destination)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            for setting in IN_INDEX_ORDER:
+                cursor.execute(setting)
+            cursor.copy_expert(f"copy ({queries[k]}) to stdout with (format csv{header})", handle)
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(queries)) as pool:
+            for done in [pool.submit(copy_part, k) for k in range(len(queries))]:
+                done.result()
+        first = temps[0][1]
+        with open(first, "ab") as out:
+            for _, part in temps[1:]:
+                with open(part, "rb") as handle:
+                    shutil.copyfileobj(handle, out, 1 << 20)
+        os.replace(first, destination)
+    finally:
+        for _, part in temps:
+            Path(part).unlink(missing_ok=True)
 
 
 def stored_meters(conn: Connection, raw_schema: str) -> set[str]:
@@ -249,8 +309,9 @@ def simulate(
         step("writing the result files")
         intervals_csv = out_dir / "battery_intervals.csv"
         daily_csv = out_dir / "battery_daily.csv"
-        _copy_out(engine, _query(INTERVALS_QUERY, schema), intervals_csv)
-        _copy_out(engine, _query(DAILY_QUERY, schema), daily_csv)
+        ranges = _battery_ranges(engine, schema, parts=min(os.cpu_count() or 1, 4))
+        _copy_out(engine, [_query(INTERVALS_QUERY, schema, r) for r in ranges], intervals_csv)
+        _copy_out(engine, [_query(DAILY_QUERY, schema, r) for r in ranges], daily_csv)
         with engine.connect() as conn:
             summary = [dict(r._mapping) for r in conn.execute(text(_query(SUMMARY_QUERY, schema)))]
     finally:
