@@ -31,6 +31,7 @@ from vbatt.ingest.csv_stage import (
     estimate_rows,
     stage_readings_csv,
 )
+from vbatt.ingest.shards import plan_shards
 from vbatt.ledger.dbt_runner import run_dbt
 from vbatt.ledger.slices import Slice, default_slices, plan_slices
 from vbatt.warehouse.loader import (
@@ -99,26 +100,21 @@ def _query(template: str, schema: str, where: str = "") -> str:
 
 
 def _battery_ranges(engine: Engine, schema: str, parts: int) -> list[str]:
-    """``parts`` where-clauses that split the batteries into consecutive ranges in the
-    files' own order (the column's collation orders both), one clause if few batteries."""
+    """``parts`` where-clauses, one per shard of the batteries (``plan_shards``: consecutive
+    ranges in byte order, the order of the marts' ids, collation "C", and so of the files);
+    one clause if few batteries."""
     with engine.connect() as conn:
         ids = list(
-            conn.execute(
-                text(f"select battery_id from {schema}_marts.battery_registers order by battery_id")
-            ).scalars()
+            conn.execute(text(f"select battery_id from {schema}_marts.battery_registers")).scalars()
         )
-        if parts < 2 or len(ids) < parts:
+        shards = plan_shards(ids, max(1, -(-len(ids) // parts)))
+        if len(shards) < 2:
             return [""]
         cursor = conn.connection.dbapi_connection.cursor()
-        bounds = [
-            cursor.mogrify("%s", (ids[len(ids) * k // parts],)).decode() for k in range(1, parts)
+        return [
+            cursor.mogrify("where battery_id between %s and %s", (s.first, s.last)).decode()
+            for s in shards
         ]
-    lows, highs = [None, *bounds], [*bounds, None]
-    return [
-        "where "
-        + " and ".join([f"battery_id >= {low}"] * bool(low) + [f"battery_id < {high}"] * bool(high))
-        for low, high in zip(lows, highs, strict=True)
-    ]
 
 
 # Each part reads its batteries' rows in the files' order through the marts' indexes, in
