@@ -102,7 +102,8 @@ def _query(template: str, schema: str, where: str = "") -> str:
 def _battery_ranges(engine: Engine, schema: str, parts: int) -> list[str]:
     """``parts`` where-clauses, one per shard of the batteries (``plan_shards``: consecutive
     ranges in byte order, the order of the marts' ids, collation "C", and so of the files);
-    one clause if few batteries."""
+    one clause if few batteries. The ranges are cut at the shards' last ids and the first
+    and last are open, so together they take every id, whichever table an id is in."""
     with engine.connect() as conn:
         ids = list(
             conn.execute(text(f"select battery_id from {schema}_marts.battery_registers")).scalars()
@@ -111,10 +112,10 @@ def _battery_ranges(engine: Engine, schema: str, parts: int) -> list[str]:
         if len(shards) < 2:
             return [""]
         cursor = conn.connection.dbapi_connection.cursor()
-        return [
-            cursor.mogrify("where battery_id between %s and %s", (s.first, s.last)).decode()
-            for s in shards
-        ]
+        cuts = [cursor.mogrify("%s", (s.last,)).decode() for s in shards[:-1]]
+    pairs = zip(cuts, cuts[1:], strict=False)
+    middle = [f"where battery_id > {a} and battery_id <= {b}" for a, b in pairs]
+    return [f"where battery_id <= {cuts[0]}", *middle, f"where battery_id > {cuts[-1]}"]
 
 
 # Each part reads its batteries' rows in the files' order through the marts' indexes, in
