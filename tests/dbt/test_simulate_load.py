@@ -105,3 +105,16 @@ def test_the_result_files_written_in_parts_are_the_bytes_of_one_copy(
     finally:
         simulate_module.drop_schemas(engine, schema)
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def test_a_part_that_fails_leaves_no_file_and_no_part(engine, tmp_path):
+    """One part's COPY fails: the error reaches the caller, the destination is not
+    written (an old one stays as it was), and no temporary part is left beside it."""
+    destination = tmp_path / "battery_intervals.csv"
+    destination.write_text("the previous file\n")
+    with pytest.raises(Exception, match="division by zero"):
+        simulate_module._copy_out(
+            engine, ["select 1 as a", "select 1 / 0 as a", "select 2 as a"], destination
+        )
+    assert destination.read_text() == "the previous file\n"
+    assert [p.name for p in tmp_path.iterdir()] == [destination.name]

@@ -133,32 +133,31 @@ def _copy_out(engine: Engine, queries: list[str], destination: Path) -> None:
     the numbers on as many cores), into temporary files beside the destination; then the
     parts are joined in order (the header from the first) and renamed: the file is the
     bytes one COPY would write, and never half-written."""
-    temps = [
-        tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.{k}.")
-        for k in range(len(queries))
-    ]
+    temps: list[str] = []
 
     def copy_part(k: int) -> None:
-        fd, _ = temps[k]
         header = ", header" if k == 0 else ""
-        with os.fdopen(fd, "w", newline="") as handle, engine.connect() as conn:
+        with open(temps[k], "w", newline="") as handle, engine.connect() as conn:
             cursor = conn.connection.dbapi_connection.cursor()
             for setting in IN_INDEX_ORDER:
                 cursor.execute(setting)
             cursor.copy_expert(f"copy ({queries[k]}) to stdout with (format csv{header})", handle)
 
     try:
+        for k in range(len(queries)):  # inside the try: a part made before a failure goes too
+            fd, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.{k}.")
+            os.close(fd)
+            temps.append(name)
         with ThreadPoolExecutor(max_workers=len(queries)) as pool:
             for done in [pool.submit(copy_part, k) for k in range(len(queries))]:
                 done.result()
-        first = temps[0][1]
-        with open(first, "ab") as out:
-            for _, part in temps[1:]:
+        with open(temps[0], "ab") as out:
+            for part in temps[1:]:
                 with open(part, "rb") as handle:
                     shutil.copyfileobj(handle, out, 1 << 20)
-        os.replace(first, destination)
+        os.replace(temps[0], destination)
     finally:
-        for _, part in temps:
+        for part in temps:
             Path(part).unlink(missing_ok=True)
 
 
