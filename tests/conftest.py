@@ -9,8 +9,11 @@ import tempfile
 import pytest
 
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-# validation reports of the tests go to a temporary folder, not the checkout's build/
-os.environ.setdefault("VBATT_DATA_DOCS_DIR", tempfile.mkdtemp(prefix="vbatt-data-docs-"))
+# validation reports of the tests go to a temporary folder, not the checkout's build/; the
+# process that makes it removes it when it exits (test workers inherit the variable)
+if "VBATT_DATA_DOCS_DIR" not in os.environ:
+    _DATA_DOCS = tempfile.TemporaryDirectory(prefix="vbatt-data-docs-")
+    os.environ["VBATT_DATA_DOCS_DIR"] = _DATA_DOCS.name
 
 # Suites of minutes each: whole Airflow runs, end-to-end fault runs, browser journeys of the
 # read-only pages, the dense realtime proof, deployment round trips and the big oracle

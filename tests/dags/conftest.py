@@ -15,15 +15,19 @@ import pytest
 from vbatt.orchestration import airflow_env
 
 ROOT = Path(__file__).resolve().parents[2]
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="vbatt-airflow-"))
+# the temporary folders of this module are removed when the process exits
+if "AIRFLOW_HOME" not in os.environ:
+    _AIRFLOW_HOME = tempfile.TemporaryDirectory(prefix="vbatt-airflow-")
+    os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME.name
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 # what keeps Airflow quiet (telemetry off, ...), before Airflow or Cosmos reads it
 os.environ.update(airflow_env.QUIET)
 # the DAG runs export for a test partner into a temporary outbox, never the repo's
-PARTNERS = Path(tempfile.mkdtemp(prefix="vbatt-partners-"))
-OUTBOX = Path(tempfile.mkdtemp(prefix="vbatt-outbox-"))
+_PARTNERS = tempfile.TemporaryDirectory(prefix="vbatt-partners-")
+_OUTBOX = tempfile.TemporaryDirectory(prefix="vbatt-outbox-")
+PARTNERS, OUTBOX = Path(_PARTNERS.name), Path(_OUTBOX.name)
 os.environ["VBATT_PARTNERS_DIR"] = str(PARTNERS)
 os.environ["VBATT_OUTBOX_DIR"] = str(OUTBOX)
 (PARTNERS / "p.yaml").write_text(
