@@ -72,13 +72,13 @@ select battery_id, local_date as date,
        intervals, estimated_intervals
 from {schema}_marts.battery_daily
 {where}
-order by battery_id, local_date
+order by battery_id collate "C", local_date
 """
 SUMMARY_QUERY = """
 select battery_id, capacity_kwh, intervals, estimated_intervals, charged_total_kwh,
        discharged_total_kwh, overflow_total_kwh, shortfall_total_kwh, forfeited_total_kwh,
        level_kwh
-from {schema}_marts.battery_registers order by battery_id
+from {schema}_marts.battery_registers order by battery_id collate "C"
 """
 KWH_COLUMNS = (
     "import_kwh export_kwh charge_kwh discharge_kwh overflow_kwh shortfall_kwh forfeited_kwh"
@@ -101,9 +101,12 @@ def _query(template: str, schema: str, where: str = "") -> str:
 
 def _battery_ranges(engine: Engine, schema: str, parts: int) -> list[str]:
     """``parts`` where-clauses, one per shard of the batteries (``plan_shards``: consecutive
-    ranges in byte order, the order of the marts' ids, collation "C", and so of the files);
-    one clause if few batteries. The ranges are cut at the shards' last ids and the first
-    and last are open, so together they take every id, whichever table an id is in."""
+    ranges in byte order); one clause if few batteries. The ranges are cut at the shards'
+    last ids and the first and last are open, so together they take every id, whichever
+    table an id is in. They compare in collation "C", the files' order: the ledger's ids
+    are in it, but ``battery_daily``'s and ``battery_registers``' are in the database's
+    (their contracts' text), which on a server set up with another locale orders
+    differently; compared in that, byte-order cuts could give an id to two parts."""
     with engine.connect() as conn:
         ids = list(
             conn.execute(text(f"select battery_id from {schema}_marts.battery_registers")).scalars()
@@ -114,8 +117,9 @@ def _battery_ranges(engine: Engine, schema: str, parts: int) -> list[str]:
         cursor = conn.connection.dbapi_connection.cursor()
         cuts = [cursor.mogrify("%s", (s.last,)).decode() for s in shards[:-1]]
     pairs = zip(cuts, cuts[1:], strict=False)
-    middle = [f"where battery_id > {a} and battery_id <= {b}" for a, b in pairs]
-    return [f"where battery_id <= {cuts[0]}", *middle, f"where battery_id > {cuts[-1]}"]
+    key = 'battery_id collate "C"'
+    middle = [f"where {key} > {a} and {key} <= {b}" for a, b in pairs]
+    return [f"where {key} <= {cuts[0]}", *middle, f"where {key} > {cuts[-1]}"]
 
 
 # Each part reads its batteries' rows in the files' order through the marts' indexes, in
