@@ -22,6 +22,8 @@ def _warehouse(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.action in ("backup", "restore"):
         return _warehouse_backup(args)
+    if args.action == "psql":
+        return _warehouse_psql(args)
     if args.action == "url":
         print(embedded.warehouse_url(start_embedded=not settings.embedded or embedded.is_running()))
         return 0
@@ -50,6 +52,18 @@ def _warehouse(args: argparse.Namespace) -> int:
         )
         return 0 if running else 1
     return 0
+
+
+def _warehouse_psql(args: argparse.Namespace) -> int:
+    from vbatt.warehouse.backup import BackupError
+    from vbatt.warehouse.embedded import warehouse_url
+    from vbatt.warehouse.psql import run_psql
+
+    try:
+        return run_psql(warehouse_url(), Path(args.file) if args.file else None)
+    except BackupError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        return 1
 
 
 def _warehouse_backup(args: argparse.Namespace) -> int:
@@ -406,8 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     wh = sub.add_parser("warehouse", help="the embedded PostgreSQL warehouse")
-    wh.add_argument("action", choices=["up", "down", "status", "url", "backup", "restore"])
-    wh.add_argument("file", nargs="?", help="backup/restore: the dump file (pg_dump custom format)")
+    wh.add_argument("action", choices=["up", "down", "status", "url", "psql", "backup", "restore"])
+    wh.add_argument(
+        "file",
+        nargs="?",
+        help="backup/restore: the dump file (pg_dump custom format);"
+        " psql: a SQL file to run, stopping at its first error (else psql on the terminal)",
+    )
     wh.set_defaults(func=_warehouse)
 
     mig = sub.add_parser("migrate", help="apply pending migrations of the raw layer")

@@ -238,11 +238,12 @@ def main() -> int:
     console.print(
         "\nNext:\n"
         "  make airflow                      # the Airflow UI (airflow standalone), DAGs from dags/\n"
-        "  psql \"$(.venv/bin/vbatt warehouse url | sed 's/+psycopg2//')\"   # query the warehouse\n"
+        "  .venv/bin/vbatt warehouse psql    # query the warehouse (psql comes with it)\n"
         "      e.g. select * from analytics_marts.battery_daily order by battery_id, local_date;\n"
         "  .venv/bin/vbatt export --partner ewa --period YYYY-MM-DD   # files by hand (partners/*.yaml)\n"
         "  .venv/bin/vbatt simulate --readings examples/readings.csv"
         " --batteries examples/batteries.csv --out out/\n"
+        "  make api-down warehouse-down      # stop the API, the simulated cloud and the warehouse\n"
     )
     return 0
 
