@@ -23,6 +23,8 @@ COPY --from=data-docs-assets --chown=airflow:root /assets/node_modules /opt/vbat
 RUN pip install --no-cache-dir -r /opt/vbatt/requirements.txt \
     && pip install --no-cache-dir --no-deps --no-build-isolation -e /opt/vbatt
 COPY --chown=airflow:root dbt /opt/vbatt/dbt
+# the quality gates' suites (Great Expectations), read from VBATT_HOME/expectations
+COPY --chown=airflow:root expectations /opt/vbatt/expectations
 # Cosmos renders battery_ledger from the manifest instead of calling `dbt ls` on every parse.
 RUN cd /opt/vbatt && DBT_PROFILES_DIR=dbt dbt parse --project-dir dbt --quiet
 COPY --chown=airflow:root dags /opt/airflow/dags

@@ -19,6 +19,7 @@ COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 SERVICES = COMPOSE["services"]
 AIRFLOW = {"init", "api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower"}
 INFRA = {"postgres", "warehouse", "redis"}
+API = "battery-api"  # `vbatt serve`: the API, the dashboard, the realtime receiver
 # ${NAME}, ${NAME:-default}, ${NAME:?error}; $${NAME} is the container's own variable
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
 
@@ -38,7 +39,7 @@ def command(service: str) -> str:
 
 
 def test_every_service_of_the_official_layout_is_there():
-    assert AIRFLOW | INFRA | {"simulator", "log-cleanup"} == set(SERVICES)
+    assert AIRFLOW | INFRA | {API, "simulator", "log-cleanup"} == set(SERVICES)
 
 
 @pytest.mark.parametrize(
@@ -53,6 +54,7 @@ def test_every_service_of_the_official_layout_is_there():
         ("init", "python -m vbatt.orchestration.deploy_init"),
         ("simulator", "python -m vbatt.simulator --host 0.0.0.0 --port 8765"),
         ("log-cleanup", "/clean-logs"),
+        (API, "exec vbatt serve --host 0.0.0.0 --port 8800"),
     ],
 )
 def test_commands(service, expected):
@@ -97,7 +99,7 @@ def test_the_warehouse_is_its_own_postgres_with_a_volume():
 
 
 def test_health_checks_and_start_order():
-    for service in (AIRFLOW - {"init"}) | INFRA | {"simulator"}:
+    for service in (AIRFLOW - {"init"}) | INFRA | {API, "simulator"}:
         check = SERVICES[service].get("healthcheck")
         assert check and check["test"], f"{service} has no health check"
     for service in AIRFLOW - {"init"}:
@@ -107,6 +109,10 @@ def test_health_checks_and_start_order():
             assert depends[infra]["condition"] == "service_healthy", (service, infra)
     assert SERVICES["worker"]["depends_on"]["api-server"]["condition"] == "service_healthy"
     assert SERVICES["init"]["restart"] == "no"
+    # the API needs the warehouse migrated (init), nothing of Airflow's
+    api = SERVICES[API]["depends_on"]
+    assert api["init"]["condition"] == "service_completed_successfully"
+    assert api["warehouse"]["condition"] == "service_healthy"
 
 
 def test_workers_scale_and_optional_services_sit_behind_profiles():
@@ -266,8 +272,8 @@ def _resolved(text: str, env: dict[str, str]) -> str:
     return re.sub(r"\$\{([A-Z_][A-Z0-9_]*):-([^}]*)\}", lambda m: env.get(m[1]) or m[2], text)
 
 
-@pytest.mark.parametrize("service", ["warehouse", "flower"])
-def test_the_warehouse_and_flower_are_published_on_the_loopback_unless_told(service):
+@pytest.mark.parametrize("service", ["warehouse", "flower", API])
+def test_the_warehouse_the_api_and_flower_are_published_on_the_loopback_unless_told(service):
     """A bare "5433:5432" publishes on every interface of the host (Docker's default)."""
     (port,) = _published(service)
     address, host_port, container_port = _resolved(port, {}).split(":")
@@ -276,3 +282,59 @@ def test_the_warehouse_and_flower_are_published_on_the_loopback_unless_told(serv
     told = _resolved(port, {"PUBLISH_ADDRESS": "0.0.0.0"})
     assert told.startswith("0.0.0.0:"), told
     assert env_example()["PUBLISH_ADDRESS"] == "127.0.0.1"
+
+
+def test_the_api_health_check_asks_a_route_that_needs_no_key():
+    """`/api/Health` is open like smart-me's probe (tests/api/test_access.py proves it)."""
+    from sqlalchemy import create_engine
+
+    from vbatt.api.app import create_app
+
+    (url,) = [part for part in SERVICES[API]["healthcheck"]["test"] if part.startswith("http")]
+    path = "/" + url.split("://", 1)[1].split("/", 1)[1]
+    assert url.startswith("http://localhost:8800/"), "the port `vbatt serve` listens on"
+    app = create_app(create_engine("postgresql+psycopg2://nobody@/nothing"))
+    assert path in {route.path for route in app.routes}
+
+
+def test_every_project_folder_the_code_reads_is_in_the_image_or_mounted(monkeypatch):
+    """Each path of the settings that lies in VBATT_HOME and comes from the checkout (dbt/,
+    expectations/, partners/ ...) is copied into the image or mounted: a suite missing from
+    the image failed every quality gate in the containers."""
+    import subprocess
+
+    from vbatt.settings import get_settings
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    home = Path(re.search(r"VBATT_HOME=(\S+)", dockerfile).group(1))
+    provided = {
+        Path(line.split()[-1].rstrip("/"))
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY")
+    }
+    for service in ("worker", API):
+        provided |= {Path(v.split(":")[1]) for v in SERVICES[service]["volumes"]}
+        for name, value in SERVICES[service]["environment"].items():
+            monkeypatch.setenv(name, _resolved(str(value), {}))
+    monkeypatch.setenv("VBATT_HOME", str(home))
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    finally:
+        get_settings.cache_clear()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    checked = []
+    for name, value in vars(settings).items():
+        if name == "root" or not isinstance(value, Path) or not value.is_relative_to(home):
+            continue
+        relative = value.relative_to(home).as_posix()
+        if not any(f == relative or f.startswith(relative + "/") for f in tracked):
+            continue  # made at run time (.api, build/), not shipped
+        checked.append(name)
+        within = [value, *value.parents]
+        assert any(p in provided for p in within if p != home), (
+            f"settings.{name} = {value}: the image neither copies nor mounts it"
+        )
+    assert {"dbt_project_dir", "expectations_dir", "partners_dir"} <= set(checked)
