@@ -52,6 +52,34 @@ def warehouse_url(tmp_path_factory) -> str:
     embedded.stop(data_dir)
 
 
+@pytest.fixture
+def cli_database(warehouse_url, monkeypatch, request):
+    """A database of its own on the test cluster, named by the test module's ``DATABASE``,
+    with the CLI pointed at it (WAREHOUSE_URL): for commands that act on a whole database
+    (restore, psql). Yields an engine on it; the database is dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    from vbatt.settings import get_settings
+
+    name = request.module.DATABASE
+    admin = create_engine(
+        warehouse_url.replace("/vbatt?", "/postgres?"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f"drop database if exists {name} with (force)"))
+        conn.execute(text(f"create database {name}"))
+    url = warehouse_url.replace("/vbatt?", f"/{name}?")
+    monkeypatch.setenv("WAREHOUSE_URL", url)
+    get_settings.cache_clear()
+    engine = create_engine(url)
+    yield engine
+    engine.dispose()
+    get_settings.cache_clear()
+    with admin.connect() as conn:
+        conn.execute(text(f"drop database {name} with (force)"))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def engine(warehouse_url):
     from sqlalchemy import create_engine

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from vbatt.cli import main
 from vbatt.readings import Reading
@@ -17,26 +17,9 @@ DATABASE = "t_backup"
 
 
 @pytest.fixture
-def backup_db(warehouse_url, monkeypatch):
+def backup_db(cli_database):
     """A database of its own on the test cluster, the CLI pointed at it."""
-    from vbatt.settings import get_settings
-
-    admin = create_engine(
-        warehouse_url.replace("/vbatt?", "/postgres?"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f"drop database if exists {DATABASE} with (force)"))
-        conn.execute(text(f"create database {DATABASE}"))
-    url = warehouse_url.replace("/vbatt?", f"/{DATABASE}?")
-    monkeypatch.setenv("WAREHOUSE_URL", url)
-    get_settings.cache_clear()
-    engine = create_engine(url)
-    yield engine
-    engine.dispose()
-    get_settings.cache_clear()
-    with admin.connect() as conn:
-        conn.execute(text(f"drop database {DATABASE} with (force)"))
-    admin.dispose()
+    return cli_database
 
 
 def fill(engine) -> None:
