@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from vbatt.console import console, err
@@ -109,7 +110,7 @@ def _summary_table(rows: list[dict]) -> Table:
     for r in rows:
         capacity = "unlimited" if r["capacity_kwh"] == 0 else f"{r['capacity_kwh']:.1f}"
         table.add_row(
-            r["battery_id"],
+            escape(r["battery_id"]),  # a cell is markup: an id as written, not as a tag
             capacity,
             f"{r['intervals']:,}",
             f"{r['estimated_intervals']:,}",
@@ -129,10 +130,15 @@ def _summary_table(rows: list[dict]) -> Table:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from vbatt.ingest.csv_inputs import require_file
     from vbatt.ledger.simulate import simulate
     from vbatt.warehouse.db import get_engine
     from vbatt.warehouse.embedded import warehouse_url
 
+    # before the warehouse starts and a schema is made: a folder or a missing file is
+    # said at once, not after the readings are loaded
+    require_file(Path(args.readings))
+    require_file(Path(args.batteries))
     with console.status("starting") as status:
 
         def step(message: str) -> None:
@@ -151,7 +157,7 @@ def _simulate(args: argparse.Namespace) -> int:
             slices=args.slices,
         )
     console.print(_summary_table(result.summary))
-    console.print(f"wrote {result.intervals_csv} and {result.daily_csv}")
+    console.print(f"wrote {result.intervals_csv} and {result.daily_csv}", markup=False)
     return 0
 
 
@@ -173,9 +179,10 @@ def _dbt(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
-    from vbatt.ingest.load import ingest_file
+    """Each file on its own: one that is refused (or cannot be read) is said and counted,
+    and the files after it are still loaded; exit 2 at the end if any was refused. Text
+    from a file (a warning quoting it, a name) is printed as written, never as markup."""
+    from vbatt.ingest.load import FileOutcome, ingest_file
     from vbatt.warehouse.db import get_engine
     from vbatt.warehouse.migrate import migrate
 
@@ -183,9 +190,15 @@ def _ingest(args: argparse.Namespace) -> int:
     migrate(engine)
     refused = 0
     for name in args.files:
-        outcome = ingest_file(engine, Path(name))
+        try:
+            outcome = ingest_file(engine, Path(name))
+        except (OSError, ValueError) as exc:  # read as it went: nothing of it committed
+            why = f"{exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+            outcome = FileOutcome(Path(name), status="refused", reason=why)
         for warning in outcome.warnings:
-            console.print(f"[yellow]{name}: warning: {warning}[/yellow]", highlight=False)
+            console.print(
+                f"[yellow]{escape(name)}: warning: {escape(warning)}[/yellow]", highlight=False
+            )
         report = outcome.report()
         if outcome.status == "refused":
             refused += 1
@@ -225,7 +238,7 @@ def _import_batteries(engine, path: Path, args: argparse.Namespace) -> int:
         reason=args.reason or f"vbatt batteries {path.name}",
         backdate=args.backdate,
     )
-    console.print(f"{path}: {recorded.summary}")
+    console.print(f"{path}: {recorded.summary}", markup=False)
     if recorded.summary.created or recorded.summary.versions or recorded.summary.end_dates:
         console.print("the next ledger run picks up the changes")
     return 0
@@ -242,7 +255,8 @@ def _battery_history(engine, battery_id: str) -> int:
         f"battery {battery_id}: partner {battery['partner_id']}, customer"
         f" {battery['customer_id']}, start {battery['start_date']}, end"
         f" {battery['end_date'] or 'none'}, timezone {battery['timezone']}, initial level"
-        f" {battery['initial_level_kwh']:g} kWh"
+        f" {battery['initial_level_kwh']:g} kWh",
+        markup=False,  # ids and names as written, not as markup
     )
     until = {v["record_id"]: v["valid_until"] for v in battery["versions"]}
     table = Table(title="versions (a superseded record is kept, struck through)")
@@ -263,20 +277,21 @@ def _battery_history(engine, battery_id: str) -> int:
         table.add_row(
             str(r["valid_from"]),
             str(until.get(r["record_id"]) or "") if r["in_force"] else "superseded",
-            r["name"],
-            r["meter_id"],
+            escape(r["name"]),  # cells are markup: what people typed is escaped
+            escape(r["meter_id"]),
             f"{r['capacity_kwh']:g}" + (" (unlimited)" if r["capacity_kwh"] == 0 else ""),
             f"{r['reset_date']} {r['reset_repeat']}" if r["reset_date"] else "none",
             f"{r['recorded_at']:%Y-%m-%d %H:%M:%S}" if r["recorded_at"] else "",
-            r["recorded_by"] or "",
-            r["reason"] or "",
+            escape(r["recorded_by"] or ""),
+            escape(r["reason"] or ""),
             style=style,
         )
     console.print(table)
     for e in ends:
         console.print(
             f"end_date {e['end_date'] or 'cleared'}: {e['recorded_at']:%Y-%m-%d %H:%M:%S}"
-            f" by {e['recorded_by']}" + (f" ({e['reason']})" if e["reason"] else "")
+            f" by {e['recorded_by']}" + (f" ({e['reason']})" if e["reason"] else ""),
+            markup=False,
         )
     return 0
 
@@ -304,8 +319,8 @@ def _fetch(args: argparse.Namespace) -> int:
     from vbatt.settings import smartme_credentials
     from vbatt.warehouse.embedded import warehouse_url
 
-    start = datetime.fromisoformat(args.start).astimezone(UTC)
-    end = datetime.fromisoformat(args.end).astimezone(UTC)
+    start = args.start.astimezone(UTC)
+    end = args.end.astimezone(UTC)
     with SmartMeClient(SmartMeConfig(**smartme_credentials())) as client:
         result = ingest_window(warehouse_url(), client, start, end)
     console.print(f"{result['meters']} meters, {result['new_readings']} new readings")
@@ -313,8 +328,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
+    from vbatt.exports.delivery import pending
     from vbatt.exports.gate import export_gate
     from vbatt.exports.partners import get_partner
     from vbatt.exports.period import parse_period
@@ -330,6 +344,9 @@ def _export(args: argparse.Namespace) -> int:
     engine = get_engine()
     migrate(engine)
     outbox = Path(args.out) if args.out else settings.outbox_dir
+    # files waiting from earlier runs are delivered with this period's: their periods,
+    # so that the delivery line names what it sent
+    waiting = {} if args.no_delivery else _waiting_periods(pending(engine, partner.partner_id))
     results, delivered = export_partner(
         engine,
         partner,
@@ -340,20 +357,44 @@ def _export(args: argparse.Namespace) -> int:
         gate=export_gate(warehouse_url()),
     )
     for r in results:
-        files = ", ".join(str(p) for p in r.files)
+        files = escape(", ".join(str(p) for p in r.files))
         line = {
-            "new": f"issued version 1 ({r.reference}), {r.rows:,} values: {files}",
-            "correction": f"data changed: correction v{r.version} ({r.reference}) issued: {files}",
-            "unchanged": f"already issued as v{r.version} ({r.reference}), files unchanged: {files}",
+            "new": f"issued version 1 ({escape(str(r.reference))}), {r.rows:,} values: {files}",
+            "correction": f"data changed: correction v{r.version}"
+            f" ({escape(str(r.reference))}) issued: {files}",
+            "unchanged": f"already issued as v{r.version} ({escape(str(r.reference))}),"
+            f" files unchanged: {files}",
             "blocked": f"[red]blocked, nothing issued: {escape(r.reason)}[/red]",
             "empty": "[yellow]no computed intervals in the period, nothing issued[/yellow]",
         }[r.status]
         console.print(
-            f"{partner.partner_id} {r.format_key} {r.period_label}: {line}", highlight=False
+            f"{escape(partner.partner_id)} {escape(r.format_key)} {r.period_label}: {line}",
+            highlight=False,
         )
+        for p in r.files:
+            waiting.setdefault(Path(p).name, r.period_label)
     if delivered:
-        console.print(f"delivered {len(delivered)} file(s)")
+        console.print(_delivered_line(delivered, waiting, period.label), markup=False)
     return 1 if any(r.status == "blocked" for r in results) else 0
+
+
+def _waiting_periods(rows: list[dict]) -> dict[str, str]:
+    """File name -> period label of the files a partner has waiting (``pending``)."""
+    return {r["file_name"]: r["period_label"] for r in rows}
+
+
+def _delivered_line(delivered: list[str], periods: dict[str, str], asked: str) -> str:
+    """What was delivered, by period, each file named: a run for a period with nothing
+    to issue still delivers what earlier runs left waiting, and a bare count read as if
+    this period had been sent."""
+    by_period: dict[str, list[str]] = {}
+    for name in delivered:
+        by_period.setdefault(periods.get(name, "period unknown"), []).append(name)
+    parts = [
+        f"{label}{'' if label == asked else ' (waiting from an earlier run)'}: {', '.join(names)}"
+        for label, names in sorted(by_period.items())
+    ]
+    return f"delivered {len(delivered)} file(s): " + "; ".join(parts)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -413,6 +454,25 @@ def _slices(value: str) -> int:
         return positive_whole_number("--slices", value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _date(value: str) -> date:
+    """An argparse type: a date, or the subcommand's own usage with what to write."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a date as YYYY-MM-DD") from None
+
+
+def _instant(value: str) -> datetime:
+    """An argparse type: an ISO 8601 instant, or the subcommand's usage with an example."""
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give an instant as YYYY-MM-DDTHH:MMZ, e.g. 2026-11-01T00:00Z"
+            " (or with an offset: 2026-11-01T00:00+01:00)"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -479,20 +539,23 @@ def build_parser() -> argparse.ArgumentParser:
     bat.set_defaults(func=_batteries)
 
     fetch = sub.add_parser("fetch", help="fetch a window from the smart-me cloud (SMARTME_* env)")
-    fetch.add_argument("--start", required=True, help="ISO instant, e.g. 2026-11-01T00:00Z")
-    fetch.add_argument("--end", required=True, help="ISO instant")
+    fetch.add_argument(
+        "--start", required=True, type=_instant, help="ISO instant, e.g. 2026-11-01T00:00Z"
+    )
+    fetch.add_argument("--end", required=True, type=_instant, help="ISO instant")
     fetch.set_defaults(func=_fetch)
 
     reb = sub.add_parser("rebuild", help="recompute the ledger from a date")
     reb.add_argument(
         "--from",
         dest="since",
-        type=date.fromisoformat,
+        type=_date,
         help="UTC date to recompute from (YYYY-MM-DD)",
     )
     reb.add_argument("--battery", help="only the meter of this battery")
     reb.add_argument("--full", action="store_true", help="rebuild every model from raw")
-    reb.set_defaults(func=_rebuild)
+    # its own usage for "needs --from or --full" (checked in main, after parsing)
+    reb.set_defaults(func=_rebuild, usage_error=reb.error)
 
     exp = sub.add_parser("export", help="issue a partner's files for a day or month")
     exp.add_argument("--partner", required=True, help="a partner of partners/<id>.yaml")
@@ -555,24 +618,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "rebuild" and not (args.full or args.since):
-        parser.error("rebuild needs --from DATE or --full")
+        args.usage_error("rebuild needs --from DATE or --full")
+    # the messages quote what people wrote (a file's values, an id): escaped, so that
+    # "[/b]" prints as written instead of failing as rich markup
     try:
         return args.func(args)
     except InputFileError as exc:
-        err.print(f"[red]The input was refused; nothing was written.[/red]\n{exc}", highlight=False)
+        err.print(
+            f"[red]The input was refused; nothing was written.[/red]\n{escape(str(exc))}",
+            highlight=False,
+        )
         return EXIT_BAD_INPUT
     except ValueError as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
+        err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         return EXIT_BAD_INPUT
-    except FileNotFoundError as exc:
-        err.print(f"[red]{exc.strerror}: {exc.filename}[/red]")
+    except OSError as exc:
+        if exc.filename is None:  # not a path someone gave
+            raise
+        err.print(f"[red]{escape(f'{exc.strerror}: {exc.filename}')}[/red]", highlight=False)
         return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - a person reads this, not a traceback
         from vbatt.ledger.dbt_runner import DbtError
         from vbatt.warehouse.embedded import WarehouseError
 
         if isinstance(exc, DbtError | WarehouseError):
-            err.print(f"[red]{exc}[/red]", highlight=False)
+            err.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
             return 1
         raise
 

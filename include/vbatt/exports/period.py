@@ -46,9 +46,14 @@ def month_period(year: int, month: int, timezone: str) -> Period:
 
 
 def parse_period(text: str, timezone: str) -> Period:
-    """``2025-06-01`` is a day, ``2025-06`` a month; anything else is refused."""
+    """``2025-06-01`` is a day, ``2025-06`` a month; anything else is refused, and a day
+    the calendar lacks (``2025-06-31``) is named as such, not as Python's bare complaint."""
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return day_period(date.fromisoformat(text), timezone)
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"period {text}: no such day; give YYYY-MM-DD or YYYY-MM") from None
+        return day_period(day, timezone)
     if m := re.fullmatch(r"(\d{4})-(\d{2})", text):
         year, month = int(m[1]), int(m[2])
         if 1 <= month <= 12:

@@ -6,8 +6,10 @@ file in one pass; a file with any problem is refused whole (nothing is half-load
 
 from __future__ import annotations
 
+import codecs
 import csv
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,6 +21,11 @@ READINGS_HEADER = ("meter_id", "timestamp", "import_kwh", "export_kwh")
 BATTERIES_HEADER = BATTERY_FIELDS  # the columns of raw.batteries, in the same order
 # optional: the local date a row's versioned fields apply from (empty = the start_date)
 VALID_FROM = "valid_from"
+# a meter id longer than this is quarantined: PostgreSQL's unique index on the readings
+# cannot hold a key of a few kilobytes, and no real meter id comes near it
+METER_ID_MAX = 100
+# C0 controls and DEL: never part of an id, and a NUL cannot be stored in a text column
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,9 @@ class InputProblem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" + (f", column {self.column}" if self.column else "")
+        # line 0: a problem of the whole file (a folder, not UTF-8, empty), no line to name
+        where = self.file + (f":{self.line}" if self.line else "")
+        where += f", column {self.column}" if self.column else ""
         return f"{where}: {self.message}"
 
 
@@ -48,33 +57,137 @@ def header_problems(path: Path, fields: list[str], header: tuple[str, ...]) -> l
     return []
 
 
+def file_problem(path: Path) -> InputProblem | None:
+    """Why ``path`` cannot be read as a text file at all, before anything reads it: not
+    there, a folder, not readable, empty, or UTF-16 (Excel's "Unicode text"). Checked
+    first so that a person gets a sentence naming the file, not an OSError's traceback."""
+    name = str(path)
+    try:
+        if not path.exists():
+            return InputProblem(name, 0, "", "no such file")
+        if path.is_dir():
+            return InputProblem(name, 0, "", "is a folder: give a file")
+        if not path.is_file():
+            return InputProblem(name, 0, "", "is not a regular file")
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        return InputProblem(name, 0, "", f"cannot be read: {exc.strerror or exc}")
+    if not head:
+        return InputProblem(name, 0, "", "the file is empty")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return InputProblem(name, 0, "", "the file is UTF-16: save it as UTF-8")
+    return None
+
+
+def require_file(path: Path) -> None:
+    """InputFileError when ``file_problem`` finds one."""
+    found = file_problem(path)
+    if found is not None:
+        raise InputFileError([found])
+
+
+def encoding_problem(path: Path) -> InputProblem:
+    """Where a file that failed to decode stops being UTF-8: the first line whose bytes
+    are not UTF-8, and the byte. Only called after a decoder failed (the good path never
+    pays for it); a line end never falls inside a UTF-8 character, so lines decode alone."""
+    found = file_problem(path)
+    if found is not None:
+        return found
+    with path.open("rb") as handle:
+        for line, data in enumerate(handle, start=1):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                byte = data[exc.start]
+                return InputProblem(
+                    str(path),
+                    0,
+                    "",
+                    f"line {line}: not UTF-8 (byte 0x{byte:02x}; Latin-1?): save the file as UTF-8",
+                )
+    return InputProblem(str(path), 0, "", "not UTF-8: save the file as UTF-8")
+
+
+def too_many_fields(count: int, header: int) -> str:
+    """The problem of a row with more fields than its header: most often decimal commas
+    (``1,5`` for 1.5), which would otherwise shift every later value one column on."""
+    return f"{count} fields where the header has {header} (a decimal comma? use '.')"
+
+
 def _rows(path: Path, header: tuple[str, ...], problems: list[InputProblem]):
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        fields = [f.strip() for f in (reader.fieldnames or [])]
-        found = header_problems(path, fields, header)
-        if found:
-            problems.extend(found)
-            return
-        reader.fieldnames = fields
-        for row in reader:
-            yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}
+    """The rows of a CSV as ``(line, row, extra)``; ``extra``: the problem of a row with
+    more fields than the header (None for the others), whose row then holds the fields as
+    written under the key None."""
+    require_file(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            line = 0
+            try:
+                fields = [f.strip() for f in (reader.fieldnames or [])]
+                found = header_problems(path, fields, header)
+                if found:
+                    problems.extend(found)
+                    return
+                reader.fieldnames = fields
+                for row in reader:
+                    line = reader.line_num
+                    extra = row.pop(None, None)  # DictReader's restkey: the surplus fields
+                    values = {k: (v or "").strip() for k, v in row.items() if k}
+                    if extra is not None:
+                        written = [row[f] for f in fields] + extra
+                        values[None] = ",".join(written)
+                        yield line, values, too_many_fields(len(written), len(fields))
+                    else:
+                        yield line, values, None
+            except csv.Error as exc:
+                raise InputFileError(
+                    [InputProblem(str(path), line + 1, "", csv_error_message(exc))]
+                ) from None
+    except UnicodeDecodeError:
+        raise InputFileError([encoding_problem(path)]) from None
+
+
+def csv_error_message(exc: csv.Error) -> str:
+    """What the csv module's complaint means for the person who wrote the file."""
+    if "field larger than field limit" in str(exc):
+        return (
+            f"field too long: more than {csv.field_size_limit():,} characters (a quote left open?)"
+        )
+    return f"not readable as CSV: {exc}"
 
 
 def row_of_values(fields: list[str], values: list[str]) -> dict[str, str]:
-    """One CSV record as ``csv.DictReader`` and ``_rows`` see it (for a single line)."""
+    """One CSV record as ``csv.DictReader`` and ``_rows`` see it (for a single line); a
+    record with more fields than ``fields`` is the caller's to refuse (``too_many_fields``)."""
     row: dict = dict(zip(fields, values, strict=False))
     for key in fields[len(values) :]:
         row[key] = None
     return {k: (v or "").strip() for k, v in row.items() if k}
 
 
+def meter_id_problem(meter_id: str) -> str | None:
+    """Why a meter id cannot be stored as one: too long for the readings' unique index, or
+    a control character (a line end inside a quoted field, a NUL) that no meter id has."""
+    if len(meter_id) > METER_ID_MAX:
+        return f"is {len(meter_id):,} characters long: a meter id has at most {METER_ID_MAX}"
+    if CONTROL.search(meter_id):
+        return "control character in meter_id"
+    return None
+
+
 def parse_timestamp(text: str) -> datetime:
-    """ISO 8601 with ``Z`` or an offset; a local time without offset is ambiguous."""
+    """ISO 8601 with ``Z`` or an offset; a local time without offset is ambiguous. An
+    instant that falls outside years 1..9999 in UTC (``0001-01-01T00:00:00+01:00``) is a
+    ValueError like any other bad timestamp, not Python's OverflowError."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError("has no time zone: add Z or an offset like +01:00")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range: in UTC it falls before year 1 or after 9999") from None
 
 
 def _number(text: str) -> float:
@@ -102,7 +215,10 @@ def parse_readings_csv(path: Path) -> tuple[list[Reading], list[tuple[InputProbl
     problems: list[tuple[InputProblem, str]] = []
     readings: list[Reading] = []
     name = str(path)
-    for line, row in _rows(path, READINGS_HEADER, found_in_header):
+    for line, row, extra in _rows(path, READINGS_HEADER, found_in_header):
+        if extra is not None:
+            problems.append((InputProblem(name, line, "", extra), row[None]))
+            continue
         reading, row_problems = check_reading_row(name, line, row)
         if row_problems:
             record = ",".join(row.get(c, "") for c in READINGS_HEADER)
@@ -121,6 +237,8 @@ def check_reading_row(
     row_problems: list[InputProblem] = []
     if not row["meter_id"]:
         row_problems.append(InputProblem(name, line, "meter_id", "is empty"))
+    elif (why := meter_id_problem(row["meter_id"])) is not None:
+        row_problems.append(InputProblem(name, line, "meter_id", why))
     try:
         ts = parse_timestamp(row["timestamp"])
     except ValueError as exc:
@@ -159,7 +277,10 @@ def read_batteries_csv(path: Path, known_meters: set[str] | None = None) -> list
     batteries: list[dict] = []
     lines: list[int] = []
     name = str(path)
-    for line, row in _rows(path, BATTERIES_HEADER, problems):
+    for line, row, extra in _rows(path, BATTERIES_HEADER, problems):
+        if extra is not None:  # its values may sit in the wrong columns: none is used
+            problems.append(InputProblem(name, line, "", extra))
+            continue
         found: list[InputProblem] = []
 
         def problem(

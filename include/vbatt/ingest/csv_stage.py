@@ -34,12 +34,18 @@ from pathlib import Path
 from sqlalchemy import Connection, text
 
 from vbatt.ingest.csv_inputs import (
+    METER_ID_MAX,
     READINGS_HEADER,
     InputFileError,
     InputProblem,
     check_reading_row,
+    csv_error_message,
+    encoding_problem,
     header_problems,
+    meter_id_problem,
+    require_file,
     row_of_values,
+    too_many_fields,
 )
 
 STAGED = "vbatt_staged_readings"  # position (file order), meter_id, ts, import_kwh, export_kwh
@@ -48,10 +54,12 @@ COLUMNS = {"meter_id": "meter_id", "timestamp": "ts", "import_kwh": "import_kwh"
 COLUMNS["export_kwh"] = "export_kwh"
 
 # One field each, as bytes. The meter id: printable ASCII without quote or comma and
-# without spaces at either end (Python strips them). Timestamps: years 1900-2099 (no
+# without spaces at either end (Python strips them), at most METER_ID_MAX (100) characters
+# (a longer one goes to the row rules, which quarantine it: a bound, not a check more, so
+# the usual line costs the same). Timestamps: years 1900-2099 (no
 # overflow when Python converts to UTC), offsets below 15 hours (PostgreSQL's limit).
 FIELD_PATTERNS = {
-    "meter_id": rb"[!#-+\--~](?:[ !#-+\--~]*[!#-+\--~])?",
+    "meter_id": rb"[!#-+\--~](?:[ !#-+\--~]{0,98}[!#-+\--~])?",
     "timestamp": rb"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ]"
     rb"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:Z|[+-](?:0\d|1[0-4]):[0-5]\d)",
     "import_kwh": rb"(?:\d{1,30}(?:\.\d{0,30})?|\.\d{1,30})",
@@ -163,9 +171,14 @@ class _Stream:
                     yield matched.replace(b"\r\n", b"\n") if b"\r" in matched else matched
                 else:
                     self.by_rules += 1
+                    # what the block's rows counted is undone should it hand over to
+                    # _rules_from, which reads them again (else they count twice)
+                    received, problems = self.received, len(self.problems)
                     try:
                         out, lines = self._rules_block(block.decode("utf-8"), line)
                     except _MultiLineRecord:
+                        self.received = received
+                        del self.problems[problems:]
                         yield from self._rules_from(start, line, header=False)
                         return
                     line += lines
@@ -187,35 +200,81 @@ class _Stream:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         reader = csv.reader(io.StringIO(text_block, newline=""))
-        for values in reader:
+        lines = _Lines(lambda: io.StringIO(text_block, newline=""))
+        done = 0  # lines of the records read so far
+        while True:
+            try:
+                values = next(reader, None)
+            except csv.Error as exc:
+                if reader.line_num > done + 1:  # a quoted field went on over lines
+                    raise _MultiLineRecord from None
+                self._unreadable(exc, lines.get(done, reader.line_num), first_line + done)
+                done = reader.line_num
+                continue
+            if values is None:
+                break
             if any("\n" in v or "\r" in v for v in values):
                 raise _MultiLineRecord
+            done = reader.line_num
             self._check(writer, values, first_line + reader.line_num - 1)
         return out.getvalue().encode("utf-8"), reader.line_num
 
     def _rules_from(self, offset: int, first_line: int, *, header: bool) -> Iterator[bytes]:
         """The rest of the file from a record boundary, record by record (the rules)."""
         self.rules_from = first_line
-        with self.path.open("rb") as raw:
+        encoding = "utf-8-sig" if header else "utf-8"
+
+        def text_from(raw) -> io.TextIOWrapper:
             raw.seek(offset)
-            encoding = "utf-8-sig" if header else "utf-8"
-            handle = io.TextIOWrapper(raw, encoding=encoding, newline="")
-            reader = csv.reader(handle)
+            return io.TextIOWrapper(raw, encoding=encoding, newline="")
+
+        with self.path.open("rb") as raw:
+            reader = csv.reader(text_from(raw))
             if header:
                 self.fields = [f.strip() for f in next(reader, [])]
             out = io.StringIO()
             writer = csv.writer(out, lineterminator="\n")
-            for values in reader:
-                self._check(writer, values, first_line + reader.line_num - 1)
-                if out.tell() >= BLOCK:
-                    yield out.getvalue().encode("utf-8")
-                    out.seek(0)
-                    out.truncate()
+            with _Lines(lambda: text_from(self.path.open("rb"))) as lines:
+                done = reader.line_num  # lines of the records read so far
+                while True:
+                    try:
+                        values = next(reader, None)
+                    except csv.Error as exc:
+                        record = lines.get(done, reader.line_num)
+                        self._unreadable(exc, record, first_line + done)
+                        done = reader.line_num
+                        continue
+                    if values is None:
+                        break
+                    done = reader.line_num
+                    self._check(writer, values, first_line + reader.line_num - 1)
+                    if out.tell() >= BLOCK:
+                        yield out.getvalue().encode("utf-8")
+                        out.seek(0)
+                        out.truncate()
             yield out.getvalue().encode("utf-8")
+
+    def _unreadable(self, exc: csv.Error, record: str, line: int) -> None:
+        """A record the csv module cannot take (a field over its size limit): quarantined
+        as written, and the rows after it are read on (a long value loses no other row).
+        When the meter id is the field too long, the reason says so, as for any meter id
+        over ``METER_ID_MAX`` characters."""
+        record = record.rstrip("\r\n")
+        column, message = "", csv_error_message(exc)
+        first = record.split(",", 1)[0].strip()
+        if self.fields and self.fields[0] == "meter_id" and len(first) > METER_ID_MAX:
+            column, message = "meter_id", meter_id_problem(first)
+        self.problems.append((InputProblem(self.name, line, column, message), record))
 
     def _check(self, writer, values: list[str], line: int) -> None:
         if not values:
             return  # csv.DictReader skips an empty record
+        if len(values) > len(self.fields):  # decimal commas would shift values: none used
+            problem = InputProblem(
+                self.name, line, "", too_many_fields(len(values), len(self.fields))
+            )
+            self.problems.append((problem, ",".join(values)))
+            return
         row = row_of_values(self.fields, values)
         reading, problems = check_reading_row(self.name, line, row)
         if problems:
@@ -243,6 +302,36 @@ class _Stream:
         return way
 
 
+class _Lines:
+    """The lines of a text as the csv reader takes them, fetched again only when a record
+    could not be read (to quarantine it as written); forward only, so that many such
+    records cost one more pass, not one each. ``opened`` makes the text's lines anew."""
+
+    def __init__(self, opened):
+        self._opened, self._handle, self._at = opened, None, 0
+
+    def get(self, after: int, upto: int) -> str:
+        """Lines ``after + 1`` to ``upto`` (counted as the reader counts them) joined."""
+        if self._handle is None or self._at > after:
+            self.close()
+            self._handle, self._at = self._opened(), 0
+        for _ in range(after - self._at):
+            next(self._handle, "")
+        self._at = upto
+        return "".join(next(self._handle, "") for _ in range(upto - after))
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def _header(path: Path) -> tuple[list[str], bool]:
     """The stripped field names, and whether the block path can take the file: a
     one-line header of exactly the four columns (any order), plain ASCII."""
@@ -257,7 +346,10 @@ def _header(path: Path) -> tuple[list[str], bool]:
 
 
 def estimate_rows(path: Path) -> int:
-    """About how many rows a readings file holds (its size over its first lines' length)."""
+    """About how many rows a readings file holds (its size over its first lines' length);
+    0 for what is not a readable file (``copy_readings_csv`` then says what it is)."""
+    if not path.is_file():
+        return 0
     size = path.stat().st_size
     with path.open("rb") as handle:
         sample = handle.read(BLOCK)
@@ -269,8 +361,15 @@ def copy_readings_csv(conn: Connection, path: Path, table: str) -> StagedReading
     """Check every row of a readings CSV and COPY the good ones into ``table`` (columns
     ``meter_id, ts, import_kwh, export_kwh``), in file order. InputFileError when the
     header lacks a column. The bad rows come back with their problem and record, in file
-    order, worded exactly as ``csv_inputs`` words them; nothing of them is copied."""
-    fields, blocks = _header(path)
+    order, worded exactly as ``csv_inputs`` words them; nothing of them is copied. A file
+    that is not UTF-8 (or no file, empty, UTF-16) is an InputFileError naming the line."""
+    require_file(path)
+    try:
+        fields, blocks = _header(path)
+    except UnicodeDecodeError:
+        raise InputFileError([encoding_problem(path)]) from None
+    except csv.Error as exc:
+        raise InputFileError([InputProblem(str(path), 1, "", csv_error_message(exc))]) from None
     found = header_problems(path, fields, READINGS_HEADER)
     if found:
         raise InputFileError(found)
@@ -288,8 +387,10 @@ def copy_readings_csv(conn: Connection, path: Path, table: str) -> StagedReading
         except Exception as exc:
             stream.close()
             savepoint.rollback()
+            if isinstance(stream.error, UnicodeDecodeError):  # say where, and what to do
+                raise InputFileError([encoding_problem(path)]) from None
             if stream.error is not None:
-                raise stream.error from None  # the file itself (bad UTF-8, ...)
+                raise stream.error from None  # the file itself
             if mode == "rules" or getattr(exc, "pgcode", "")[:2] not in ("22", "23"):
                 raise
             continue  # a value of the usual shape PostgreSQL refuses: check more

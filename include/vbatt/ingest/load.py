@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import threading
 from collections import defaultdict
@@ -22,7 +23,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, text
 
 from vbatt.ingest.accounting import ValueAccount
-from vbatt.ingest.csv_inputs import InputFileError, parse_readings_csv
+from vbatt.ingest.csv_inputs import (
+    InputFileError,
+    InputProblem,
+    encoding_problem,
+    file_problem,
+    meter_id_problem,
+    parse_readings_csv,
+)
 from vbatt.ingest.csv_stage import (
     STAGED,
     copy_readings_csv,
@@ -278,18 +286,22 @@ def detect_kind(path: Path) -> str:
     return "unknown"
 
 
+def _rejected_row(path: Path, problem: InputProblem, record: str) -> Rejected:
+    """A bad CSV row for the quarantine: its record as written and its problem (a problem
+    of the whole row, as too many fields, names no column)."""
+    column = f"column {problem.column}: " if problem.column else ""
+    return Rejected(
+        meter_id=record.split(",", 1)[0] or None,
+        raw=record,
+        reason=f"{column}{problem.message}",
+        where=f"{path.name}:{problem.line}",
+    )
+
+
 def _read_csv(path: Path) -> FileContent:
     readings, problems = parse_readings_csv(path)
     content = FileContent(readings=readings)
-    content.rejected = [
-        Rejected(
-            meter_id=record.split(",", 1)[0] or None,
-            raw=record,
-            reason=f"column {p.column}: {p.message}",
-            where=f"{path.name}:{p.line}",
-        )
-        for p, record in problems
-    ]
+    content.rejected = [_rejected_row(path, p, record) for p, record in problems]
     content.account.use("import_kwh (import register)", len(readings))
     content.account.use("export_kwh (export register)", len(readings))
     return content
@@ -398,6 +410,29 @@ def _not_a_quarter_hour(energy) -> Rejected:
     )
 
 
+def _check_meter_ids(content: FileContent) -> None:
+    """Refuse an MSCONS or SDAT file with a meter id that cannot be stored
+    (``meter_id_problem``: too long for the readings' index, a control character): a
+    ValueError naming where, instead of the database's error halfway through the load.
+    Refused whole rather than quarantined: such an id means the file was not read as
+    its sender meant, and its account (counted by the reader) stays true."""
+    for item in (*content.readings, *content.energies):
+        why = meter_id_problem(item.meter_id)
+        if why is not None:
+            where = getattr(item, "where", "") or ""
+            raise ValueError(f"{where + ': ' if where else ''}meter id {why}")
+
+
+def _refusal(path: Path, exc: Exception) -> str:
+    """A refused file's reason as the report prints it after the file's name: a problem of
+    the whole file without the path again, a decoding error with the line and byte."""
+    if isinstance(exc, UnicodeDecodeError):
+        return encoding_problem(path).message
+    if isinstance(exc, InputFileError) and len(exc.problems) == 1 and not exc.problems[0].line:
+        return exc.problems[0].message
+    return str(exc)
+
+
 READERS = {"readings_csv": _read_csv, "mscons": _read_mscons, "sdat": _read_sdat}
 SOURCES = {"readings_csv": "csv", "mscons": "mscons", "sdat": "sdat"}
 
@@ -405,7 +440,8 @@ SOURCES = {"readings_csv": "csv", "mscons": "mscons", "sdat": "sdat"}
 def ingest_file(
     engine: Engine, path: Path, *, raw_schema: str = "raw", refuse_empty: bool = False
 ) -> FileOutcome:
-    """Load one file completely or not at all, and record it in raw.files either way.
+    """Load one file completely or not at all, and record it in raw.files either way
+    (but a path that is no readable file: nothing to identify it by; it is refused).
 
     A file without a single usable value loads (its quarantined values and its account are
     kept, nothing is lost) and says why in its report; with ``refuse_empty`` it is refused
@@ -413,6 +449,12 @@ def ingest_file(
     """
     raw = check_schema_name(raw_schema)
     outcome = FileOutcome(path)
+    found = file_problem(path)  # missing, a folder, empty, UTF-16: say so, read nothing
+    if found is not None:
+        outcome.status, outcome.reason = "refused", found.message
+        if path.is_file() and os.access(path, os.R_OK):
+            _record_file(engine, raw, FileDigest(path), path, outcome)
+        return outcome
     digest = FileDigest(path)
     with engine.connect() as conn:
         # only a file as big as one loaded before can be that file: the digest of any
@@ -447,8 +489,9 @@ def ingest_file(
                 " nor SDAT-CH ValidatedMeteredData"
             )
         content = reader(path)
+        _check_meter_ids(content)
     except (InputFileError, ValueError, UnicodeDecodeError) as exc:
-        outcome.status, outcome.reason = "refused", str(exc)
+        outcome.status, outcome.reason = "refused", _refusal(path, exc)
         _record_file(engine, raw, digest, path, outcome)
         return outcome
     outcome.warnings = content.warnings
@@ -501,15 +544,7 @@ def _ingest_readings_csv(
                 staged = stage_readings_csv(conn, path)
                 loaded = append_staged_readings(conn, raw, load_id, source, STAGED, staged.received)
                 outcome.way = f"{staged.way}, staged"
-            rejected = [
-                Rejected(
-                    meter_id=record.split(",", 1)[0] or None,
-                    raw=record,
-                    reason=f"column {p.column}: {p.message}",
-                    where=f"{path.name}:{p.line}",
-                )
-                for p, record in staged.problems
-            ]
+            rejected = [_rejected_row(path, p, record) for p, record in staged.problems]
             if rejected:
                 write_rejections(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
             outcome.account.use("import_kwh (import register)", staged.received)
@@ -522,7 +557,7 @@ def _ingest_readings_csv(
             outcome.rejected = len(rejected)
             _record_file(conn, raw, digest, path, outcome)
     except (InputFileError, ValueError, UnicodeDecodeError) as exc:
-        outcome.status, outcome.reason = "refused", str(exc)
+        outcome.status, outcome.reason = "refused", _refusal(path, exc)
         outcome.received = outcome.loaded = outcome.rejected = 0
         outcome.load_id, outcome.way = None, ""
         outcome.account = ValueAccount()

@@ -250,7 +250,15 @@ def simulate(
     keep_schema: bool = False,
     slices: int | None = None,
 ) -> SimulationResult:
-    """``slices``: how many dbt runs side by side (None: ``default_slices``; 1: one run)."""
+    """``slices``: how many dbt runs side by side (None: ``default_slices``; 1: one run).
+
+    ``out_dir`` that exists as a file is refused (ValueError) before anything is loaded:
+    else the run would fail at its very end, after the whole ledger was computed."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(
+            f"--out {out_dir}: is a file; --out must be a folder (for battery_intervals.csv"
+            " and battery_daily.csv)"
+        )
     step("checking and loading the readings")
     schema = f"sim_{secrets.token_hex(4)}"
     raw_schema = f"{schema}_raw"

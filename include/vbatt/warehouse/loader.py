@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -525,9 +526,19 @@ def write_rejections(
     rejection on every run for as long as the cloud keeps sending the bad value. Only
     earlier loads count: a bad record sent twice within this load is quarantined twice,
     as the load reports it.
+
+    What PostgreSQL cannot hold is made storable, so that quarantining never fails on the
+    very record it quarantines: control characters are written escaped (``\\x00``; a NUL
+    cannot be stored in text at all, and the others would act on the terminal of whoever
+    lists the quarantine; tab and line ends stay), and a meter id longer than
+    ``REJECTED_METER_ID_MAX`` characters is left out of the meter_id column (its index takes no key
+    of kilobytes): the record keeps it whole.
     """
     raw = check_schema_name(raw_schema)
-    rows = [(r.meter_id, r.raw, r.reason, r.where) for r in rejected]
+    rows = [
+        (_storable_meter(r.meter_id), _escaped(r.raw), _escaped(r.reason), _escaped(r.where))
+        for r in rejected
+    ]
     if skip_recorded and rows:
         meters = sorted({m for m, *_ in rows if m is not None})
         known = {
@@ -548,6 +559,23 @@ def write_rejections(
         ((load_id, source, where, meter, record, reason) for meter, record, reason, where in rows),
     )
     return len(rows)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+REJECTED_METER_ID_MAX = 100  # as vbatt.ingest.csv_inputs.METER_ID_MAX
+
+
+def _escaped(value: str | None) -> str | None:
+    """``value`` with control characters (but tab, CR, LF) written as ``\\xNN``."""
+    if value is None or not _CONTROL.search(value):
+        return value
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", value)
+
+
+def _storable_meter(meter_id: str | None) -> str | None:
+    if meter_id is None or len(meter_id) > REJECTED_METER_ID_MAX:
+        return None
+    return _escaped(meter_id)
 
 
 def upsert_batteries(
