@@ -30,6 +30,10 @@ BATTERIES = [
 
 # a meter the simulated smart-me cloud reports without an export register
 IMPORT_ONLY_METER = "SIM-0005"
+# the meter of the batteries the write tests create for partner solarwerk: one no other
+# partner's battery uses (a meter serves one partner at a time), which the simulated cloud
+# knows with both registers
+SOLAR_METER = "SIM-0004"
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
-from tests.api.conftest import free_port
+from tests.api.conftest import SOLAR_METER, free_port
 from vbatt.api.keys import hash_key
 
 VBATT = str(Path(sys.executable).with_name("vbatt"))
@@ -116,7 +116,7 @@ def test_write_api_in_the_served_process(api_warehouse, warehouse_url, tmp_path)
             "battery_id": bid,
             "name": "Served",
             "customer_id": "k-1",
-            "meter_id": "SIM-0001",
+            "meter_id": SOLAR_METER,
             "capacity_kwh": 5,
             "start_date": "2030-01-01",
         }

@@ -9,7 +9,7 @@ import secrets
 import httpx
 import pytest
 
-from tests.api.conftest import auth
+from tests.api.conftest import SOLAR_METER, auth
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_cookie_writes_need_the_pages_csrf_token(api_url, api_warehouse):
         "battery_id": f"csrf-{secrets.token_hex(3)}",
         "name": "n",
         "customer_id": "c",
-        "meter_id": "SIM-0001",
+        "meter_id": SOLAR_METER,
         "capacity_kwh": 0,
         "start_date": "2030-01-01",
     }

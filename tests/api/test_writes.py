@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from tests.api.conftest import FIRST_DAY, IMPORT_ONLY_METER, auth
+from tests.api.conftest import FIRST_DAY, IMPORT_ONLY_METER, SOLAR_METER, auth
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def battery(battery_id: str, **over) -> dict:
         "battery_id": battery_id,
         "name": "Solar battery Frei",
         "customer_id": "k-77",
-        "meter_id": "SIM-0002",
+        "meter_id": SOLAR_METER,
         "capacity_kwh": 10,
         "start_date": "2030-01-01",
         "reset_date": "2031-01-01",
@@ -65,7 +65,7 @@ def test_create_version_list_and_end(client, api_warehouse, solar):
     )
     assert version.status_code == 201, version.text
     assert version.json()["capacity_kwh"] == 20.0
-    assert version.json()["meter_id"] == "SIM-0002"  # carried over
+    assert version.json()["meter_id"] == SOLAR_METER  # carried over
 
     listed = client.get(f"/v1/batteries/{bid}/versions", headers=solar).json()["items"]
     assert [(v["valid_from"], v["capacity_kwh"], v["valid_until"]) for v in listed] == [
@@ -218,7 +218,7 @@ def test_idempotency_key_replays_the_first_answer(client, api_warehouse, solar):
     ) == [{"n": 1}]
     # a version posted twice with its key is recorded once
     vheaders = solar | {"Idempotency-Key": f"version-{bid}"}
-    body = {"valid_from": "2030-05-01", "meter_id": "SIM-0003"}
+    body = {"valid_from": "2030-05-01", "meter_id": "CH-FILE-8"}
     a = client.post(f"/v1/batteries/{bid}/versions", json=body, headers=vheaders)
     b = client.post(f"/v1/batteries/{bid}/versions", json=body, headers=vheaders)
     assert a.status_code == b.status_code == 201 and a.json() == b.json()

@@ -64,8 +64,9 @@ def test_future_change_leaves_issued_files_byte_identical(warehouse, tmp_path):
     # "today" for the battery but inside a period the partner was sent: backdated
     with pytest.raises(BackdatedChange, match="already issued"):
         change(warehouse, DAYS[2], {"capacity_kwh": 20})
-    # an upgrade and a new meter from the day after the last issued one
-    change(warehouse, date(2025, 10, 28), {"capacity_kwh": 20, "meter_id": "SIM-0003"})
+    # an upgrade and a new meter (vb-2's: offers of one partner may share one) from the day
+    # after the last issued one
+    change(warehouse, date(2025, 10, 28), {"capacity_kwh": 20, "meter_id": "SIM-0002"})
     with warehouse.engine.begin() as conn:
         set_end_date(conn, "vb-2", date(2025, 11, 30), recorded_by="test", raw_schema=warehouse.raw)
     warehouse.run()
@@ -97,7 +98,7 @@ def test_backdated_change_corrects_exactly_the_touched_periods(warehouse, tmp_pa
     change(
         warehouse,
         DAYS[2],
-        {"capacity_kwh": 0.5, "meter_id": "SIM-0003"},
+        {"capacity_kwh": 0.5, "meter_id": "SIM-0002"},
         backdate=True,
         reason="meter exchanged",
     )

@@ -7,6 +7,7 @@ without a case here fails ``test_every_expectation_has_a_bad_batch``.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -285,8 +286,13 @@ def test_blocking_ledger_failure_keeps_rechecking_until_fixed(pipeline, gate):
 
 
 def test_one_partner_blocked_another_passes(pipeline, gate):
-    pipeline.batteries([battery_row(), battery_row(battery_id="QB-2", partner_id="P2")])
-    pipeline.load(clean_readings())
+    # P2's battery on a meter of its own (a meter's readings belong to one partner at a
+    # time), with the same readings
+    pipeline.batteries(
+        [battery_row(), battery_row(battery_id="QB-2", partner_id="P2", meter_id="QM-2")]
+    )
+    readings = clean_readings()
+    pipeline.load(readings + [replace(r, meter_id="QM-2") for r in readings])
     pipeline.run()
     frame = exported_frame(pipeline)
     kwargs = dict(schema=pipeline.schema, raw_schema=pipeline.raw, docs_dir=gate.docs_dir)

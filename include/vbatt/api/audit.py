@@ -45,6 +45,28 @@ def request_hash(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _clean(value: Any) -> Any:
+    """``value`` with every string (keys too) storable in jsonb: PostgreSQL refuses
+    ``\\u0000`` and unpaired surrogates, which Python's json writes without complaint."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_clean(k) if isinstance(k, str) else k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def jsonb_text(value: Any) -> str:
+    """``value`` as JSON text for a jsonb column, never failing: an audit row must be
+    written even for the request it records a refusal of. NaN and Infinity (not JSON) and
+    anything else that cannot be written become a note with the start of its repr."""
+    try:
+        return json.dumps(_clean(value), allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        return json.dumps({"not_storable_as_json": _clean(repr(value)[:1000])})
+
+
 def _error_body(exc: HTTPException) -> dict:
     return getattr(exc, "body", None) or {"detail": exc.detail}
 
@@ -81,9 +103,9 @@ class AuditLog:
                 "path": request.url.path,
                 "battery": write.battery_id,
                 "action": write.action,
-                "request": json.dumps(write.body),
+                "request": jsonb_text(write.body),
                 "status": status,
-                "outcome": json.dumps(jsonable_encoder(outcome)),
+                "outcome": jsonb_text(jsonable_encoder(outcome)),
                 "idem": idempotency_key,
                 "replayed": replayed,
             },
@@ -169,7 +191,7 @@ class AuditLog:
                                 "idem": idem,
                                 "hash": digest,
                                 "status": status,
-                                "response": json.dumps(body),
+                                "response": jsonb_text(body),
                             },
                         )
                     self.record(conn, request, write, status, body, idempotency_key=idem)

@@ -9,7 +9,6 @@ Every write runs through ``audit.AuditLog.perform``: one transaction, audited, i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -20,34 +19,67 @@ from sqlalchemy.exc import SQLAlchemyError
 from vbatt.api.access import Conn, NotFound, Warehouse, Who, visible_timezone
 from vbatt.api.audit import AuditLog, Write
 from vbatt.api.bodies import (
-    NOT_OBJECT,
     BatteryIn,
     EndDateIn,
+    NotJson,
     Problems,
     VersionIn,
     battery_body,
     end_date_body,
+    parse_json,
     version_body,
 )
 from vbatt.api.errors import Refused, invalid
 from vbatt.api.keys import Principal
 from vbatt.api.models import Battery
 from vbatt.api.queries import Marts
+from vbatt.battery_config import MAX_LENGTHS, value_problem
 from vbatt.warehouse import versions
 
 router = APIRouter(prefix="/v1", tags=["writing"])
 
+# A battery's body is well under 2 kB (text fields are bounded, battery_config.MAX_LENGTHS);
+# without a bound a 10 MB body is read into memory, parsed and stored in the audit log.
+MAX_BODY_BYTES = 64 * 1024
+# a version record's internal side: partners see who recorded it, why, and its record id;
+# a customer's key sees the terms only
+INTERNAL_FIELDS = ("record_id", "recorded_by", "reason")
+
+
+class TooLarge:
+    """A body over MAX_BODY_BYTES (not read further): refused with 413, audited."""
+
 
 async def json_body(request: Request) -> Any:
-    """The request's JSON (None when empty or not JSON: refused as not an object)."""
-    raw = await request.body()
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return None
+    """The request's JSON: None when empty, ``NotJson`` when it is none (refused as not an
+    object), ``TooLarge`` past MAX_BODY_BYTES (read no further than that)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        return TooLarge()
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            return TooLarge()
+    return parse_json(bytes(raw))
 
 
 Body = Annotated[Any, Depends(json_body)]
+
+
+def _sent(body: Any) -> Any:
+    """The body as the audit log keeps it: parsed JSON, or None when there was none."""
+    return None if isinstance(body, NotJson | TooLarge) else body
+
+
+def _readable(body: Any) -> None:
+    if isinstance(body, TooLarge):
+        raise Refused(
+            413,
+            f"The body is larger than {MAX_BODY_BYTES // 1024} kB; a battery or a change is"
+            " a small JSON object (see the field limits in the API documentation).",
+            code="body_too_large",
+        )
 
 
 def _engine(request: Request) -> Engine:
@@ -90,17 +122,17 @@ def _refusal(exc: versions.VersionError) -> Exception:
         return NotFound()
     if isinstance(exc, versions.BatteryExists):
         return Refused(409, str(exc), code="battery_exists")
-    if isinstance(exc, versions.VersionExists):
+    if isinstance(exc, versions.VersionExists):  # its hint is for Python callers: ours
         return Refused(
             409,
-            f'{exc} Send "replace": true to supersede it (the old record is kept).',
+            f'{exc.detail}. Send "replace": true to supersede it (the old record is kept).',
             code="version_exists",
         )
-    if isinstance(exc, versions.BackdatedChange):
+    if isinstance(exc, versions.BackdatedChange):  # its hint is for the CLI: ours
         return Refused(
             409,
-            f'{exc} Send "backdate": true to change it anyway; the periods it touches are'
-            " re-issued to the partner as corrections.",
+            f'{exc.detail}. Send "backdate": true to change it anyway; the periods it touches'
+            " are re-issued to the partner as corrections.",
             code="backdated",
         )
     return Refused(422, str(exc), code="refused")
@@ -110,16 +142,17 @@ class _DryRun(Exception):
     """Rolls back a call made only to collect its problems."""
 
 
-def _call(conn: Connection, call: Callable[[], Any], mine: Problems) -> Any:
+def _call(conn: Connection, call: Callable[[], Any], mine: Problems, body: Any) -> Any:
     """``call()``; with problems of our own, a rolled-back try collects versions' problems
-    with the other fields too, so one answer names every bad field."""
+    with the other fields too, so one answer names every bad field (not for a body that
+    is no object: it has no fields)."""
     if not mine:
         try:
             return call()
         except versions.VersionError as exc:
             raise _refusal(exc) from None
     theirs: dict[str, str] = {}
-    if mine.get("body") != NOT_OBJECT:
+    if isinstance(body, dict):
         try:
             with conn.begin_nested():
                 call()
@@ -134,6 +167,8 @@ def _call(conn: Connection, call: Callable[[], Any], mine: Problems) -> Any:
 def _check_meter(request: Request, meter_id: Any, problems: Problems) -> None:
     check = request.app.state.meter_check
     if check is None or not isinstance(meter_id, str) or not meter_id or "meter_id" in problems:
+        return
+    if value_problem("meter_id", meter_id.strip()):  # versions names it; the cloud is not asked
         return
     problem = check(meter_id)
     if problem:
@@ -164,20 +199,25 @@ def _battery(m: Marts, conn: Connection, who: Principal, battery_id: str) -> Bat
 def create_battery(request: Request, m: Warehouse, who: Who, body: Body):
     """A new battery of the key's partner; its first version runs from start_date."""
     bid = body.get("battery_id") if isinstance(body, dict) else None
-    write = Write(who, "create_battery", bid if isinstance(bid, str) else None, body)
+    # as stored (versions strips text), and no longer than an id may be
+    bid = bid.strip()[: MAX_LENGTHS["battery_id"]] if isinstance(bid, str) else None
+    write = Write(who, "create_battery", bid, _sent(body))
 
     def change(conn: Connection) -> tuple[int, Any]:
         _may_write(who)
+        _readable(body)
         battery, reason, problems = battery_body(body, who.partner_id)
         _check_meter(request, battery.get("meter_id"), problems)
-        _call(
+        created = _call(
             conn,
             lambda: versions.create_battery(
                 conn, battery, recorded_by=recorded_by(who), reason=reason, raw_schema=m.raw
             ),
             problems,
+            body,
         )
-        return 201, _battery(m, conn, who, battery["battery_id"]).model_dump()
+        # read back by the id stored: " b-1 " is stored (and addressed) as "b-1"
+        return 201, _battery(m, conn, who, created["battery_id"]).model_dump()
 
     return _audit(request).perform(_engine(request), request, write, change)
 
@@ -190,10 +230,11 @@ def create_battery(request: Request, m: Warehouse, who: Who, body: Body):
 )
 def add_version(id: str, request: Request, m: Warehouse, who: Who, body: Body):  # noqa: A002
     """New terms from valid_from on (fields left out carry over)."""
-    write = Write(who, "add_version", id, body)
+    write = Write(who, "add_version", id, _sent(body))
 
     def change(conn: Connection) -> tuple[int, Any]:
         _own_battery(m, conn, who, id)
+        _readable(body)
         valid_from, changes, options, problems = version_body(body)
         _check_meter(request, changes.get("meter_id"), problems)
         version = _call(
@@ -210,6 +251,7 @@ def add_version(id: str, request: Request, m: Warehouse, who: Who, body: Body): 
                 raw_schema=m.raw,
             ),
             problems,
+            body,
         )
         return 201, version
 
@@ -224,10 +266,11 @@ def add_version(id: str, request: Request, m: Warehouse, who: Who, body: Body): 
 )
 def set_end_date(id: str, request: Request, m: Warehouse, who: Who, body: Body):  # noqa: A002
     """Set, move or clear the battery's end_date (nothing else changes here)."""
-    write = Write(who, "set_end_date", id, body)
+    write = Write(who, "set_end_date", id, _sent(body))
 
     def change(conn: Connection) -> tuple[int, Any]:
         _own_battery(m, conn, who, id)
+        _readable(body)
         end_date, options, problems = end_date_body(body)
         _call(
             conn,
@@ -241,6 +284,7 @@ def set_end_date(id: str, request: Request, m: Warehouse, who: Who, body: Body):
                 raw_schema=m.raw,
             ),
             problems,
+            body,
         )
         return 200, _battery(m, conn, who, id).model_dump()
 
@@ -258,7 +302,12 @@ def list_versions(
     ] = False,
 ) -> dict:
     """The battery's versions in force, by valid_from, each with valid_until (read keys
-    too); ``history=true``: every record ever made."""
+    too); ``history=true``: every record ever made. A customer's key gets the terms
+    without who recorded them, why and the record ids (the utility's and the partner's
+    internal business)."""
     visible_timezone(m, conn, who, id)
     read = versions.version_history if history else versions.list_versions
-    return {"battery_id": id, "items": read(conn, id, raw_schema=m.raw)}
+    items = read(conn, id, raw_schema=m.raw)
+    if who.customer_id is not None:
+        items = [{k: v for k, v in item.items() if k not in INTERNAL_FIELDS} for item in items]
+    return {"battery_id": id, "items": items}

@@ -19,7 +19,6 @@ of the latest period issued to the battery's partner. Period labels (``2026-11-3
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,6 +32,10 @@ from vbatt.battery_config import (
     FIXED_FIELDS,
     VERSIONED_FIELDS,
     field_problems,
+    is_number,
+    shown,
+    shown_name,
+    value_problem,
 )
 from vbatt.warehouse.migrate import check_schema_name
 
@@ -68,21 +71,35 @@ class BatteryInvalid(VersionError):
 
     def __init__(self, problems: dict[str, str], battery_id: str | None = None):
         self.problems = dict(problems)
-        who = f"battery {battery_id!r}: " if battery_id else ""
+        who = f"battery {shown(battery_id)}: " if battery_id else ""
         super().__init__(who + "; ".join(f"{f}: {m}" for f, m in self.problems.items()))
 
 
 class VersionExists(VersionError):
-    pass
+    """``detail`` says what clashes; ``str()`` adds how a Python caller goes on. Callers
+    with their own way to say replace (the API's ``"replace": true``) add their own hint
+    to ``detail`` instead, so a message never carries two."""
+
+    def __init__(self, detail: str):
+        self.detail = detail
+        super().__init__(f"{detail}; replace=True records a new one that supersedes it")
 
 
 class BackdatedChange(VersionError):
     """The change reaches into periods already issued; ``issued_until`` is the local date
-    up to which (exclusive) the partner was sent files."""
+    up to which (exclusive) the partner was sent files, ``affected_from`` the change's
+    first day. ``detail`` says what; ``str()`` adds the hint for ``vbatt batteries`` (the
+    CLI prints it as it is); the API adds its own to ``detail``."""
 
-    def __init__(self, message: str, issued_until: date):
+    def __init__(self, detail: str, issued_until: date, affected_from: date):
+        self.detail = detail
         self.issued_until = issued_until
-        super().__init__(message)
+        self.affected_from = affected_from
+        super().__init__(
+            f"{detail}; re-run with --backdate (backdate=True in Python) to record it:"
+            f" the ledger is recomputed from {affected_from} and the touched periods are"
+            " re-issued as corrections"
+        )
 
 
 # -- values -------------------------------------------------------------------------------
@@ -102,29 +119,25 @@ def parse_fields(values: dict, problems: dict[str, str]) -> dict:
                 try:
                     out[name] = date.fromisoformat(value.strip())
                 except ValueError:
-                    problems[name] = f"{value!r} is not a date (YYYY-MM-DD)"
+                    problems[name] = f"{shown(value)} is not a date (YYYY-MM-DD)"
             else:
-                problems[name] = f"{value!r} is not a date (YYYY-MM-DD)"
+                problems[name] = f"{shown(value)} is not a date (YYYY-MM-DD)"
         elif name in _NUMBER_FIELDS:
             if value is None:
                 out[name] = None
-            elif (
-                isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-            ):
+            elif is_number(value):
                 out[name] = float(value)
             else:
-                problems[name] = f"{value!r} is not a number"
+                problems[name] = f"{shown(value)} is not a finite number"
         elif name in _TEXT_FIELDS:
             if value is None or (isinstance(value, str) and not value.strip()):
                 out[name] = None
             elif isinstance(value, str):
                 out[name] = value.strip()
             else:
-                problems[name] = f"{value!r} is not text"
+                problems[name] = f"{shown(value)} is not text"
         else:
-            problems[name] = "unknown field"
+            problems[shown_name(name)] = "unknown field"
     return out
 
 
@@ -133,6 +146,14 @@ def _rule_problems(row: dict, problems: dict[str, str], only: Iterable[str] | No
     for name, message in field_problems(row):
         if name not in problems and (only is None or name in only):
             problems[name] = message
+
+
+def _value_problems(values: dict, problems: dict[str, str]) -> None:
+    """The shared rules for values outside a battery row (valid_from, end_date, reason)."""
+    for name, value in values.items():
+        problem = value_problem(name, value)
+        if problem and name not in problems:
+            problems[name] = problem
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -342,10 +363,81 @@ def _check_backdated(
         return
     raise BackdatedChange(
         f"battery {battery['battery_id']!r}: {what} reaches into periods already issued"
-        f" to partner {battery['partner_id']!r} (up to {until}, exclusive); say backdate"
-        f" to recompute from {affected_from} and re-issue the touched periods as"
-        " corrections",
+        f" to partner {battery['partner_id']!r} (up to {until}, exclusive)",
         until,
+        affected_from,
+    )
+
+
+# -- one partner per meter and period ------------------------------------------------------
+
+# the in-force versions (newest record per valid_from) of the batteries of other partners
+# that ever had the meter, each with its validity [valid_from, valid_until); a battery
+# without records reads as one version from its start (as in _records)
+_METER_TAKEN = """
+with candidates as (
+    select b.battery_id, b.start_date, b.end_date, b.meter_id
+    from {raw}.batteries b
+    where b.partner_id <> :partner
+      and b.battery_id in (
+          select battery_id from {raw}.battery_versions where meter_id = :meter
+          union
+          select battery_id from {raw}.batteries where meter_id = :meter
+      )
+),
+in_force as (
+    select distinct on (v.battery_id, v.valid_from) v.battery_id, v.valid_from, v.meter_id
+    from {raw}.battery_versions v
+    join candidates c using (battery_id)
+    order by v.battery_id, v.valid_from, v.record_id desc
+),
+spans as (
+    select f.battery_id, f.meter_id, f.valid_from,
+        coalesce(
+            lead(f.valid_from) over (partition by f.battery_id order by f.valid_from),
+            c.end_date
+        ) as valid_until
+    from in_force f
+    join candidates c using (battery_id)
+    union all
+    select c.battery_id, c.meter_id, c.start_date, c.end_date
+    from candidates c
+    where not exists (
+        select 1 from {raw}.battery_versions v where v.battery_id = c.battery_id
+    )
+)
+select 1 from spans
+where meter_id = :meter
+  and valid_from < coalesce(cast(:until as date), 'infinity'::date)
+  and coalesce(valid_until, 'infinity'::date) > :since
+limit 1
+"""
+
+
+def _meter_problem(
+    conn: Connection, raw: str, partner_id: str, meter_id: str, since: date, until: date | None
+) -> str | None:
+    """A meter's readings belong to one partner at a time: a battery of another partner
+    using the meter in an overlapping period would read that household's imports and
+    exports. Batteries of the same partner may share a meter (offers side by side), and a
+    meter may move to another partner from the day the first one's battery ends (a
+    customer switching supplier). The message names nothing of the other partner.
+
+    An advisory lock per meter (held to the end of the caller's transaction) keeps two
+    partners' concurrent writes from both passing."""
+    conn.execute(
+        text("select pg_advisory_xact_lock(hashtext(:k))"), {"k": f"vbatt-meter:{raw}:{meter_id}"}
+    )
+    taken = conn.execute(
+        text(_METER_TAKEN.format(raw=raw)),
+        {"partner": partner_id, "meter": meter_id, "since": since, "until": until},
+    ).first()
+    if taken is None:
+        return None
+    period = f"from {since} until {until}" if until else f"from {since} on"
+    return (
+        f"{shown(meter_id)} is not available to the batteries of partner {shown(partner_id)}"
+        f" {period}; ask the utility"
     )
 
 
@@ -437,10 +529,21 @@ def create_battery(
     if not row.get("partner_id"):
         problems.setdefault("partner_id", "is required")
     _rule_problems(row, problems)
+    _value_problems({"reason": reason}, problems)
     start = row.get("start_date")
     if valid_from is not None and isinstance(start, date) and valid_from != start:
         problems["valid_from"] = f"{valid_from}: the first version starts on the start_date {start}"
     battery_id = row.get("battery_id")
+    if not problems and _battery(conn, raw, battery_id) is not None:
+        # before the meter: a taken id is the clash to report (and the insert below
+        # still catches a concurrent one)
+        raise BatteryExists(f"battery {battery_id!r} exists already")
+    if not problems:
+        taken = _meter_problem(
+            conn, raw, row["partner_id"], row["meter_id"], start, row.get("end_date")
+        )
+        if taken:
+            problems["meter_id"] = taken
     if problems:
         raise BatteryInvalid(problems, battery_id)
     row = {f: row.get(f) for f in BATTERY_FIELDS}
@@ -483,6 +586,7 @@ def add_version(
     valid_from = parse_fields({"valid_from": valid_from}, problems).get("valid_from")
     if valid_from is None and "valid_from" not in problems:
         problems["valid_from"] = "is required"
+    _value_problems({"valid_from": valid_from, "reason": reason}, problems)
     changes = dict(changes)
     if "valid_from" in changes:
         again = parse_fields({"valid_from": changes.pop("valid_from")}, {}).get("valid_from")
@@ -507,10 +611,14 @@ def add_version(
     versions = _in_force(_records(conn, raw, battery), end)
     existing = next((v for v in versions if v["valid_from"] == valid_from), None)
     if existing is not None and not replace:
+        if existing["recorded_at"] is None:  # a battery written straight into raw.batteries
+            recorded = "its terms from the start, stored without a version record"
+        else:
+            recorded = (
+                f"recorded {existing['recorded_at']:%Y-%m-%d %H:%M} by {existing['recorded_by']}"
+            )
         raise VersionExists(
-            f"battery {battery_id!r} has a version from {valid_from} already (recorded"
-            f" {existing['recorded_at']:%Y-%m-%d %H:%M} by {existing['recorded_by']});"
-            " say replace to supersede it (the record is kept)"
+            f"battery {battery_id!r} has a version from {valid_from} already ({recorded})"
         )
     base = existing or [v for v in versions if v["valid_from"] < valid_from][-1]
     values = {f: base[f] for f in VERSIONED_FIELDS}
@@ -532,9 +640,32 @@ def add_version(
             f" {battery['initial_level_kwh']:g} of the start"
         )
         del problems["initial_level_kwh"]
+    if not problems and values["meter_id"] != base["meter_id"]:
+        # the version runs until the next one in force, else to the battery's end; the
+        # same meter as the version it follows (or replaces) covers no new period
+        later = [v["valid_from"] for v in versions if v["valid_from"] > valid_from]
+        until = later[0] if later else end
+        taken = _meter_problem(
+            conn, raw, battery["partner_id"], values["meter_id"], valid_from, until
+        )
+        if taken:
+            problems["meter_id"] = taken
     if problems:
         raise BatteryInvalid(problems, battery_id)
     _check_backdated(conn, raw, battery, valid_from, f"a version from {valid_from}", backdate)
+    if versions[0]["record_id"] is None:
+        # a battery written straight into raw.batteries reads as one version from its
+        # start only while it has no record: keep that version as a record first, or the
+        # new one would be its only version and the start's terms would be lost
+        _insert_version(
+            conn,
+            raw,
+            battery_id,
+            start,
+            versions[0],
+            "raw.batteries",
+            "the configuration before its first recorded version",
+        )
     _insert_version(conn, raw, battery_id, valid_from, values, recorded_by, reason)
     battery = _battery(conn, raw, battery_id)
     versions = _in_force(_records(conn, raw, battery), end)
@@ -558,7 +689,8 @@ def set_end_date(
     battery = _require(conn, raw, battery_id, lock=True)
     problems: dict[str, str] = {}
     end = parse_fields({"end_date": end_date}, problems).get("end_date")
-    if end is not None:
+    _value_problems({"end_date": end, "reason": reason}, problems)
+    if end is not None and not problems:
         newest = _in_force(_records(conn, raw, battery), None)[-1]["valid_from"]
         if end <= battery["start_date"]:
             problems["end_date"] = f"{end} is not after start_date {battery['start_date']}"
@@ -571,6 +703,15 @@ def set_end_date(
     old = battery["end_date"]
     if end == old:
         return get_battery(conn, battery_id, raw_schema=raw)
+    if old is not None and (end is None or end > old):
+        # a later (or no) end extends the last version on its meter: from the old end on
+        last = _in_force(_records(conn, raw, battery), None)[-1]
+        taken = _meter_problem(conn, raw, battery["partner_id"], last["meter_id"], old, end)
+        if taken:
+            raise BatteryInvalid(
+                {"end_date": f"{end or 'no end'} keeps the battery on its meter: {taken}"},
+                battery_id,
+            )
     affected_from = min(d for d in (old, end) if d is not None)
     what = f"moving the end_date from {old or 'none'} to {end or 'none'}"
     _check_backdated(conn, raw, battery, affected_from, what, backdate)
