@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from tests.api import test_dashboard_browser as dashboard
-from tests.api.conftest import auth
+from tests.api.conftest import SOLAR_METER, auth
 from tests.api.test_dashboard_browser import CHROMIUM, close, loaded, shot
 
 browser = dashboard.browser  # the same browser fixture as the other pages
@@ -66,7 +66,7 @@ def test_add_change_and_end_a_battery(page, api_url, api_warehouse, client):
     page.fill("[name=battery_id]", bid)
     page.fill("[name=name]", "Solar battery Brunner")
     page.fill("[name=customer_id]", "k-501")
-    page.fill("[name=meter_id]", "SIM-0002")
+    page.fill("[name=meter_id]", SOLAR_METER)
     page.fill("[name=capacity_kwh]", "-1")
     page.fill("[name=start_date]", "2030-01-01")
     page.fill("[name=reset_date]", "2030-04-01")
@@ -90,7 +90,7 @@ def test_add_change_and_end_a_battery(page, api_url, api_warehouse, client):
     battery = client.get(f"/v1/batteries/{bid}", headers=auth(key)).json()
     assert (battery["name"], battery["meter_id"], battery["capacity_kwh"]) == (
         "Solar battery Brunner",
-        "SIM-0002",
+        SOLAR_METER,
         8.0,
     )
     (first,) = client.get(f"/v1/batteries/{bid}/versions", headers=auth(key)).json()["items"]
@@ -107,8 +107,8 @@ def test_add_change_and_end_a_battery(page, api_url, api_warehouse, client):
     saved(page, "#change-form")
     versions = client.get(f"/v1/batteries/{bid}/versions", headers=auth(key)).json()["items"]
     assert [(v["valid_from"], v["capacity_kwh"], v["meter_id"]) for v in versions] == [
-        ("2030-01-01", 8.0, "SIM-0002"),
-        ("2030-06-01", 12.0, "SIM-0002"),
+        ("2030-01-01", 8.0, SOLAR_METER),
+        ("2030-06-01", 12.0, SOLAR_METER),
     ]
     assert versions[1]["reason"] == "upgrade to 12 kWh"
     rows = page.locator("#versions tbody tr")
@@ -125,6 +125,21 @@ def test_add_change_and_end_a_battery(page, api_url, api_warehouse, client):
     saved(page, "#change-form")
     versions = client.get(f"/v1/batteries/{bid}/versions", headers=auth(key)).json()["items"]
     assert (versions[1]["name"], versions[1]["capacity_kwh"]) == ("Solar battery Brunner-Huber", 12)
+
+    # a change between two versions shows (and is compared with) the version in force at
+    # its date, from which the server carries the unsent fields over, not the latest one
+    page.fill("#change-form [name=valid_from]", "2030-03-01")
+    assert page.input_value("#change-form [name=capacity_kwh]") == "8"
+    assert page.input_value("#change-form [name=name]") == "Solar battery Brunner"
+    page.fill("#change-form [name=capacity_kwh]", "12")  # the latest's value: still a change
+    page.click("#change-form button[type=submit]")
+    saved(page, "#change-form")
+    versions = client.get(f"/v1/batteries/{bid}/versions", headers=auth(key)).json()["items"]
+    assert [(v["valid_from"], v["name"], v["capacity_kwh"]) for v in versions] == [
+        ("2030-01-01", "Solar battery Brunner", 8.0),
+        ("2030-03-01", "Solar battery Brunner", 12.0),
+        ("2030-06-01", "Solar battery Brunner-Huber", 12.0),
+    ]
 
     # "End battery"
     page.fill("#end-form [name=end_date]", "2031-01-01")

@@ -6,7 +6,9 @@ Reads run in sessions with ``default_transaction_read_only``; the write API
 has a pool of its own and writes through ``vbatt.warehouse.versions``, each write one
 audited transaction. Keys are created by the CLI (``vbatt keys create``), never over HTTP.
 The realtime receiver (``realtime.py``) writes through an engine of its own.
-Every answer carries the security headers of ``security.py``. The OpenAPI schema is at
+Every answer carries the security headers of ``security.py``; a NUL in a path or query
+string is refused before routing (``nul_guard.py``), and request validation errors on
+smart-me's routes answer in smart-me's shape. The OpenAPI schema is at
 ``/openapi.json``; the interactive docs pages are off because they load scripts from the
 internet.
 """
@@ -14,6 +16,8 @@ internet.
 from __future__ import annotations
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
@@ -21,6 +25,7 @@ from vbatt.api import dashboard, fleet, live_stream, native, realtime, smartme, 
 from vbatt.api.audit import AuditLog
 from vbatt.api.errors import Refused
 from vbatt.api.meter_check import MeterCheck
+from vbatt.api.nul_guard import RefuseNul
 from vbatt.api.queries import Marts, read_only_engine, write_engine
 from vbatt.api.security import KeyThrottle, SecurityHeaders
 
@@ -58,6 +63,7 @@ def create_app(
     app.state.audit = AuditLog(raw_schema)
     app.state.meter_check = meter_check
     app.state.key_throttle = key_throttle or KeyThrottle()
+    app.add_middleware(RefuseNul)  # behind FastPath: realtime pushes skip the check
     app.add_middleware(realtime.FastPath, state=app.state)  # inside SecurityHeaders
     app.add_middleware(SecurityHeaders)
     app.include_router(smartme.legacy_router)
@@ -79,5 +85,14 @@ def create_app(
         # smart-me's error body is {"Message": ...}; the native API keeps FastAPI's "detail"
         key = smartme.error_key(request.url.path) or "detail"
         return JSONResponse({key: exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        # smart-me's clients read {"Message": ...} on its routes whatever went wrong; the
+        # native API keeps FastAPI's list of errors
+        key = smartme.error_key(request.url.path)
+        if key is None:
+            return await request_validation_exception_handler(request, exc)
+        return JSONResponse({key: smartme.invalid_message(exc.errors())}, 422)
 
     return app

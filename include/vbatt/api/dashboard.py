@@ -88,11 +88,20 @@ def login_form(failed: str | None = None) -> HTMLResponse:
     return _page("login", note=note)
 
 
+EMPTY_KEY = "Enter your API key to sign in."
+
+
 @router.post("/dashboard/login")
-def login(request: Request, conn: Conn, key: Annotated[str, Form()]) -> Response:
+def login(request: Request, conn: Conn, key: Annotated[str | None, Form()] = None) -> Response:
+    """An empty (or missing) field shows the form again with a note (FastAPI's own answer
+    would be a 422 in JSON, shown raw in the browser); a wrong key goes to ``?failed=1``."""
     check_origin(request)  # no signing in from another site's form (login CSRF)
-    key = key.strip()
-    if not key or lookup(request, conn, key) is None:
+    key = (key or "").strip()
+    if not key:
+        page = _page("login", note=EMPTY_KEY)
+        page.status_code = 422
+        return page
+    if lookup(request, conn, key) is None:
         return RedirectResponse("/dashboard/login?failed=1", status_code=303)
     response = RedirectResponse("/dashboard", status_code=303)
     _set_cookie(response, request, key)

@@ -10,11 +10,14 @@ The live view engages only when a meter of the battery has a realtime value newe
 the ledger ("live data"); otherwise the ledger's own values stand, not provisional. That
 keeps ``/api/Devices`` one query for the list plus, for the batteries whose meters did
 push since the ledger ran, their terms (two queries) and readings (one query per widening
-of the look-back), however many batteries the list has.
+of the look-back), however many batteries the list has. A battery whose stored dates are
+too extreme for the arithmetic (OverflowError) answers with the ledger's values and a log
+line, so it cannot fail the whole list.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +39,8 @@ from vbatt.api.models import Battery, Live, LiveStep
 from vbatt.warehouse.migrate import check_schema_name
 from vbatt.warehouse.realtime import latest_live, readings_in_spans
 from vbatt.warehouse.versions import list_versions, list_versions_many
+
+log = logging.getLogger("vbatt.api.live")
 
 # No new value for this long: the dashboard says the value is stale (a push every second
 # is the norm; polling alone brings a value every 15 minutes, the ledger one more later).
@@ -182,7 +187,10 @@ def live_states(
     since: dict[str, datetime] = {}
     engaged: set[str] = set()
     for b in batteries:
-        at = anchor_of(b).at or local_midnight(b.start_date, b.timezone)
+        try:
+            at = anchor_of(b).at or local_midnight(b.start_date, b.timezone)
+        except OverflowError:  # a stored start_date near year 1 or 9999
+            continue  # no `since`: answered without live values below
         since[b.battery_id] = at
         newer = any(pushed[m].value_at > at for m in meters.get(b.battery_id, ()) if m in pushed)
         if newer and now - at <= MAX_AHEAD + QUARTER:
@@ -204,23 +212,37 @@ def live_states(
     for b in batteries:
         anchor = anchor_of(b)
         versions = terms.get(b.battery_id)
-        if b.battery_id in engaged and versions:
-            frame = Frame(b.start_date, b.timezone, versions, b.end_date)
-            own = {t.meter_id for t in versions}
-            mine = {m: readings[(m, since[b.battery_id], until)] for m in own}
-            power = {
-                m: MeterPower(pushed[m].value_at, pushed[m].power_kw)
-                for m in own
-                if m in pushed and pushed[m].power_kw is not None
-            }
-            level = advance(frame, anchor, mine, power)
-        else:
-            level = LiveLevel(anchor.level_kwh, anchor.power_kw, anchor.at, False, anchor.at)
-        capacity = b.capacity_kwh
-        if versions:
-            capacity = _in_force_capacity(versions, level.at or since[b.battery_id], b.timezone)
+        try:
+            if b.battery_id not in since:
+                raise OverflowError("its start_date is out of range")
+            if b.battery_id in engaged and versions:
+                frame = Frame(b.start_date, b.timezone, versions, b.end_date)
+                own = {t.meter_id for t in versions}
+                mine = {m: readings[(m, since[b.battery_id], until)] for m in own}
+                power = {
+                    m: MeterPower(pushed[m].value_at, pushed[m].power_kw)
+                    for m in own
+                    if m in pushed and pushed[m].power_kw is not None
+                }
+                level = advance(frame, anchor, mine, power)
+            else:
+                level = _ledger_level(anchor)
+            capacity = b.capacity_kwh
+            if versions:
+                capacity = _in_force_capacity(versions, level.at or since[b.battery_id], b.timezone)
+        except OverflowError as exc:
+            # stored dates so extreme that the arithmetic leaves Python's datetime range
+            # (rows from before the configured dates were bounded): this battery answers
+            # with the ledger's values, the list's others as usual
+            log.warning("battery %r answered without live values: %s", b.battery_id, exc)
+            level, capacity = _ledger_level(anchor), b.capacity_kwh
         out[b.battery_id] = Now(b, level, capacity, now)
     return out
+
+
+def _ledger_level(anchor: Anchor) -> LiveLevel:
+    """The ledger's own values, not provisional (no live data)."""
+    return LiveLevel(anchor.level_kwh, anchor.power_kw, anchor.at, False, anchor.at)
 
 
 def _in_force_capacity(versions: tuple[Terms, ...], at: datetime, tz: str) -> float:

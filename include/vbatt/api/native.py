@@ -4,7 +4,8 @@ Paging is by key: each page holds at most ``limit`` rows in key order and ``next
 URL of the following page (the same query with ``after`` = the last key), so a page stays
 right while new rows arrive. ``format=csv`` streams the whole selected range as a CSV file
 instead (no paging; columns = the JSON fields). ``start``/``end`` are a date (midnight of
-the battery's local day) or an ISO instant (naive = UTC); ``end`` is exclusive.
+the battery's local day) or an ISO instant (naive = UTC); ``end`` is exclusive. Dates and
+instants outside ``queries.QUERY_YEARS`` are refused (422) before any arithmetic on them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from vbatt.api.models import (
     Settlement,
     SettlementPage,
 )
+from vbatt.api.queries import in_query_years, out_of_query_years
 from vbatt.smartme_schema import iso
 
 router = APIRouter(prefix="/v1", tags=["batteries"])
@@ -58,27 +60,35 @@ def _next(request: Request, items: list, limit: int, key: Callable) -> str | Non
 
 
 def parse_bound(value: str | None, tz: str, name: str) -> datetime | None:
-    """A local date (its midnight in ``tz``) or an ISO instant; None stays None."""
+    """A local date (its midnight in ``tz``) or an ISO instant; None stays None; 422
+    outside QUERY_YEARS (the arithmetic on it could overflow)."""
     if value is None or value == "":
         return None
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(), ZoneInfo(tz))
-        ts = datetime.fromisoformat(value.replace(" ", "+"))
+            ts = datetime.combine(date.fromisoformat(value), time(), ZoneInfo(tz))
+        else:
+            ts = datetime.fromisoformat(value.replace(" ", "+"))
     except ValueError:
         raise HTTPException(
             422, f"{name} must be a date (YYYY-MM-DD) or an ISO instant: {value!r}"
         ) from None
+    if not in_query_years(ts):
+        raise HTTPException(422, f"{name} is {out_of_query_years(value)}")
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
 
 
 def parse_date(value: str | None, name: str) -> date | None:
+    """A local date; None stays None; 422 outside QUERY_YEARS."""
     if value is None or value == "":
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise HTTPException(422, f"{name} must be a date (YYYY-MM-DD): {value!r}") from None
+    if not in_query_years(day):
+        raise HTTPException(422, f"{name} is {out_of_query_years(value)}")
+    return day
 
 
 def _cell(v: object) -> str:

@@ -32,6 +32,26 @@ from vbatt.warehouse.migrate import check_schema_name
 
 INTERVAL = timedelta(minutes=15)
 
+# The years a date or instant in a query parameter may name (docs/api.md, "Refused
+# reads"): wider than the 2000-2199 of a battery's configured dates, so every stored row
+# stays reachable, and far from the ends of Python's datetime (years 1 to 9999), so the
+# arithmetic on them (a period's last day, a look-back, a time zone's offset) cannot
+# overflow into a 500.
+QUERY_YEARS = (1900, 2999)
+
+
+def in_query_years(value: date | datetime) -> bool:
+    """Whether ``value`` (a date, or an instant in its own offset) lies in QUERY_YEARS."""
+    return QUERY_YEARS[0] <= value.year <= QUERY_YEARS[1]
+
+
+def out_of_query_years(value: str) -> str:
+    """What to say about a query parameter's ``value`` outside QUERY_YEARS."""
+    return (
+        f"out of range: {value[:60]!r}; dates and instants must lie in the years"
+        f" {QUERY_YEARS[0]} to {QUERY_YEARS[1]}"
+    )
+
 
 def read_only_engine(url: str) -> Engine:
     """Sessions that cannot write (default_transaction_read_only) and speak UTC."""
@@ -57,6 +77,26 @@ def write_engine(url: str) -> Engine:
 
 def _columns(model: type, prefix: str) -> str:
     return ", ".join(f"{prefix}.{name}" for name in model.model_fields)
+
+
+def _json_columns(model: type, prefix: str) -> str:
+    """The model's columns formatted by PostgreSQL as the other native routes (pydantic)
+    write them, for a page built with json_agg: instants ``YYYY-MM-DDTHH:MM:SSZ`` (json_agg
+    alone writes ``+00:00``) and floats with a fraction (``0.0``, where json_agg writes
+    ``0``; NaN and infinities, which the ledger never holds, as null like pydantic)."""
+    out = []
+    for name, field in model.model_fields.items():
+        column = f"{prefix}.{name}"
+        if field.annotation is datetime:
+            column = f"to_char({column} at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+        elif field.annotation is float:  # whole numbers below 1e15 print without exponent
+            column = (
+                f"case when {column} in ('NaN', 'Infinity', '-Infinity') then null"
+                f" when {column} = trunc({column}) and abs({column}) < 1e15"
+                f" then cast(cast({column} as text) || '.0' as json) else to_json({column}) end"
+            )
+        out.append(f"{column} as {name}")
+    return ", ".join(out)
 
 
 @dataclass(frozen=True)
@@ -277,9 +317,11 @@ class Marts:
         limit: int,
     ) -> tuple[str, int, datetime | None]:
         """One page as a JSON array built by PostgreSQL (json_agg is C; turning 3,000 rows
-        into Python objects and back is most of a month's cost), its length and last key."""
+        into Python objects and back is most of a month's cost), its length and last key.
+        The columns are formatted in SQL as the other routes write them (_json_columns);
+        the fixed-width UTC text of interval_start sorts as the instants do."""
         sql = (
-            f"select {_columns(Interval, 'i')} from {self.marts}.battery_intervals i"
+            f"select {_json_columns(Interval, 'i')} from {self.marts}.battery_intervals i"
             " where i.battery_id = :id"
         )
         params: dict = {"id": battery_id, "limit": limit}
@@ -294,13 +336,13 @@ class Marts:
         sql += " order by i.interval_start limit :limit"
         row = conn.execute(
             text(
-                "select count(*) as n, max(page.interval_start) as last,"
-                " coalesce(json_agg(page order by page.interval_start), '[]')::text as items"
-                f" from ({sql}) as page"
+                'select count(*) as n, max(page.interval_start collate "C") as last,'
+                " coalesce(json_agg(page order by page.interval_start collate \"C\"), '[]')::text"
+                f" as items from ({sql}) as page"
             ),
             params,
         ).one()
-        return row.items, row.n, row.last
+        return row.items, row.n, datetime.fromisoformat(row.last) if row.last else None
 
     def days(
         self,

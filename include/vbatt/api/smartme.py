@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -38,7 +38,7 @@ from vbatt.api.access import Conn, NotFound, Warehouse, Who, visible_timezone
 from vbatt.api.keys import Principal
 from vbatt.api.live import live_states
 from vbatt.api.models import Battery
-from vbatt.api.queries import Marts
+from vbatt.api.queries import Marts, in_query_years, out_of_query_years
 from vbatt.smartme_schema import (
     ENERGY_TYPE_ELECTRICITY,
     FAMILY_TYPE_VIRTUAL_METER,
@@ -115,10 +115,38 @@ def battery_id(m: Marts, conn: Connection, who: Principal, id: str) -> str:  # n
     raise NotFound("device")
 
 
+def invalid_message(errors: Sequence[Any]) -> str:
+    """A request validation error (FastAPI's list) as one sentence for smart-me's
+    ``Message``: which parameter, what is wrong with it and the value sent."""
+    parts = []
+    for e in errors:
+        where, name = (e["loc"][0], e["loc"][-1]) if e.get("loc") else ("request", "?")
+        sent = f" ({_shown(e['input'])})" if isinstance(e.get("input"), str) else ""
+        parts.append(f"The {where} parameter '{name}' is not valid: {e.get('msg')}{sent}.")
+    return " ".join(parts) or "The request is not valid."
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:60] + "...")
+
+
 def _instant(text: str | None, name: str) -> datetime:
-    ts = parse_instant(text)
-    if ts is None:
+    """A query's date-time: 400 when missing or not a date-time, 422 outside QUERY_YEARS."""
+    if text is None or not text.strip():
         raise HTTPException(400, f"The query parameter '{name}' (date-time) is required.")
+    try:
+        ts = parse_instant(text)
+        out = ts is not None and not in_query_years(ts)
+    except OverflowError:  # its UTC instant falls before year 1 or after 9999
+        ts, out = None, True
+    if out:
+        raise HTTPException(422, f"The query parameter '{name}' is {out_of_query_years(text)}.")
+    if ts is None:
+        raise HTTPException(
+            400,
+            f"The query parameter '{name}' is not a date-time: {_shown(text)};"
+            " send ISO 8601, e.g. 2025-06-28T12:00:00Z.",
+        )
     return ts
 
 
@@ -157,8 +185,14 @@ def _values(m, conn, who, id, start_date, end_date, interval, ids) -> list:  # n
     bid = battery_id(m, conn, who, id)
     tz = visible_timezone(m, conn, who, bid)
     start, end = _instant(start_date, "startDate"), _instant(end_date, "endDate")
-    if interval is None or interval < 0:
-        raise HTTPException(400, "startDate, endDate (date-time) and interval (int) are required.")
+    if interval is None:
+        raise HTTPException(400, "The query parameter 'interval' (minutes) is required.")
+    if interval < 0:
+        raise HTTPException(
+            400,
+            f"interval must be a whole number of minutes, 0 or more (0 = every quarter hour):"
+            f" {interval}",
+        )
     step = 15 * max(1, math.ceil(interval / 15))
     rows = m.registers_series(conn, bid, tz, start, end, step, MAX_VALUES_PER_CALL)
     return [

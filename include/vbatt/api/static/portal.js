@@ -116,7 +116,8 @@
   const api = "/v1/batteries/" + encodeURIComponent(id);
   const changeForm = $("#change-form");
   const endForm = $("#end-form");
-  let battery = null, current = null, clipRun = 0;
+  const VERSIONED = ["name", "meter_id", "capacity_kwh", "reset_date", "reset_repeat"];
+  let battery = null, versions = [], clipRun = 0;
 
   const localDate = (iso) =>
     new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" })
@@ -143,23 +144,41 @@
     });
   }
 
-  function prefill(v) {
+  // The version a change from `from` builds on. The server carries every field the form
+  // leaves out over from the version in force before `from` (for the same date: from the
+  // one it replaces), so the form shows that version and sends only what differs from it;
+  // showing the latest instead would let a field the user saw carry over another value.
+  // No date yet: the latest version.
+  function baseVersion(from) {
+    if (!versions.length) return null;
+    if (!from) return versions[versions.length - 1];
+    let base = versions[0];
+    versions.forEach((v) => { if (v.valid_from <= from) base = v; }); // by valid_from
+    return base;
+  }
+
+  // Show `v` in the change form; `was` remembers it, for what to send. A field the user
+  // has edited keeps its value when the date (and so the base version) changes, unless
+  // `force` (a form just reset).
+  function prefill(v, force) {
     if (!changeForm || !v) return;
-    ["name", "meter_id", "capacity_kwh", "reset_date", "reset_repeat"].forEach((name) => {
+    VERSIONED.forEach((name) => {
       const input = changeForm.querySelector(`[name="${name}"]`);
       const text = v[name] === null || v[name] === undefined ? "" : String(v[name]);
-      input.value = text;
+      if (force || input.value.trim() === (input.dataset.was || "")) input.value = text;
       input.dataset.was = text;
     });
   }
+
+  const chosenFrom = () => (changeForm ? value(changeForm, "valid_from") : null);
 
   async function refresh() {
     section.dataset.loaded = "false";
     const [b, v] = await Promise.all([getJSON(api), getJSON(api + "/versions")]);
     battery = b;
     showVersions(v.items);
-    current = v.items.length ? v.items[v.items.length - 1] : null;
-    prefill(current);
+    versions = v.items;
+    prefill(baseVersion(chosenFrom()), true);
     $("#end-date-now").textContent = b.end_date || "none (the battery runs on)";
     if (endForm) endForm.querySelector("[name=end_date]").value = b.end_date || "";
     section.dataset.loaded = "true";
@@ -191,12 +210,17 @@
 
   if (changeForm) {
     ["input", "change"].forEach((type) => {
+      // first the version in force at the new date, then the clip note on its capacity
+      changeForm.querySelector("[name=valid_from]").addEventListener(type, () => {
+        prefill(baseVersion(chosenFrom()), false);
+      });
       changeForm.querySelector("[name=capacity_kwh]").addEventListener(type, clipNote);
       changeForm.querySelector("[name=valid_from]").addEventListener(type, clipNote);
     });
     submitting(changeForm, async () => {
       const body = { valid_from: value(changeForm, "valid_from") };
-      ["name", "meter_id", "capacity_kwh", "reset_date", "reset_repeat"].forEach((name) => {
+      // `was` holds the base version's values (prefill at this date): what differs is sent
+      VERSIONED.forEach((name) => {
         const input = changeForm.querySelector(`[name="${name}"]`);
         if (input.value.trim() !== (input.dataset.was || "")) body[name] = value(changeForm, name);
       });
