@@ -8,6 +8,14 @@ from datetime import date
 import pytest
 from sqlalchemy import text
 
+from vbatt.battery_config import (
+    BatteryConfigError,
+    check_batteries,
+    field_problems,
+    is_number,
+    shown,
+)
+from vbatt.ingest.csv_inputs import InputFileError, read_batteries_csv
 from vbatt.warehouse.versions import (
     BackdatedChange,
     BatteryExists,
@@ -221,3 +229,201 @@ def test_end_date_set_moved_cleared(conn, raw):
         .all()
     )
     assert ends == [date(2026, 6, 1), date(2026, 5, 15), None]
+
+
+# --- The rules every path into raw.batteries shares (vbatt.battery_config, versions): a meter
+# serves one partner at a time, ids fit in URLs, dates lie in 2000-2199, text holds no NUL
+# and has a maximum length, timezones are IANA names; the batteries CSV and the utility's
+# import meet the same rules as the API; a battery written by SQL takes versions; each
+# refusal carries one hint.
+
+
+def row(battery_id: str = "A-1", **over) -> dict:
+    return {
+        "battery_id": battery_id,
+        "name": "Meier",
+        "partner_id": "A",
+        "customer_id": "C-1",
+        "meter_id": "M-1",
+        "capacity_kwh": 10.0,
+        "start_date": date(2026, 1, 1),
+        "reset_date": None,
+        "reset_repeat": "yearly",
+        "end_date": None,
+        "timezone": "Europe/Zurich",
+        "initial_level_kwh": 0.0,
+        **over,
+    }
+
+
+def test_a_meter_serves_one_partner_at_a_time(conn, raw):
+    create_battery(conn, row(end_date=date(2027, 1, 1)), recorded_by="t", raw_schema=raw)
+    # the same partner may put a second battery on it (an offer side by side)
+    create_battery(conn, row("A-2", name="Offer"), recorded_by="t", raw_schema=raw)
+    for start in (date(2026, 1, 1), date(2026, 12, 31), date(2025, 1, 1)):
+        with pytest.raises(BatteryInvalid) as refused:
+            with conn.begin_nested():
+                other = row("B-1", partner_id="B", start_date=start)
+                create_battery(conn, other, recorded_by="t", raw_schema=raw)
+        assert set(refused.value.problems) == {"meter_id"}
+        message = refused.value.problems["meter_id"]
+        assert "not available" in message and "ask the utility" in message
+        assert "'A'" not in message and "A-1" not in message  # nothing about the other
+    # A's batteries end... except A-2, which runs on: B waits until A-2 ends too
+    set_end_date(conn, "A-2", date(2027, 1, 1), recorded_by="t", raw_schema=raw)
+    switched = row("B-1", partner_id="B", start_date=date(2027, 1, 1))
+    create_battery(conn, switched, recorded_by="t", raw_schema=raw)
+    # ... and A's battery cannot run on into B's time
+    with pytest.raises(BatteryInvalid, match="end_date"):
+        with conn.begin_nested():
+            set_end_date(conn, "A-1", date(2027, 2, 1), recorded_by="t", raw_schema=raw)
+    with pytest.raises(BatteryInvalid, match="end_date"):
+        with conn.begin_nested():
+            set_end_date(conn, "A-1", None, recorded_by="t", raw_schema=raw)
+
+    # a version of another partner's battery onto the meter: refused while A has it
+    create_battery(
+        conn, row("B-2", partner_id="B", meter_id="M-9"), recorded_by="t", raw_schema=raw
+    )
+    with pytest.raises(BatteryInvalid) as refused:
+        with conn.begin_nested():
+            add_version(
+                conn, "B-2", "2026-06-01", {"meter_id": "M-1"}, recorded_by="t", raw_schema=raw
+            )
+    assert set(refused.value.problems) == {"meter_id"}
+    # until the version that follows it: a version on M-1 up to 2027 would still overlap
+    add_version(conn, "B-2", "2027-03-01", {"meter_id": "M-1"}, recorded_by="t", raw_schema=raw)
+    with pytest.raises(BatteryInvalid):
+        with conn.begin_nested():
+            add_version(
+                conn, "B-2", "2026-12-01", {"meter_id": "M-1"}, recorded_by="t", raw_schema=raw
+            )
+    # a version that keeps the meter it has does not ask again
+    add_version(conn, "B-2", "2027-05-01", {"capacity_kwh": 3}, recorded_by="t", raw_schema=raw)
+
+
+def test_the_utilitys_import_meets_the_meter_rule(pipeline):
+    """upsert_batteries (the loader under ``vbatt batteries`` and the demo) goes through
+    the same rule: two partners on one meter at once is a data error, all or nothing."""
+    rows = [row(), row("B-1", partner_id="B", start_date=date(2026, 6, 1))]
+    with pytest.raises(BatteryInvalid, match="meter_id"):
+        pipeline.batteries(rows)
+    with pipeline.engine.connect() as conn:
+        assert conn.execute(text(f"select count(*) from {pipeline.raw}.batteries")).scalar() == 0
+    # one ending when the other starts: both stored
+    pipeline.batteries([row(end_date=date(2026, 6, 1)), rows[1]])
+
+
+@pytest.mark.parametrize(
+    "over, field",
+    [
+        ({"battery_id": "x/y z"}, "battery_id"),
+        ({"battery_id": "new"}, "battery_id"),
+        ({"battery_id": "a" * 101}, "battery_id"),
+        ({"name": "a\0b"}, "name"),
+        ({"customer_id": "c" * 201}, "customer_id"),
+        ({"meter_id": "m" * 101}, "meter_id"),
+        ({"start_date": date(1, 1, 1)}, "start_date"),
+        ({"end_date": date(2200, 1, 1)}, "end_date"),
+        ({"reset_date": date(1999, 12, 31)}, "reset_date"),
+        ({"timezone": "Europe"}, "timezone"),
+        ({"timezone": "A" * 300}, "timezone"),
+    ],
+)
+def test_the_shared_rules(over, field):
+    problems = dict(field_problems(row(**over)))
+    assert set(problems) == {field}, problems
+    with pytest.raises(BatteryConfigError, match=field):
+        check_batteries([row(**over)])
+
+
+def test_the_rules_bounds_pass():
+    edge = row(
+        battery_id="a" * 100,
+        name="n" * 200,
+        start_date=date(2000, 1, 1),
+        end_date=date(2199, 12, 31),
+        timezone="UTC",
+    )
+    assert field_problems(edge) == []
+    problem = dict(field_problems(row(start_date=date(1999, 12, 31))))["start_date"]
+    assert "2000-01-01 to 2199-12-31" in problem
+
+
+def test_the_batteries_csv_meets_the_shared_rules(tmp_path):
+    header = "battery_id,name,partner_id,customer_id,meter_id,capacity_kwh,start_date,reset_date,reset_repeat,end_date,timezone,initial_level_kwh"
+    path = tmp_path / "b.csv"
+    path.write_text(
+        "\n".join(
+            [
+                header,
+                "x/y z,Meier,P,C,M1,5,2026-01-01,,,,Europe/Zurich,",
+                "new,Meier,P,C,M1,5,2026-01-01,,,,Europe/Zurich,",
+                "ok-1,Meier,P,C,M1,5,0001-01-01,,,,Europe,",
+            ]
+        )
+        + "\n"
+    )
+    with pytest.raises(InputFileError) as refused:
+        read_batteries_csv(path)
+    shown_ = str(refused.value)
+    assert "b.csv:2, column battery_id" in shown_
+    assert "b.csv:3, column battery_id" in shown_ and "reserved" in shown_
+    assert "b.csv:4, column start_date" in shown_ and "b.csv:4, column timezone" in shown_
+
+
+def test_a_battery_written_by_sql_takes_versions(conn, raw):
+    conn.execute(
+        text(
+            f"insert into {raw}.batteries (battery_id, name, partner_id, customer_id,"
+            " meter_id, capacity_kwh, start_date) values"
+            " ('S-1', 'By SQL', 'A', 'C', 'M-1', 5, '2026-01-01')"
+        )
+    )
+    with pytest.raises(VersionExists) as refused:
+        with conn.begin_nested():
+            add_version(
+                conn, "S-1", "2026-01-01", {"capacity_kwh": 6}, recorded_by="t", raw_schema=raw
+            )
+    assert "None" not in str(refused.value)
+    add_version(conn, "S-1", "2026-03-01", {"capacity_kwh": 6}, recorded_by="t", raw_schema=raw)
+    versions = list_versions(conn, "S-1", raw_schema=raw)
+    assert [(v["valid_from"], v["capacity_kwh"]) for v in versions] == [
+        (date(2026, 1, 1), 5.0),
+        (date(2026, 3, 1), 6.0),
+    ]
+
+
+def test_refusals_carry_one_hint(conn, raw):
+    create_battery(conn, row(), recorded_by="t", raw_schema=raw)
+    add_version(conn, "A-1", "2026-03-01", {"capacity_kwh": 5}, recorded_by="t", raw_schema=raw)
+    with pytest.raises(VersionExists) as exists:
+        with conn.begin_nested():
+            add_version(
+                conn, "A-1", "2026-03-01", {"capacity_kwh": 6}, recorded_by="t", raw_schema=raw
+            )
+    assert str(exists.value).count("replace") == 1 and "supersede" in str(exists.value)
+    assert "replace" not in exists.value.detail
+    conn.execute(
+        text(
+            f"insert into {raw}.export_files (partner_id, format_key, period_label, version,"
+            " reference, created_at, file_name, sha256, rows, status) values"
+            " ('A', 'csv', '2026-02', 1, 'R', now(), 'f.csv', 'x', 1, 'issued')"
+        )
+    )
+    with pytest.raises(BackdatedChange) as backdated:
+        with conn.begin_nested():
+            add_version(
+                conn, "A-1", "2026-02-10", {"capacity_kwh": 6}, recorded_by="t", raw_schema=raw
+            )
+    message = str(backdated.value)
+    assert message.count("--backdate") == 1 and "say backdate" not in message
+    assert "backdate" not in backdated.value.detail
+
+
+def test_values_are_shown_shortened_and_huge_numbers_are_no_numbers():
+    assert shown("x" * 1000) == repr("x" * 1000)[:80] + "…"
+    assert shown("short") == "'short'"
+    assert not is_number(10**400) and not is_number(float("nan")) and is_number(1e300)
+    problems = dict(field_problems(row(capacity_kwh=10**400)))
+    assert set(problems) == {"capacity_kwh"} and len(problems["capacity_kwh"]) < 120
