@@ -424,7 +424,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from vbatt.api.keys import Principal, create_key, revoke_key
+    from vbatt.api.keys import Principal, create_key, owner_unknown, revoke_key
+    from vbatt.settings import get_settings
     from vbatt.warehouse.db import get_engine
     from vbatt.warehouse.migrate import migrate
 
@@ -444,6 +445,15 @@ def _keys(args: argparse.Namespace) -> int:
         f"API key for {created.principal.label}, {scope} (shown once, only its hash is stored):"
     )
     print(created.key)
+    partner_files = {path.stem for path in get_settings().partners_dir.glob("*.yaml")}
+    doubt = owner_unknown(engine, who, partner_files)
+    if doubt:
+        err.print(
+            f"note: {doubt}; the key sees nothing until it has one (a typo? then revoke it:"
+            f" vbatt keys revoke {created.prefix})",
+            markup=False,
+            highlight=False,
+        )
     return 0
 
 

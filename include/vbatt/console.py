@@ -10,5 +10,9 @@ import sys
 
 from rich.console import Console
 
-console = Console(width=None if sys.stdout.isatty() else 140)
+_TERMINAL = sys.stdout.isatty()
+# On a terminal lines wrap at its width. Piped into a log or grep, a line stays whole (a
+# count split from its noun helped no one) and tables are drawn 140 wide. Log lines carry
+# their time, not the source line that printed them: that says nothing to a user.
+console = Console(width=None if _TERMINAL else 140, soft_wrap=not _TERMINAL, log_path=False)
 err = Console(stderr=True, soft_wrap=True)  # a file name in a message stays whole

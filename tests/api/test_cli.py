@@ -39,6 +39,8 @@ def test_keys_and_detached_server(warehouse_url, engine, tmp_path):
             {"h": hash_key(key)},
         ).one()
     assert (row.partner_id, row.customer_id) == ("cli-partner", None)
+    # made, but the person is told the owner looks unknown (a typo gives a key seeing nothing)
+    assert "partner 'cli-partner' has no battery and no partner file yet" in created.stderr
 
     alone = _run(env, "keys", "create", "--customer", "c")
     assert alone.returncode == 2 and "--partner" in alone.stderr  # a customer is a partner's
@@ -143,3 +145,15 @@ def test_write_api_in_the_served_process(api_warehouse, warehouse_url, tmp_path)
         "does not check that house meters measure both directions"
         in (tmp_path / "api.log").read_text()
     )
+
+
+def test_keys_for_a_known_partner_carry_no_note(warehouse_url, engine, tmp_path):
+    partners = tmp_path / "partners"
+    partners.mkdir()
+    (partners / "cli-known.yaml").write_text("partner_id: cli-known\n")
+    env = os.environ | {"WAREHOUSE_URL": warehouse_url, "VBATT_PARTNERS_DIR": str(partners)}
+    known = _run(env, "keys", "create", "--partner", "cli-known")
+    assert known.returncode == 0 and "note:" not in known.stderr, known.stderr
+    customer = _run(env, "keys", "create", "--partner", "cli-known", "--customer", "nobody")
+    assert customer.returncode == 0
+    assert "customer 'nobody' has no battery of partner 'cli-known' yet" in customer.stderr

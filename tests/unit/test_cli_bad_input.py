@@ -296,3 +296,25 @@ def test_simulate_refuses_an_out_that_is_a_file_before_loading(cli_database, tmp
     assert out.read_text() == "mine\n"
     schemas = "select nspname from pg_namespace where nspname like 'sim_%'"
     assert _stored(cli_database, schemas) == []
+
+
+def test_the_refused_values_of_a_load_are_listed_where_the_report_points(
+    cli_database, tmp_path, capsys
+):
+    path = _csv(
+        tmp_path / "mixed.csv",
+        "M7,2025-06-01T00:00:00Z,1.5,2.5",
+        "M7,2025-06-01T00:15:00Z,abc,3",
+    )
+    code, out, _ = _run(capsys, "ingest", str(path))
+    assert code == 0
+    (load,) = _stored(cli_database, "select load_id from raw.loads")
+    assert f"vbatt quarantine rejected --load {load[0]}" in out
+    code, out, _ = _run(capsys, "quarantine", "rejected", "--load", str(load[0]))
+    assert code == 0
+    assert "mixed.csv:3" in out and "'abc' is not a number" in out and "M7" in out
+    code, out, _ = _run(capsys, "quarantine", "list")
+    assert "no readings held by the quality gates" in out
+    assert "vbatt quarantine rejected" in out
+    code, out, _ = _run(capsys, "quarantine", "rejected", "--load", str(load[0] + 1))
+    assert out == f"no values refused by load {load[0] + 1}"

@@ -85,6 +85,30 @@ def create_key(
     return CreatedKey(key, prefix, principal)
 
 
+def owner_unknown(
+    engine: Engine, principal: Principal, partner_files: set[str], *, raw_schema: str = "raw"
+) -> str | None:
+    """Why a key's owner looks like a typo, or None: a partner with no battery and no
+    partner file, a customer with no battery of that partner. The key is made anyway (a
+    partner may get its key before its batteries), but the person who typed the id is told,
+    since such a key sees nothing."""
+    raw = check_schema_name(raw_schema)
+    with engine.connect() as conn:
+        customers = conn.execute(
+            text(f"select distinct customer_id from {raw}.batteries where partner_id = :p"),
+            {"p": principal.partner_id},
+        ).scalars()
+        customers = set(customers)
+    if not customers and principal.partner_id not in partner_files:
+        return f"partner {principal.partner_id!r} has no battery and no partner file yet"
+    if principal.customer_id is not None and principal.customer_id not in customers:
+        return (
+            f"customer {principal.customer_id!r} has no battery of partner"
+            f" {principal.partner_id!r} yet"
+        )
+    return None
+
+
 def revoke_key(engine: Engine, prefix: str, *, raw_schema: str = "raw") -> int:
     """Revoke every live key with this prefix; returns how many."""
     raw = check_schema_name(raw_schema)

@@ -259,7 +259,12 @@ class FileOutcome:
         )
         if not self.account.values_used:
             head += f". {self.account.nothing_usable()}"
-        return [head, *(f"  {line}" for line in self.account.lines())]
+        lines = [head, *(f"  {line}" for line in self.account.lines())]
+        if self.rejected:
+            lines.append(
+                f"  where and what was refused: vbatt quarantine rejected --load {self.load_id}"
+            )
+        return lines
 
 
 @dataclass

@@ -20,6 +20,12 @@ def add_parsers(sub) -> None:
     listing = action.add_parser("list", help="show the held readings")
     listing.add_argument("--all", action="store_true", help="released ones too")
     listing.set_defaults(func=list_held)
+    rejected = action.add_parser(
+        "rejected", help="values refused on input (bad rows of files, the cloud, pushes)"
+    )
+    rejected.add_argument("--load", type=int, help="only this load (vbatt ingest names it)")
+    rejected.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+    rejected.set_defaults(func=list_rejected)
     release = action.add_parser("release", help="re-admit held readings after a fix")
     release.add_argument("--meter", help="only this meter")
     release.add_argument("--reason", help="only those held by this expectation")
@@ -53,7 +59,10 @@ def list_held(args: argparse.Namespace) -> int:
 
     rows = list_quarantine(warehouse_url(), include_released=args.all)
     if not rows:
-        console.print("no readings in quarantine")
+        console.print(
+            "no readings held by the quality gates (values refused on input:"
+            " vbatt quarantine rejected)"
+        )
         return 0
     table = Table(title=f"{len(rows)} quarantined readings")
     for column in (
@@ -78,6 +87,37 @@ def list_held(args: argparse.Namespace) -> int:
         )
     console.print(table)
     console.print("release after a fix: vbatt quarantine release [--meter M] [--reason R]")
+    return 0
+
+
+def list_rejected(args: argparse.Namespace) -> int:
+    from vbatt.console import console
+    from vbatt.quality.quarantine import list_rejected as rejected
+    from vbatt.warehouse.embedded import warehouse_url
+
+    rows = rejected(warehouse_url(), load_id=args.load, limit=args.limit)
+    if not rows:
+        console.print("no values refused" + (f" by load {args.load}" if args.load else ""))
+        return 0
+    table = Table(title=f"values refused on input (newest load first, at most {args.limit})")
+    for column in ("load", "where", "meter", "reason", "as received"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        record = r["record"] if len(r["record"]) <= 80 else r["record"][:80] + "…"
+        table.add_row(
+            *(
+                escape(str(v))
+                for v in (
+                    r["load_id"] or "",
+                    r["location"],
+                    r["meter_id"] or "",
+                    r["reason"],
+                    record,
+                )
+            )
+        )
+    console.print(table)
+    console.print("they were never stored: correct them at the source and send them again")
     return 0
 
 

@@ -119,6 +119,28 @@ def list_quarantine(
         return [dict(r._mapping) for r in rows]
 
 
+def list_rejected(
+    url: str | None = None, *, raw_schema: str = "raw", load_id: int | None = None, limit: int = 50
+) -> list[dict]:
+    """Values refused on their way in (raw.rejected_readings: each load's audit log of what
+    it did not take), newest load first, in file order within a load. They never reached
+    the raw readings, so there is nothing to release: the sender corrects and sends again."""
+    raw = check_schema_name(raw_schema)
+    engine = get_engine(url)
+    migrate(engine, raw)
+    where = "where load_id = :load" if load_id is not None else ""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                f"select load_id, source, location, meter_id, reason, record, rejected_at"
+                f" from {raw}.rejected_readings {where}"
+                f" order by load_id desc nulls last, rejected_at, ctid limit :limit"
+            ),
+            {"load": load_id, "limit": limit},
+        )
+        return [dict(r._mapping) for r in rows]
+
+
 def release(
     url: str | None = None,
     *,
