@@ -6,6 +6,7 @@ import argparse
 import sys
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.markup import escape
 from rich.table import Table
@@ -341,6 +342,16 @@ def _export(args: argparse.Namespace) -> int:
     settings = get_settings()
     partner = get_partner(settings.partners_dir, args.partner)
     period = parse_period(args.period, partner.timezone)
+    if period.end_utc > datetime.now(UTC) and not args.unfinished:
+        ends = period.end_utc.astimezone(ZoneInfo(partner.timezone))
+        err.print(
+            f"period {period.label} has not ended (it ends {ends:%Y-%m-%d %H:%M} {partner.timezone}):"
+            " its files would hold part of it, and the rest would come as a correction."
+            " daily_settlement issues it once it has ended; to issue it now, add --unfinished",
+            markup=False,
+            highlight=False,
+        )
+        return 2
     engine = get_engine()
     migrate(engine)
     outbox = Path(args.out) if args.out else settings.outbox_dir
@@ -577,6 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp.add_argument("--out", help="outbox folder (default: outbox/ or VBATT_OUTBOX_DIR)")
     exp.add_argument("--no-delivery", action="store_true", help="issue files but send nothing")
+    exp.add_argument(
+        "--unfinished",
+        action="store_true",
+        help="issue a period that has not ended (what is known now; the rest as a correction)",
+    )
     exp.set_defaults(func=_export)
 
     srv = sub.add_parser("serve", help="the read API and dashboard over the marts")

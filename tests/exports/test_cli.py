@@ -90,7 +90,10 @@ def test_files_waiting_from_another_period_are_named_with_it(computed, tmp_path,
     assert names
 
     later = ["export", "--partner", "p2", "--period", "2030-01-01", "--out", str(outbox)]
-    assert cli.main(later) == 0
+    assert cli.main(later) == 2  # a period not ended is not issued unless asked
+    refused = " ".join(capsys.readouterr().err.split())
+    assert "period 2030-01-01 has not ended" in refused and "--unfinished" in refused
+    assert cli.main([*later, "--unfinished"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "no computed intervals in the period, nothing issued" in out
     assert f"delivered {len(names)} file(s): {DAYS[2]} (waiting from an earlier run):" in out
