@@ -371,6 +371,17 @@ def _check_backdated(
 
 # -- one partner per meter and period ------------------------------------------------------
 
+_METER_PROBE = """
+with lock as materialized (select pg_advisory_xact_lock(hashtext(:k)))
+select exists (
+    select 1 from {raw}.batteries b
+    where b.partner_id <> :partner
+      and (b.meter_id = :meter or b.battery_id in (
+          select battery_id from {raw}.battery_versions where meter_id = :meter
+      ))
+) from lock
+"""
+
 # the in-force versions (newest record per valid_from) of the batteries of other partners
 # that ever had the meter, each with its validity [valid_from, valid_until); a battery
 # without records reads as one version from its start (as in _records)
@@ -425,9 +436,14 @@ def _meter_problem(
 
     An advisory lock per meter (held to the end of the caller's transaction) keeps two
     partners' concurrent writes from both passing."""
-    conn.execute(
-        text("select pg_advisory_xact_lock(hashtext(:k))"), {"k": f"vbatt-meter:{raw}:{meter_id}"}
-    )
+    # the lock and a probe in one round trip: nearly always no other partner ever had the
+    # meter, and a bulk import (thousands of batteries) then pays one statement each
+    other_partner = conn.execute(
+        text(_METER_PROBE.format(raw=raw)),
+        {"k": f"vbatt-meter:{raw}:{meter_id}", "partner": partner_id, "meter": meter_id},
+    ).scalar_one()
+    if not other_partner:
+        return None
     taken = conn.execute(
         text(_METER_TAKEN.format(raw=raw)),
         {"partner": partner_id, "meter": meter_id, "since": since, "until": until},
