@@ -371,57 +371,20 @@ def _check_backdated(
 
 # -- one partner per meter and period ------------------------------------------------------
 
-_METER_PROBE = """
+# the lock, and the batteries of other partners that ever had the meter (batteries'
+# current terms or any version record), in one round trip: nearly always none, and a bulk
+# import of thousands of batteries then pays one statement each. The array makes the
+# statement one row, so the lock is taken whatever the batteries hold.
+_METER_CANDIDATES = """
 with lock as materialized (select pg_advisory_xact_lock(hashtext(:k)))
-select exists (
-    select 1 from {raw}.batteries b
+select array(
+    select b.battery_id from {raw}.batteries b
     where b.partner_id <> :partner
       and (b.meter_id = :meter or b.battery_id in (
           select battery_id from {raw}.battery_versions where meter_id = :meter
       ))
+    order by b.battery_id
 ) from lock
-"""
-
-# the in-force versions (newest record per valid_from) of the batteries of other partners
-# that ever had the meter, each with its validity [valid_from, valid_until); a battery
-# without records reads as one version from its start (as in _records)
-_METER_TAKEN = """
-with candidates as (
-    select b.battery_id, b.start_date, b.end_date, b.meter_id
-    from {raw}.batteries b
-    where b.partner_id <> :partner
-      and b.battery_id in (
-          select battery_id from {raw}.battery_versions where meter_id = :meter
-          union
-          select battery_id from {raw}.batteries where meter_id = :meter
-      )
-),
-in_force as (
-    select distinct on (v.battery_id, v.valid_from) v.battery_id, v.valid_from, v.meter_id
-    from {raw}.battery_versions v
-    join candidates c using (battery_id)
-    order by v.battery_id, v.valid_from, v.record_id desc
-),
-spans as (
-    select f.battery_id, f.meter_id, f.valid_from,
-        coalesce(
-            lead(f.valid_from) over (partition by f.battery_id order by f.valid_from),
-            c.end_date
-        ) as valid_until
-    from in_force f
-    join candidates c using (battery_id)
-    union all
-    select c.battery_id, c.meter_id, c.start_date, c.end_date
-    from candidates c
-    where not exists (
-        select 1 from {raw}.battery_versions v where v.battery_id = c.battery_id
-    )
-)
-select 1 from spans
-where meter_id = :meter
-  and valid_from < coalesce(cast(:until as date), 'infinity'::date)
-  and coalesce(valid_until, 'infinity'::date) > :since
-limit 1
 """
 
 
@@ -436,19 +399,21 @@ def _meter_problem(
 
     An advisory lock per meter (held to the end of the caller's transaction) keeps two
     partners' concurrent writes from both passing."""
-    # the lock and a probe in one round trip: nearly always no other partner ever had the
-    # meter, and a bulk import (thousands of batteries) then pays one statement each
-    other_partner = conn.execute(
-        text(_METER_PROBE.format(raw=raw)),
+    candidates = conn.execute(
+        text(_METER_CANDIDATES.format(raw=raw)),
         {"k": f"vbatt-meter:{raw}:{meter_id}", "partner": partner_id, "meter": meter_id},
     ).scalar_one()
-    if not other_partner:
-        return None
-    taken = conn.execute(
-        text(_METER_TAKEN.format(raw=raw)),
-        {"partner": partner_id, "meter": meter_id, "since": since, "until": until},
-    ).first()
-    if taken is None:
+    # their versions in force, as list_versions reads them (a battery without records is
+    # one version from its start), each valid until the next one or the battery's end
+    overlapping = [
+        version
+        for other in (_require(conn, raw, battery_id) for battery_id in candidates)
+        for version in _in_force(_records(conn, raw, other), other["end_date"])
+        if version["meter_id"] == meter_id
+        and version["valid_from"] < (until or date.max)
+        and (version["valid_until"] or date.max) > since
+    ]
+    if not overlapping:
         return None
     period = f"from {since} until {until}" if until else f"from {since} on"
     return (
