@@ -27,6 +27,7 @@ from vbatt.api.models import (
     SeriesPoint,
     Settlement,
 )
+from vbatt.battery_config import shown
 from vbatt.warehouse.embedded import normalise_url
 from vbatt.warehouse.migrate import check_schema_name
 
@@ -48,7 +49,7 @@ def in_query_years(value: date | datetime) -> bool:
 def out_of_query_years(value: str) -> str:
     """What to say about a query parameter's ``value`` outside QUERY_YEARS."""
     return (
-        f"out of range: {value[:60]!r}; dates and instants must lie in the years"
+        f"out of range: {shown(value)}; dates and instants must lie in the years"
         f" {QUERY_YEARS[0]} to {QUERY_YEARS[1]}"
     )
 

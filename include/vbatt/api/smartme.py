@@ -39,6 +39,7 @@ from vbatt.api.keys import Principal
 from vbatt.api.live import live_states
 from vbatt.api.models import Battery
 from vbatt.api.queries import Marts, in_query_years, out_of_query_years
+from vbatt.battery_config import shown
 from vbatt.smartme_schema import (
     ENERGY_TYPE_ELECTRICITY,
     FAMILY_TYPE_VIRTUAL_METER,
@@ -121,13 +122,9 @@ def invalid_message(errors: Sequence[Any]) -> str:
     parts = []
     for e in errors:
         where, name = (e["loc"][0], e["loc"][-1]) if e.get("loc") else ("request", "?")
-        sent = f" ({_shown(e['input'])})" if isinstance(e.get("input"), str) else ""
+        sent = f" ({shown(e['input'])})" if isinstance(e.get("input"), str) else ""
         parts.append(f"The {where} parameter '{name}' is not valid: {e.get('msg')}{sent}.")
     return " ".join(parts) or "The request is not valid."
-
-
-def _shown(text: str) -> str:
-    return repr(text if len(text) <= 60 else text[:60] + "...")
 
 
 def _instant(text: str | None, name: str) -> datetime:
@@ -144,7 +141,7 @@ def _instant(text: str | None, name: str) -> datetime:
     if ts is None:
         raise HTTPException(
             400,
-            f"The query parameter '{name}' is not a date-time: {_shown(text)};"
+            f"The query parameter '{name}' is not a date-time: {shown(text)};"
             " send ISO 8601, e.g. 2025-06-28T12:00:00Z.",
         )
     return ts

@@ -14,16 +14,22 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from vbatt.battery_config import BATTERY_FIELDS, DEFAULT_TIMEZONE, FIXED_FIELDS, field_problems
+from vbatt.battery_config import (
+    BATTERY_FIELDS,
+    DEFAULT_TIMEZONE,
+    FIXED_FIELDS,
+    MAX_LENGTHS,
+    field_problems,
+)
 from vbatt.readings import Reading
 
 READINGS_HEADER = ("meter_id", "timestamp", "import_kwh", "export_kwh")
 BATTERIES_HEADER = BATTERY_FIELDS  # the columns of raw.batteries, in the same order
 # optional: the local date a row's versioned fields apply from (empty = the start_date)
 VALID_FROM = "valid_from"
-# a meter id longer than this is quarantined: PostgreSQL's unique index on the readings
-# cannot hold a key of a few kilobytes, and no real meter id comes near it
-METER_ID_MAX = 100
+# a meter id longer than a battery's may be is quarantined: PostgreSQL's unique index on
+# the readings cannot hold a key of a few kilobytes, and no real meter id comes near it
+METER_ID_MAX = MAX_LENGTHS["meter_id"]
 # C0 controls and DEL: never part of an id, and a NUL cannot be stored in a text column
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -59,7 +59,7 @@ COLUMNS["export_kwh"] = "export_kwh"
 # the usual line costs the same). Timestamps: years 1900-2099 (no
 # overflow when Python converts to UTC), offsets below 15 hours (PostgreSQL's limit).
 FIELD_PATTERNS = {
-    "meter_id": rb"[!#-+\--~](?:[ !#-+\--~]{0,98}[!#-+\--~])?",
+    "meter_id": rb"[!#-+\--~](?:[ !#-+\--~]{0,%d}[!#-+\--~])?" % (METER_ID_MAX - 2),
     "timestamp": rb"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ]"
     rb"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:Z|[+-](?:0\d|1[0-4]):[0-5]\d)",
     "import_kwh": rb"(?:\d{1,30}(?:\.\d{0,30})?|\.\d{1,30})",

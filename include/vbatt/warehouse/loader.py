@@ -24,7 +24,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from vbatt.battery_config import BATTERY_FIELDS, check_batteries
+from vbatt.battery_config import BATTERY_FIELDS, MAX_LENGTHS, check_batteries
 from vbatt.readings import Reading, Rejected
 from vbatt.warehouse.migrate import check_schema_name
 from vbatt.warehouse.versions import ImportSummary, import_batteries
@@ -530,9 +530,9 @@ def write_rejections(
     What PostgreSQL cannot hold is made storable, so that quarantining never fails on the
     very record it quarantines: control characters are written escaped (``\\x00``; a NUL
     cannot be stored in text at all, and the others would act on the terminal of whoever
-    lists the quarantine; tab and line ends stay), and a meter id longer than
-    ``REJECTED_METER_ID_MAX`` characters is left out of the meter_id column (its index takes no key
-    of kilobytes): the record keeps it whole.
+    lists the quarantine; tab and line ends stay), and a meter id longer than a battery's
+    may be (``battery_config.MAX_LENGTHS``) is left out of the meter_id column (its index
+    takes no key of kilobytes): the record keeps it whole.
     """
     raw = check_schema_name(raw_schema)
     rows = [
@@ -562,7 +562,6 @@ def write_rejections(
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-REJECTED_METER_ID_MAX = 100  # as vbatt.ingest.csv_inputs.METER_ID_MAX
 
 
 def _escaped(value: str | None) -> str | None:
@@ -573,7 +572,7 @@ def _escaped(value: str | None) -> str | None:
 
 
 def _storable_meter(meter_id: str | None) -> str | None:
-    if meter_id is None or len(meter_id) > REJECTED_METER_ID_MAX:
+    if meter_id is None or len(meter_id) > MAX_LENGTHS["meter_id"]:
         return None
     return _escaped(meter_id)
 
