@@ -113,6 +113,17 @@ def test_health_checks_and_start_order():
     api = SERVICES[API]["depends_on"]
     assert api["init"]["condition"] == "service_completed_successfully"
     assert api["warehouse"]["condition"] == "service_healthy"
+    assert set(api) == {"init", "warehouse"}
+
+
+def test_the_api_facing_the_internet_holds_no_airflow_secret_or_volume():
+    """The API is the one service reached from outside: Airflow's keys, the SMTP password
+    and the task volumes (drops, outbox, backups) stay out of it."""
+    api = SERVICES[API]
+    assert not any(name.startswith("AIRFLOW__") for name in api["environment"])
+    assert "SMTP_PASSWORD" not in str(api["environment"])
+    assert "volumes" not in api
+    assert api["environment"]["WAREHOUSE_URL"] == SERVICES["worker"]["environment"]["WAREHOUSE_URL"]
 
 
 def test_workers_scale_and_optional_services_sit_behind_profiles():
@@ -313,7 +324,7 @@ def test_every_project_folder_the_code_reads_is_in_the_image_or_mounted(monkeypa
         if line.startswith("COPY")
     }
     for service in ("worker", API):
-        provided |= {Path(v.split(":")[1]) for v in SERVICES[service]["volumes"]}
+        provided |= {Path(v.split(":")[1]) for v in SERVICES[service].get("volumes", [])}
         for name, value in SERVICES[service]["environment"].items():
             monkeypatch.setenv(name, _resolved(str(value), {}))
     monkeypatch.setenv("VBATT_HOME", str(home))
