@@ -1,8 +1,9 @@
 """What a reviewer sent the write API to break it: another partner's meter, dates of year
 1, NaN, NUL characters, odd timezones, ids with spaces, huge bodies, a battery without
-version records, and what a customer's key sees of the versions. Each is refused with a
-status and the field named (or, where the input is fine, done), never a 500, and the
-refusal is in the audit log. Batteries are created for partner solarwerk; the few that
+version records, what a customer's key sees of the versions and an Idempotency-Key retry
+that writes a number otherwise (``5.0`` for ``5``). Each is refused with a status and the
+field named (or, where the input is fine, done), never a 500, and the refusal is in the
+audit log. Batteries are created for partner solarwerk; the few that
 stadtwerk creates are deleted at the end."""
 
 from __future__ import annotations
@@ -326,3 +327,74 @@ def test_a_customers_key_sees_the_terms_without_the_internal_record(client, api_
             url, params={"history": history}, headers=auth(api_warehouse.keys["ewa"])
         ).json()["items"]
         assert {"recorded_by", "reason", "record_id"} <= set(partner[0])
+
+
+def _sent_as(bid: str, capacity: str) -> bytes:
+    """A new battery's body with ``capacity_kwh`` written as the JSON text ``capacity``."""
+    return json.dumps(battery(bid, capacity_kwh="CAP")).replace('"CAP"', capacity).encode()
+
+
+def test_an_idempotency_key_compares_numbers_by_value(client, api_warehouse, solar):
+    """``5``, ``5.0`` and ``5e0`` are one JSON number: a retry writing it otherwise is a
+    replay, not another request; ``"5"`` (text) is another request."""
+    bid = new_id("idem")
+    headers = solar | {"Idempotency-Key": f"numbers-{bid}", "Content-Type": "application/json"}
+    first = client.post("/v1/batteries", content=_sent_as(bid, "5"), headers=headers)
+    assert first.status_code == 201, first.text
+    for capacity in ("5.0", "5e0", "50E-1"):
+        again = client.post("/v1/batteries", content=_sent_as(bid, capacity), headers=headers)
+        assert again.status_code == 201, (capacity, again.text)
+        assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
+    text_five = client.post("/v1/batteries", content=_sent_as(bid, '"5"'), headers=headers)
+    assert text_five.status_code == 422 and text_five.json()["code"] == "idempotency_key_reused"
+    assert [(r["status"], r["replayed"]) for r in audit(api_warehouse, bid)] == [
+        (201, False),
+        (201, True),
+        (201, True),
+        (201, True),
+        (422, False),
+    ]
+
+
+def test_request_fingerprints_keep_the_kind_of_each_value():
+    from vbatt.api.audit import request_hash
+
+    def same(a, b) -> bool:
+        return request_hash("POST", "/v1/batteries", a) == request_hash("POST", "/v1/batteries", b)
+
+    assert same({"a": [1, {"b": 2.0}], "c": 0}, {"c": -0.0, "a": [1.0, {"b": 2}]})
+    assert same({"a": 1e20}, {"a": 10**20})
+    assert not same({"a": 1}, {"a": True}) and not same({"a": 0}, {"a": False})
+    assert not same({"a": 5}, {"a": "5"}) and not same({"a": 5}, {"a": 5.5})
+    assert not same({"a": 2**53 + 1}, {"a": float(2**53 + 1)})  # a float holds 2**53 only
+
+
+def test_a_key_stored_before_canonical_numbers_still_replays(client, api_warehouse, solar):
+    """Keys are kept forever: one stored with the hash of the body as parsed (``5.0``
+    written ``5.0``, the fingerprint before numbers were canonical) matches a retry of the
+    same bytes."""
+    import hashlib
+
+    from vbatt.api.keys import hash_key
+
+    bid, idem = new_id("old"), f"stored-before-{secrets.token_hex(4)}"
+    content = _sent_as(bid, "5.0")
+    as_parsed = json.dumps(
+        ["POST", "/v1/batteries", json.loads(content)], sort_keys=True, separators=(",", ":")
+    )
+    key_id = api_warehouse.query(
+        "select key_id from {raw}.api_keys where key_hash = :h",
+        h=hash_key(api_warehouse.keys["solar-write"]),
+    )[0]["key_id"]
+    with api_warehouse.pipeline.engine.begin() as conn:
+        conn.execute(
+            text(
+                f"insert into {api_warehouse.raw}.api_idempotency (key_id, idempotency_key,"
+                " request_hash, status, response) values (:k, :i, :h, 201, '{\"kept\": 1}')"
+            ),
+            {"k": key_id, "i": idem, "h": hashlib.sha256(as_parsed.encode()).hexdigest()},
+        )
+    headers = solar | {"Idempotency-Key": idem, "Content-Type": "application/json"}
+    replay = client.post("/v1/batteries", content=content, headers=headers)
+    assert replay.status_code == 201 and replay.json() == {"kept": 1}, replay.text
+    assert stored(api_warehouse, bid) == []

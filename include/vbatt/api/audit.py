@@ -3,10 +3,11 @@
 A write runs in one transaction: the change itself in a savepoint, then the audit row and,
 with an ``Idempotency-Key``, the answer kept for retries. A refused write rolls back its
 savepoint only, so its audit row (with the status it got) is still committed. A retry with
-the same key and the same request (method, path, canonical JSON body) gets the first answer
-again and writes nothing; the same key with another request is refused (422). Concurrent
-retries are serialised by an advisory lock on (key, Idempotency-Key). Only successful
-answers are kept: a refused write created nothing and may be retried as it is.
+the same key and the same request (method, path, canonical JSON body: keys in any order,
+``5`` and ``5.0`` the same number) gets the first answer again and writes nothing; the same
+key with another request is refused (422). Concurrent retries are serialised by an advisory
+lock on (key, Idempotency-Key). Only successful answers are kept: a refused write created
+nothing and may be retried as it is.
 """
 
 from __future__ import annotations
@@ -40,9 +41,37 @@ class Write:
     body: Any  # the parsed JSON (None when it was not JSON)
 
 
-def request_hash(method: str, path: str, body: Any) -> str:
+def _numbers_canonical(value: Any) -> Any:
+    """``value`` with every float of whole value as the int it equals: JSON has one kind of
+    number, so ``5`` and ``5.0`` are the same request, but Python's json reads them as int
+    and float and writes them back differently. Booleans (an int in Python), strings and
+    other values are left as they are, so ``true`` and ``1`` or ``"5"`` and ``5`` differ."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _numbers_canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_numbers_canonical(v) for v in value]
+    return value
+
+
+def _sha256(method: str, path: str, body: Any) -> str:
     canonical = json.dumps([method, path, body], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def request_hash(method: str, path: str, body: Any) -> str:
+    """The fingerprint kept with an ``Idempotency-Key``: method, path and the body with
+    keys sorted and numbers compared by value (:func:`_numbers_canonical`)."""
+    return _sha256(method, path, _numbers_canonical(body))
+
+
+def same_request(stored: str, method: str, path: str, body: Any) -> bool:
+    """Whether a fingerprint kept earlier is this request's. Keys stored before numbers were
+    canonical hold the hash of the body as parsed (``5.0`` written as ``5.0``): a retry of
+    the same bytes still matches that one (it differs from the canonical hash only for a
+    body with a whole-valued float, and such keys are kept forever)."""
+    return stored in (request_hash(method, path, body), _sha256(method, path, body))
 
 
 def _clean(value: Any) -> Any:
@@ -140,7 +169,9 @@ class AuditLog:
                     ),
                     {"key_id": write.who.key_id, "idem": idem},
                 ).first()
-                if prior is not None and prior.request_hash != digest:
+                if prior is not None and not same_request(
+                    prior.request_hash, request.method, request.url.path, write.body
+                ):
                     failure = Refused(
                         422,
                         f"This {IDEMPOTENCY_HEADER} was used for another request; send a new"
