@@ -5,12 +5,56 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.api.conftest import auth
 
 SUMS = ("charge_kwh", "discharge_kwh", "overflow_kwh", "shortfall_kwh", "forfeited_kwh")
+# UTC+14 and UTC-11: at every hour of the day one of them is on another date than UTC
+# (Kiritimati from 10:00 UTC, Pago Pago before 11:00 UTC), so "today" taken as UTC's date
+# is wrong for at least one of them whenever the tests run
+FAR_ZONES = ("Pacific/Kiritimati", "Pacific/Pago_Pago")
+
+
+def local_today(timezone: str):
+    return datetime.now(UTC).astimezone(ZoneInfo(timezone)).date()
+
+
+@pytest.fixture
+def own_partner(api_warehouse):
+    """A partner of its own (no other test's batteries): its read key's headers, and a
+    function recording one of its batteries (the warehouse's create_battery, each on a
+    meter of its own) that returns the battery id."""
+    from vbatt.api.keys import Principal, create_key
+    from vbatt.warehouse.versions import create_battery
+
+    partner, engine, raw = (
+        f"own-{secrets.token_hex(3)}",
+        api_warehouse.pipeline.engine,
+        api_warehouse.raw,
+    )
+    key = create_key(engine, Principal(partner_id=partner), raw_schema=raw).key
+
+    def add(timezone: str, **fields) -> str:
+        battery_id = f"{partner}-{secrets.token_hex(3)}"
+        battery = {
+            "battery_id": battery_id,
+            "partner_id": partner,
+            "meter_id": f"M-{battery_id}",
+            "capacity_kwh": 5,
+            "start_date": local_today(timezone) - timedelta(days=60),
+            "timezone": timezone,
+            **fields,
+        }
+        with engine.begin() as conn:
+            create_battery(conn, battery, recorded_by="tests", raw_schema=raw)
+        return battery_id
+
+    return auth(key), add
 
 
 @pytest.mark.parametrize(
@@ -62,3 +106,16 @@ def test_settlements_of_all_batteries_as_csv_and_pages(client, api_warehouse):
     ]
     bad = client.get("/v1/settlements", params={"after": "nonsense"}, headers=key)
     assert bad.status_code == 422
+
+
+@pytest.mark.parametrize("timezone", FAR_ZONES)
+def test_active_batteries_end_on_their_own_local_date(client, own_partner, timezone):
+    """A battery stops at 00:00 local on its end_date: ending today (local) it no longer
+    runs, ending tomorrow (local) it still does, whatever UTC's date is now."""
+    headers, add = own_partner
+    today = local_today(timezone)
+    add(timezone, end_date=today)
+    add(timezone, end_date=today + timedelta(days=1))
+    add(timezone)  # no end
+    fleet = client.get("/v1/fleet", headers=headers).json()
+    assert (fleet["batteries"], fleet["active_batteries"]) == (3, 2), (today, fleet)

@@ -121,7 +121,7 @@ class Fleet(BaseModel):
     """The key's batteries at a glance: how many, energy stored now, current periods."""
 
     batteries: int
-    active_batteries: int  # without an end_date in the past
+    active_batteries: int  # no end_date, or one after today in the battery's timezone
     level_kwh: float  # stored now: the latest level of every battery, summed
     current_periods: FleetTotals
 

@@ -33,6 +33,10 @@ from vbatt.warehouse.migrate import check_schema_name
 
 INTERVAL = timedelta(minutes=15)
 
+# today's date where the battery ``b`` is: its dates (start, end, valid_from) are local
+# dates, and the sessions speak UTC, so current_date is another day for hours each night
+LOCAL_TODAY = "cast(now() at time zone b.timezone as date)"
+
 # The years a date or instant in a query parameter may name (docs/api.md, "Refused
 # reads"): wider than the 2000-2199 of a battery's configured dates, so every stored row
 # stays reachable, and far from the ends of Python's datetime (years 1 to 9999), so the
@@ -172,8 +176,8 @@ class Marts:
             f" from {self.raw}.batteries b"
             " left join lateral ("
             f"  select v.name, v.meter_id, v.capacity_kwh from {self.raw}.battery_versions v"
-            "  where v.battery_id = b.battery_id and v.valid_from <= greatest(b.start_date,"
-            "   cast(now() at time zone b.timezone as date))"
+            "  where v.battery_id = b.battery_id"
+            f"   and v.valid_from <= greatest(b.start_date, {LOCAL_TODAY})"
             "  order by v.valid_from desc, v.record_id desc limit 1) v on true"
             f" left join {self.marts}.battery_registers r on r.battery_id = b.battery_id"
             f" where {self._scope()}"
@@ -208,19 +212,23 @@ class Marts:
     # -- the fleet: all the key's batteries ------------------------------------------------
 
     def fleet(self, conn: Connection, p: Principal) -> Fleet:
-        """Counts, the level stored now and the totals of each battery's latest period."""
+        """Counts, the level stored now and the totals of each battery's latest period.
+
+        Active: no end_date, or one after today's date in the battery's own timezone (it
+        stops at 00:00 local that day); the session's UTC date would count a battery east
+        of UTC as active for hours after its last day, one west of it as ended early."""
         row = conn.execute(
             text(
                 "with mine as ("
-                f"  select b.battery_id, b.end_date from {self.raw}.batteries b"
-                f"  where {self._scope()}),"
+                f"  select b.battery_id, b.end_date, {LOCAL_TODAY} as today"
+                f"  from {self.raw}.batteries b where {self._scope()}),"
                 " current as ("
                 "  select distinct on (s.battery_id) s.*"
                 f"  from {self.marts}.settlement_periods s join mine using (battery_id)"
                 "  order by s.battery_id, s.period_start desc)"
                 " select (select count(*) from mine) as batteries,"
                 "  (select count(*) from mine where end_date is null"
-                "   or end_date > current_date) as active_batteries,"
+                "   or end_date > today) as active_batteries,"
                 "  (select coalesce(sum(r.level_kwh), 0)"
                 f"   from {self.marts}.battery_registers r join mine using (battery_id))"
                 "   as level_kwh,"
