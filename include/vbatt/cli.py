@@ -554,7 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     bat.add_argument(
         "--backdate",
         action="store_true",
-        help="allow changes inside periods already issued (they are re-issued as corrections)",
+        help="allow changes and new batteries that reach into periods already issued to the"
+        " partner (those periods are issued again, the ones whose values change as corrections)",
     )
     bat.add_argument("--reason", help="why; recorded with each version")
     bat.set_defaults(func=_batteries)

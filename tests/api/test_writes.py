@@ -263,47 +263,91 @@ def test_meter_without_export_register_is_refused(client, api_warehouse, solar):
     assert ok.status_code == 201
 
 
-def test_a_backdated_change_needs_backdate(client, api_warehouse, tmp_path):
-    """Once stadtwerk was sent its files for a day, a change dated inside that day is
-    refused unless the body says backdate (then corrections follow)."""
+ISSUED_DAY = date(2025, 6, 28)
+
+
+@pytest.fixture
+def stadtwerk_issued(api_warehouse, tmp_path):
+    """stadtwerk was sent its files for ISSUED_DAY (once per warehouse; again, they are
+    unchanged), so its changes up to that day are backdated. Yields stadtwerk's write key
+    and a list for the ids of the batteries a test makes: deleted afterwards with their
+    re-issue requests, so the other tests see stadtwerk's batteries unchanged."""
     from sqlalchemy import text
 
     from tests.exports.conftest import make_partner
     from vbatt.exports.period import day_period
     from vbatt.exports.run import export_partner
 
-    day = date(2025, 6, 28)
     pipeline = api_warehouse.pipeline
     results, _ = export_partner(
         pipeline.engine,
         make_partner("stadtwerk", [{"format": "csv"}]),
-        day_period(day, "Europe/Zurich"),
+        day_period(ISSUED_DAY, "Europe/Zurich"),
         tmp_path / "outbox",
         schema=pipeline.schema,
         raw_schema=pipeline.raw,
     )
-    assert [r.status for r in results] == ["new"]
-    key = auth(api_warehouse.keys["stadtwerk-write"])
-    bid = new_id("bd")
-    try:
-        body = battery(bid, start_date="2025-06-24", reset_date=None, meter_id="SIM-0003")
-        assert client.post("/v1/batteries", json=body, headers=key).status_code == 201
-        end = client.patch(f"/v1/batteries/{bid}", json={"end_date": "2025-06-27"}, headers=key)
-        assert end.status_code == 409 and end.json()["code"] == "backdated"
-        url = f"/v1/batteries/{bid}/versions"
-        change = {"valid_from": "2025-06-28", "capacity_kwh": 3}
-        refused = client.post(url, json=change, headers=key)
-        assert refused.status_code == 409 and refused.json()["code"] == "backdated"
-        assert "backdate" in refused.json()["detail"]
-        taken = client.post(url, json=change | {"backdate": True}, headers=key)
-        assert taken.status_code == 201
-        after = client.post(url, json={"valid_from": "2025-06-29", "name": "n"}, headers=key)
-        assert after.status_code == 201  # after the issued day: not backdated
-    finally:
-        with pipeline.engine.begin() as conn:
+    assert [r.status for r in results] in (["new"], ["unchanged"])
+    made: list[str] = []
+    yield auth(api_warehouse.keys["stadtwerk-write"]), made
+    with pipeline.engine.begin() as conn:
+        for table in ("reissue_requests", "batteries"):
             conn.execute(
-                text(f"delete from {pipeline.raw}.batteries where battery_id = :b"), {"b": bid}
+                text(f"delete from {pipeline.raw}.{table} where battery_id = any(:b)"),
+                {"b": made},
             )
+
+
+def test_a_new_battery_in_issued_periods_needs_backdate(client, api_warehouse, stadtwerk_issued):
+    """stadtwerk's files of a day went out without a battery it creates later with a start
+    on or before that day: refused unless the body says backdate, as a change would be (else
+    that battery's energy of the day would reach no one); then the day is re-issued."""
+    key, made = stadtwerk_issued
+    bid = new_id("bn")
+    made.append(bid)
+    body = battery(bid, start_date=ISSUED_DAY.isoformat(), reset_date=None, meter_id="SIM-0003")
+    refused = client.post("/v1/batteries", json=body, headers=key)
+    assert refused.status_code == 409 and refused.json()["code"] == "backdated"
+    detail = refused.json()["detail"]
+    assert f"a new battery starting on {ISSUED_DAY} reaches into periods already issued" in detail
+    assert '"backdate": true' in detail and "--backdate" not in detail
+    assert client.get(f"/v1/batteries/{bid}", headers=key).status_code == 404
+    # bad fields come first, every one named, a backdate that is no boolean among them
+    bad = client.post(
+        "/v1/batteries", json=body | {"capacity_kwh": -1, "backdate": "yes"}, headers=key
+    )
+    assert bad.status_code == 422 and set(bad.json()["errors"]) == {"capacity_kwh", "backdate"}
+    created = client.post("/v1/batteries", json=body | {"backdate": True}, headers=key)
+    assert created.status_code == 201 and created.json()["start_date"] == ISSUED_DAY.isoformat()
+    requests = api_warehouse.query(
+        "select from_date from {raw}.reissue_requests where battery_id = :b", b=bid
+    )
+    assert [r["from_date"] for r in requests] == [ISSUED_DAY]
+    # a taken id is the clash to report, not the issued periods
+    again = client.post("/v1/batteries", json=body, headers=key)
+    assert again.status_code == 409 and again.json()["code"] == "battery_exists"
+
+
+def test_a_backdated_change_needs_backdate(client, stadtwerk_issued):
+    """Once stadtwerk was sent its files for a day, a change dated inside that day is
+    refused unless the body says backdate (then corrections follow)."""
+    key, made = stadtwerk_issued
+    bid = new_id("bd")
+    made.append(bid)
+    body = battery(bid, start_date="2025-06-24", reset_date=None, meter_id="SIM-0003")
+    created = client.post("/v1/batteries", json=body | {"backdate": True}, headers=key)
+    assert created.status_code == 201
+    end = client.patch(f"/v1/batteries/{bid}", json={"end_date": "2025-06-27"}, headers=key)
+    assert end.status_code == 409 and end.json()["code"] == "backdated"
+    url = f"/v1/batteries/{bid}/versions"
+    change = {"valid_from": "2025-06-28", "capacity_kwh": 3}
+    refused = client.post(url, json=change, headers=key)
+    assert refused.status_code == 409 and refused.json()["code"] == "backdated"
+    assert "backdate" in refused.json()["detail"]
+    taken = client.post(url, json=change | {"backdate": True}, headers=key)
+    assert taken.status_code == 201
+    after = client.post(url, json={"valid_from": "2025-06-29", "name": "n"}, headers=key)
+    assert after.status_code == 201  # after the issued day: not backdated
 
 
 def test_a_battery_shows_the_terms_in_force_today(client, solar):

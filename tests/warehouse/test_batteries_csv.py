@@ -8,11 +8,12 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 
 from vbatt.battery_config import BATTERY_FIELDS
 from vbatt.ingest.csv_inputs import InputFileError, read_batteries_csv
 
+DATABASE = "t_batteries_csv"  # cli_database: `vbatt batteries` writes to a database of its own
 HEADER = ",".join((*BATTERY_FIELDS, "valid_from"))
 GOOD = [
     "VB-1,Meier,P,C1,M1,10,2026-01-01,2026-04-01,yearly,,Europe/Zurich,0,",
@@ -106,52 +107,62 @@ def test_bad_version_files_are_refused_with_line_and_column(tmp_path, case):
     assert f"{path}{message}" in str(refused.value)
 
 
-def test_vbatt_batteries_imports_once_refuses_and_prints_history(
-    engine, warehouse_url, monkeypatch, tmp_path, capsys
-):
+def test_vbatt_batteries_imports_once_refuses_and_prints_history(cli_database, tmp_path, capsys):
     from vbatt import cli
-    from vbatt.settings import get_settings
-    from vbatt.warehouse.db import get_engine
 
-    database = f"bat_{secrets.token_hex(4)}"
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"create database {database}"))
-    url = make_url(warehouse_url).set(database=database).render_as_string(hide_password=False)
-    monkeypatch.setenv("WAREHOUSE_URL", url)
-    get_settings.cache_clear()
-    try:
-        good = _write(tmp_path, GOOD)
-        assert cli.main(["batteries", str(good)]) == 0
-        assert "2 batteries created, 2 versions recorded" in _out(capsys)[0]
-        assert cli.main(["batteries", str(good)]) == 0  # the same file again: nothing new
-        assert (
-            "0 batteries created, 0 versions recorded, 0 end dates changed, 4 rows unchanged"
-            in _out(capsys)[0]
-        )
-        count = "select count(*) from raw.battery_versions"
-        with get_engine(url).connect() as conn:
-            assert conn.execute(text(count)).scalar() == 4
+    good = _write(tmp_path, GOOD)
+    assert cli.main(["batteries", str(good)]) == 0
+    assert "2 batteries created, 2 versions recorded" in _out(capsys)[0]
+    assert cli.main(["batteries", str(good)]) == 0  # the same file again: nothing new
+    assert (
+        "0 batteries created, 0 versions recorded, 0 end dates changed, 4 rows unchanged"
+        in _out(capsys)[0]
+    )
+    count = "select count(*) from raw.battery_versions"
+    with cli_database.connect() as conn:
+        assert conn.execute(text(count)).scalar() == 4
 
-        bad = _write(tmp_path, [*GOOD, GOOD[1].replace(",20,", ",30,")])
-        assert cli.main(["batteries", str(bad)]) == 2
-        err = _out(capsys)[1]
-        assert "nothing was written" in err and f"{bad}:6, column valid_from" in err
-        # a changed fixed field of a stored battery: refused, nothing written
-        moved = _write(tmp_path, [GOOD[3].replace("C2", "C7")])
-        assert cli.main(["batteries", str(moved)]) == 2
-        assert "customer_id: is fixed" in _out(capsys)[1]
-        # a correction of one version: a new record, history kept
-        fixed = _write(tmp_path, [GOOD[0], GOOD[1].replace(",20,", ",25,"), GOOD[2]])
-        assert cli.main(["batteries", str(fixed), "--reason", "typo"]) == 0
-        with get_engine(url).connect() as conn:
-            assert conn.execute(text(count)).scalar() == 5
+    bad = _write(tmp_path, [*GOOD, GOOD[1].replace(",20,", ",30,")])
+    assert cli.main(["batteries", str(bad)]) == 2
+    err = _out(capsys)[1]
+    assert "nothing was written" in err and f"{bad}:6, column valid_from" in err
+    # a changed fixed field of a stored battery: refused, nothing written
+    moved = _write(tmp_path, [GOOD[3].replace("C2", "C7")])
+    assert cli.main(["batteries", str(moved)]) == 2
+    assert "customer_id: is fixed" in _out(capsys)[1]
+    # a correction of one version: a new record, history kept
+    fixed = _write(tmp_path, [GOOD[0], GOOD[1].replace(",20,", ",25,"), GOOD[2]])
+    assert cli.main(["batteries", str(fixed), "--reason", "typo"]) == 0
+    with cli_database.connect() as conn:
+        assert conn.execute(text(count)).scalar() == 5
 
-        assert cli.main(["batteries", "history", "VB-1"]) == 0
-        out = _out(capsys)[0]
-        assert "superseded" in out and "typo" in out and "M2" in out
-        assert cli.main(["batteries", "history", "nope"]) == 2
-        assert "no battery 'nope'" in _out(capsys)[1]
-    finally:
-        get_settings.cache_clear()
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f"drop database {database} with (force)"))
+    assert cli.main(["batteries", "history", "VB-1"]) == 0
+    out = _out(capsys)[0]
+    assert "superseded" in out and "typo" in out and "M2" in out
+    assert cli.main(["batteries", "history", "nope"]) == 2
+    assert "no battery 'nope'" in _out(capsys)[1]
+
+
+def test_a_new_battery_in_issued_periods_needs_backdate(cli_database, tmp_path, capsys):
+    """A file's new battery starting inside periods already issued to its partner is
+    refused (its energy of those periods would reach no one) until --backdate."""
+    from tests.warehouse.test_versions import issue
+    from vbatt import cli
+    from vbatt.warehouse.migrate import migrate
+
+    engine = cli_database
+    migrate(engine)
+    with engine.begin() as conn:
+        issue(conn, "raw", "2026-02")
+    late = _write(tmp_path, [GOOD[3]])  # VB-2 of partner P, from 2026-02-01
+    assert cli.main(["batteries", str(late)]) == 2
+    err = _out(capsys)[1]
+    assert "'VB-2': a new battery starting on 2026-02-01 reaches into periods already" in err
+    assert "re-run with --backdate" in err
+    with engine.connect() as conn:
+        assert conn.execute(text("select count(*) from raw.batteries")).scalar() == 0
+    assert cli.main(["batteries", str(late), "--backdate"]) == 0
+    assert "1 batteries created" in _out(capsys)[0]
+    with engine.connect() as conn:
+        requests = conn.execute(text("select battery_id, from_date from raw.reissue_requests"))
+        assert [(b, str(d)) for b, d in requests] == [("VB-2", "2026-02-01")]

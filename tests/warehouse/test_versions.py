@@ -56,7 +56,9 @@ def conn(pipeline):
         yield connection
 
 
-def _issue(conn, raw, label, partner="P"):
+def issue(conn, raw, label, partner="P"):
+    """A period as if issued to the partner (raw.export_files): what makes changes up to
+    its end backdated (also for the batteries CSV's tests)."""
     conn.execute(
         text(
             f"insert into {raw}.export_files (partner_id, format_key, period_label, version,"
@@ -176,9 +178,9 @@ def test_version_refusals(conn, raw):
 
 def test_issued_periods_make_a_change_backdated(conn, raw):
     create_battery(conn, BATTERY, recorded_by="t", raw_schema=raw)
-    _issue(conn, raw, "2026-02-10")
-    _issue(conn, raw, "2026-01")
-    _issue(conn, raw, "2026-03-20", partner="other")  # another partner's periods do not count
+    issue(conn, raw, "2026-02-10")
+    issue(conn, raw, "2026-01")
+    issue(conn, raw, "2026-03-20", partner="other")  # another partner's periods do not count
     with pytest.raises(BackdatedChange) as refused:
         add_version(
             conn, "V-1", date(2026, 2, 10), {"capacity_kwh": 5}, recorded_by="u", raw_schema=raw
@@ -203,11 +205,47 @@ def test_issued_periods_make_a_change_backdated(conn, raw):
     ).all()
     assert [tuple(r) for r in requests] == [("P", "V-1", date(2026, 2, 1))]
     # a month label ends later than its days
-    _issue(conn, raw, "2026-02")
+    issue(conn, raw, "2026-02")
     with pytest.raises(BackdatedChange):
         add_version(
             conn, "V-1", date(2026, 2, 20), {"capacity_kwh": 6}, recorded_by="u", raw_schema=raw
         )
+
+
+def test_a_new_battery_in_issued_periods_is_backdated(conn, raw):
+    """A partner's files of a period went out without a battery created later with a start
+    inside it: that battery's energy of those periods would reach no one. So it is a
+    backdated change like any other, refused unless asked for; then re-issued."""
+    issue(conn, raw, "2026-01")
+    issue(conn, raw, "2026-03-20", partner="other")  # another partner's periods do not count
+    # a bad field is what to fix first (422 in the API), backdated or not
+    with pytest.raises(BatteryInvalid, match="capacity_kwh"):
+        create_battery(conn, {**BATTERY, "capacity_kwh": -1}, recorded_by="t", raw_schema=raw)
+    with pytest.raises(BackdatedChange) as refused:
+        create_battery(conn, BATTERY, recorded_by="t", raw_schema=raw)
+    assert (refused.value.issued_until, refused.value.affected_from) == (
+        date(2026, 2, 1),
+        date(2026, 1, 1),
+    )
+    message = str(refused.value)
+    assert "a new battery starting on 2026-01-01 reaches into periods already issued" in message
+    assert "--backdate" in message
+    for table in ("batteries", "battery_versions", "reissue_requests"):  # nothing written
+        assert conn.execute(text(f"select count(*) from {raw}.{table}")).scalar() == 0
+    # from the end of the issued periods on: nothing to re-issue
+    after = {**BATTERY, "battery_id": "V-2", "start_date": "2026-02-01"}
+    create_battery(conn, after, recorded_by="t", raw_schema=raw)
+
+    create_battery(conn, BATTERY, recorded_by="t", backdate=True, raw_schema=raw)
+    requests = conn.execute(
+        text(f"select partner_id, battery_id, from_date, reason from {raw}.reissue_requests")
+    ).all()
+    assert [tuple(r) for r in requests] == [
+        ("P", "V-1", date(2026, 1, 1), "a new battery starting on 2026-01-01")
+    ]
+    # a taken id is the clash to report, not the issued periods
+    with pytest.raises(BatteryExists):
+        create_battery(conn, BATTERY, recorded_by="t", raw_schema=raw)
 
 
 def test_end_date_set_moved_cleared(conn, raw):
@@ -218,7 +256,7 @@ def test_end_date_set_moved_cleared(conn, raw):
     assert set_end_date(conn, "V-1", "2026-06-01", recorded_by="u", raw_schema=raw)[
         "end_date"
     ] == date(2026, 6, 1)
-    _issue(conn, raw, "2026-04-30")
+    issue(conn, raw, "2026-04-30")
     with pytest.raises(BackdatedChange):
         set_end_date(conn, "V-1", date(2026, 4, 1), recorded_by="u", raw_schema=raw)
     set_end_date(conn, "V-1", date(2026, 5, 15), recorded_by="u", raw_schema=raw)  # after issued

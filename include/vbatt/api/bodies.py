@@ -109,12 +109,14 @@ def _options(body: dict, names: tuple[str, ...], problems: Problems) -> dict:
     return out
 
 
-def battery_body(body: Any, partner_id: str) -> tuple[dict, str | None, Problems]:
-    """(the battery's fields for versions.create_battery, reason, problems)."""
+def battery_body(body: Any, partner_id: str) -> tuple[dict, dict, Problems]:
+    """(the battery's fields, options backdate/reason, problems) for
+    versions.create_battery; ``backdate`` lets a start_date reach into periods already
+    issued to the partner."""
     problems: Problems = {}
     body = _object(body, problems)
-    reason = _options(body, ("reason",), problems)["reason"]
-    battery = {k: v for k, v in body.items() if k != "reason"}
+    options = _options(body, ("backdate", "reason"), problems)
+    battery = {k: v for k, v in body.items() if k not in options}
     sent = battery.get("partner_id")
     if sent is not None and sent != partner_id:
         problems["partner_id"] = (
@@ -122,7 +124,7 @@ def battery_body(body: Any, partner_id: str) -> tuple[dict, str | None, Problems
             " (leave it out: a battery belongs to the key's partner)"
         )
     battery["partner_id"] = partner_id
-    return battery, reason, problems
+    return battery, options, problems
 
 
 def version_body(body: Any) -> tuple[Any, dict, dict, Problems]:
@@ -180,6 +182,9 @@ class BatteryIn(BaseModel):
     end_date: date | None = None
     timezone: str = "Europe/Zurich"
     initial_level_kwh: float = 0.0
+    backdate: bool = Field(
+        False, description="start_date lies in a period already issued to the partner"
+    )
     reason: str | None = Field(
         None, description="kept in the audit log and the version", max_length=MAX_LENGTHS["reason"]
     )

@@ -106,6 +106,17 @@ def recorded_by(who: Principal) -> str:
     return f"api key {who.key_prefix} ({who.label})"
 
 
+def _recorded(who: Principal, options: dict, m: Marts) -> dict:
+    """The keywords each write of versions takes from the request alike: who records it,
+    why, whether it may reach into periods already issued, and the warehouse's schema."""
+    return {
+        "recorded_by": recorded_by(who),
+        "reason": options["reason"],
+        "backdate": options["backdate"],
+        "raw_schema": m.raw,
+    }
+
+
 def _may_write(who: Principal) -> None:
     if not who.can_write:
         raise Refused(
@@ -131,8 +142,8 @@ def _refusal(exc: versions.VersionError) -> Exception:
     if isinstance(exc, versions.BackdatedChange):  # its hint is for the CLI: ours
         return Refused(
             409,
-            f'{exc.detail}. Send "backdate": true to change it anyway; the periods it touches'
-            " are re-issued to the partner as corrections.",
+            f'{exc.detail}. Send "backdate": true to record it anyway; the partner\'s issued'
+            " periods from then on are issued again (those whose values change as corrections).",
             code="backdated",
         )
     return Refused(422, str(exc), code="refused")
@@ -206,13 +217,11 @@ def create_battery(request: Request, m: Warehouse, who: Who, body: Body):
     def change(conn: Connection) -> tuple[int, Any]:
         _may_write(who)
         _readable(body)
-        battery, reason, problems = battery_body(body, who.partner_id)
+        battery, options, problems = battery_body(body, who.partner_id)
         _check_meter(request, battery.get("meter_id"), problems)
         created = _call(
             conn,
-            lambda: versions.create_battery(
-                conn, battery, recorded_by=recorded_by(who), reason=reason, raw_schema=m.raw
-            ),
+            lambda: versions.create_battery(conn, battery, **_recorded(who, options, m)),
             problems,
             body,
         )
@@ -244,11 +253,8 @@ def add_version(id: str, request: Request, m: Warehouse, who: Who, body: Body): 
                 id,
                 valid_from,
                 changes,
-                recorded_by=recorded_by(who),
-                reason=options["reason"],
                 replace=options["replace"],
-                backdate=options["backdate"],
-                raw_schema=m.raw,
+                **_recorded(who, options, m),
             ),
             problems,
             body,
@@ -274,15 +280,7 @@ def set_end_date(id: str, request: Request, m: Warehouse, who: Who, body: Body):
         end_date, options, problems = end_date_body(body)
         _call(
             conn,
-            lambda: versions.set_end_date(
-                conn,
-                id,
-                end_date,
-                recorded_by=recorded_by(who),
-                reason=options["reason"],
-                backdate=options["backdate"],
-                raw_schema=m.raw,
-            ),
+            lambda: versions.set_end_date(conn, id, end_date, **_recorded(who, options, m)),
             problems,
             body,
         )

@@ -12,9 +12,11 @@ version's fields (see migration 0007). Every function takes a SQLAlchemy ``Conne
 inside the caller's transaction and changes nothing when it raises: the caller rolls back.
 
 "Already issued" is judged from ``raw.export_files``: a change is backdated when its first
-affected instant (00:00 of ``valid_from`` in the battery's timezone) lies before the end
-of the latest period issued to the battery's partner. Period labels (``2026-11-30``,
-``2026-11``) are read as local dates of the battery's timezone.
+affected instant (00:00 of ``valid_from`` in the battery's timezone; for a new battery, of
+its start_date) lies before the end of the latest period issued to the battery's partner.
+A new battery counts too: the partner's files of those periods went out without its
+energy, and nothing would ever send it. Period labels (``2026-11-30``, ``2026-11``) are
+read as local dates of the battery's timezone.
 """
 
 from __future__ import annotations
@@ -97,8 +99,8 @@ class BackdatedChange(VersionError):
         self.affected_from = affected_from
         super().__init__(
             f"{detail}; re-run with --backdate (backdate=True in Python) to record it:"
-            f" the ledger is recomputed from {affected_from} and the touched periods are"
-            " re-issued as corrections"
+            f" the ledger computes it from {affected_from}, and the partner's issued periods"
+            " from then on are issued again (those whose values change as corrections)"
         )
 
 
@@ -495,6 +497,7 @@ def create_battery(
     *,
     recorded_by: str,
     reason: str | None = None,
+    backdate: bool = False,
     raw_schema: str = "raw",
 ) -> dict:
     """Record a new battery and its first version (valid_from = start_date).
@@ -502,7 +505,9 @@ def create_battery(
     ``battery``: the batteries CSV's fields (dates as dates or ISO strings, numbers as
     numbers); an optional ``valid_from`` must equal the start_date. Empty name/customer
     default to the battery id, reset_repeat to yearly, timezone to Europe/Zurich, the
-    initial level to 0; capacity_kwh is required (0 = unlimited)."""
+    initial level to 0; capacity_kwh is required (0 = unlimited). A start_date inside
+    periods already issued to the partner is a :class:`BackdatedChange` unless
+    ``backdate`` (checked last: a bad field or a taken id is the refusal to report)."""
     raw = check_schema_name(raw_schema)
     problems: dict[str, str] = {}
     row = _with_defaults(parse_fields(dict(battery), problems))
@@ -528,6 +533,7 @@ def create_battery(
     if problems:
         raise BatteryInvalid(problems, battery_id)
     row = {f: row.get(f) for f in BATTERY_FIELDS}
+    _check_backdated(conn, raw, row, start, f"a new battery starting on {start}", backdate)
     created = conn.execute(
         text(
             f"insert into {raw}.batteries ({', '.join(BATTERY_FIELDS)}) values"
@@ -743,6 +749,8 @@ def import_batteries(
     one the fixed fields must match, a row equal to the version in force at its valid_from
     records nothing, another row records a version (superseding one of the same
     valid_from), and a different end_date is set. Versions are never removed by an import.
+    ``backdate`` lets each of these reach into periods already issued, a new battery's
+    start_date included.
     """
     summary = ImportSummary()
     by_battery: dict[str, list[dict]] = {}
@@ -758,6 +766,7 @@ def import_batteries(
                 {f: first.get(f) for f in BATTERY_FIELDS},
                 recorded_by=recorded_by,
                 reason=reason,
+                backdate=backdate,
                 raw_schema=raw_schema,
             )
             summary.created.append(battery_id)
