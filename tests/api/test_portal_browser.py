@@ -13,10 +13,12 @@ from datetime import timedelta
 import pytest
 
 from tests.api import test_dashboard_browser as dashboard
+from tests.api import test_writes as writes
 from tests.api.conftest import SOLAR_METER, auth
 from tests.api.test_dashboard_browser import CHROMIUM, close, loaded, shot
 
 browser = dashboard.browser  # the same browser fixture as the other pages
+stadtwerk_issued = writes.stadtwerk_issued  # a day issued to stadtwerk, as the API's tests
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (make chromium installs it)"
 )
@@ -148,6 +150,38 @@ def test_add_change_and_end_a_battery(page, api_url, api_warehouse, client):
     assert page.inner_text("#end-date-now") == "2031-01-01"
     assert client.get(f"/v1/batteries/{bid}", headers=auth(key)).json()["end_date"] == "2031-01-01"
     shot(page, "portal-battery")
+
+
+def test_a_new_battery_in_issued_periods_asks_to_backdate(
+    page, api_url, api_warehouse, client, stadtwerk_issued
+):
+    """The "Add battery" form with a start inside a day stadtwerk was sent: the API's 409
+    shows the backdate confirmation (as the change and end forms do), and once it is
+    ticked the battery is created."""
+    key, made = stadtwerk_issued
+    bid = f"pn-{secrets.token_hex(3)}"
+    made.append(bid)
+    page.goto(f"{api_url}/dashboard/batteries/new?key={api_warehouse.keys['stadtwerk-write']}")
+    page.wait_for_selector("#new-form")
+    confirm = "#new-form .confirm[data-code=backdated]"
+    assert not page.is_visible(confirm)
+    page.fill("[name=battery_id]", bid)
+    page.fill("[name=name]", "Sonnenspeicher Graf")
+    page.fill("[name=customer_id]", "c-31")
+    page.fill("[name=meter_id]", "SIM-0003")
+    page.fill("[name=capacity_kwh]", "4")
+    page.fill("[name=start_date]", writes.ISSUED_DAY.isoformat())
+    page.click("#new-form button[type=submit]")
+    page.wait_for_selector("#new-form[data-state='refused']")
+    assert page.is_visible(confirm)
+    assert "already issued" in page.inner_text("#new-form .form-error")
+    assert client.get(f"/v1/batteries/{bid}", headers=key).status_code == 404
+    shot(page, "portal-add-backdated")
+    page.check("#new-form [name=backdate]")
+    page.click("#new-form button[type=submit]")
+    page.wait_for_url(f"**/dashboard/batteries/{bid}")
+    battery = client.get(f"/v1/batteries/{bid}", headers=key).json()
+    assert battery["start_date"] == writes.ISSUED_DAY.isoformat()
 
 
 def test_a_smaller_capacity_shows_what_it_would_clip(page, api_url, api_warehouse):

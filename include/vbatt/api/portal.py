@@ -22,6 +22,15 @@ from vbatt.api.keys import Principal
 from vbatt.api.security import csrf_token
 
 TEMPLATES = Path(__file__).parent / "templates"
+# What a 409 "backdated" offers in every form that can reach into periods already issued
+# ("Add battery", "Change from date ...", "End battery"): static/portal.js shows it and
+# sends "backdate": true once it is ticked. The periods are issued again at the next
+# daily settlement; only those whose values change become corrections.
+BACKDATE_CONFIRM = (
+    '<label class="confirm" data-code="backdated" hidden><input type="checkbox"'
+    ' name="backdate"> Include periods already issued to the partner: they are issued'
+    " again at the next settlement, as corrections where the values change</label>"
+)
 
 
 def _fragment(name: str, **values: str) -> str:
@@ -64,7 +73,9 @@ def battery_section(request: Request, conn: Connection, who: Principal) -> str:
     """The version history (every key) and, for a write key, the change and end forms."""
     forms = ""
     if who.can_write:
-        forms = _fragment("portal_forms", meters=meter_options(request, conn, who))
+        forms = _fragment(
+            "portal_forms", meters=meter_options(request, conn, who), backdate=BACKDATE_CONFIRM
+        )
     return _fragment(
         "portal_battery",
         csrf=html.escape(_csrf(request)),
@@ -76,6 +87,7 @@ def battery_section(request: Request, conn: Connection, who: Principal) -> str:
 def new_battery_values(request: Request, conn: Connection, who: Principal) -> dict[str, str]:
     """The raw (already escaped) values of the "Add battery" page."""
     return {
+        "backdate": BACKDATE_CONFIRM,
         "csrf": html.escape(_csrf(request)),
         "meters": meter_options(request, conn, who),
         "partner": html.escape(who.partner_id),

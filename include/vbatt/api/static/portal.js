@@ -62,6 +62,22 @@
     return v;
   }
 
+  // A 409 shows the form's confirmation for its code ("replace" for version_exists,
+  // "backdate" for backdated); a ticked one is sent as true with the next try, and a saved
+  // form hides and clears them again.
+  function confirmed(form, body) {
+    form.querySelectorAll(".confirm input[type=checkbox]").forEach((box) => {
+      if (box.checked) body[box.name] = true;
+    });
+  }
+
+  function resetConfirms(form) {
+    form.querySelectorAll(".confirm").forEach((label) => {
+      label.hidden = true;
+      label.querySelector("input").checked = false;
+    });
+  }
+
   function submitting(form, handler) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -100,6 +116,7 @@
         const v = value(newForm, name);
         if (v !== null) body[name] = v;
       });
+      confirmed(newForm, body);
       const res = await send(newForm, "POST", "/v1/batteries", body);
       if (res.status === 201) {
         newForm.dataset.state = "saved";
@@ -224,13 +241,13 @@
         const input = changeForm.querySelector(`[name="${name}"]`);
         if (input.value.trim() !== (input.dataset.was || "")) body[name] = value(changeForm, name);
       });
-      ["replace", "backdate"].forEach((flag) => { if (value(changeForm, flag)) body[flag] = true; });
+      confirmed(changeForm, body);
       const reason = value(changeForm, "reason");
       if (reason) body.reason = reason;
       const res = await send(changeForm, "POST", api + "/versions", body);
       if (res.status === 201) {
         changeForm.reset();
-        changeForm.querySelectorAll(".confirm").forEach((l) => { l.hidden = true; });
+        resetConfirms(changeForm);
         await refresh();
         $("#clip-note").hidden = true;
         changeForm.dataset.state = "saved";
@@ -241,13 +258,12 @@
   if (endForm) {
     submitting(endForm, async () => {
       const body = { end_date: value(endForm, "end_date") };
-      if (value(endForm, "backdate")) body.backdate = true;
+      confirmed(endForm, body);
       const reason = value(endForm, "reason");
       if (reason) body.reason = reason;
       const res = await send(endForm, "PATCH", api, body);
       if (res.status === 200) {
-        endForm.querySelectorAll(".confirm").forEach((l) => { l.hidden = true; });
-        endForm.querySelector("[name=backdate]").checked = false;
+        resetConfirms(endForm);
         await refresh();
         endForm.dataset.state = "saved";
       } else showErrors(endForm, res);
