@@ -1,5 +1,6 @@
 """The fleet: a key's batteries summed (count, level now, current settlement periods) and
-one list of all their settlement periods, as the marts hold them."""
+one list of all their settlement periods, as the marts hold them; which batteries are
+running and which names find them, by each battery's own local date."""
 
 from __future__ import annotations
 
@@ -119,3 +120,49 @@ def test_active_batteries_end_on_their_own_local_date(client, own_partner, timez
     add(timezone)  # no end
     fleet = client.get("/v1/fleet", headers=headers).json()
     assert (fleet["batteries"], fleet["active_batteries"]) == (3, 2), (today, fleet)
+
+
+def add_versions(api_warehouse, battery_id: str, *versions: tuple) -> None:
+    """Versions (valid_from, name[, replace]) recorded as a partner's system would."""
+    from vbatt.warehouse.versions import add_version
+
+    with api_warehouse.pipeline.engine.begin() as conn:
+        for valid_from, name, *replace in versions:
+            add_version(
+                conn,
+                battery_id,
+                valid_from,
+                {"name": name},
+                recorded_by="tests",
+                replace=bool(replace),
+                raw_schema=api_warehouse.raw,
+            )
+
+
+@pytest.mark.parametrize("timezone", FAR_ZONES)
+def test_q_finds_the_name_in_force_and_earlier_ones_not_one_to_come(
+    client, api_warehouse, own_partner, timezone
+):
+    """Renamed last month and today (the battery's local date): found by today's name and
+    by both earlier ones, shown with today's; tomorrow's name finds nothing, nor does a
+    name replaced by a correction."""
+    headers, add = own_partner
+    today, tag = local_today(timezone), secrets.token_hex(3)
+    bid = add(timezone, name=f"Alpha {tag}")
+    add_versions(
+        api_warehouse,
+        bid,
+        (today - timedelta(days=30), f"Btea {tag}"),
+        (today - timedelta(days=30), f"Beta {tag}", "replace"),
+        (today, f"Gamma {tag}"),
+        (today + timedelta(days=1), f"Delta {tag}"),
+    )
+
+    def found(q: str) -> list[tuple[str, str]]:
+        page = client.get("/v1/batteries", params={"q": q}, headers=headers).json()
+        return [(b["battery_id"], b["name"]) for b in page["items"]]
+
+    for name in ("Alpha", "Beta", "Gamma", "gamma"):
+        assert found(f"{name} {tag}") == [(bid, f"Gamma {tag}")], name
+    assert found(f"Delta {tag}") == [] and found(f"Btea {tag}") == []
+    assert found(tag) == [(bid, f"Gamma {tag}")]

@@ -183,16 +183,39 @@ class Marts:
             f" where {self._scope()}"
         )
 
+    def _search_sql(self) -> str:
+        """The condition of ``q`` on the batteries of :meth:`_battery_sql` (alias ``v``: the
+        version in force, shown).
+
+        A name or a meter matches when it is the one in force today (the battery's own
+        timezone, as shown) or one of an earlier version: staff search by the names and
+        meters they remember, and a customer renamed last year is still found under the old
+        name (the answer shows today's). A version not yet in force does not match: its
+        name is not the battery's yet, and a hit on a name the answer does not show would
+        look wrong. Versions are those ``GET /v1/batteries/{id}/versions`` lists (the newest
+        record of each valid_from): a record replaced by a correction never matches."""
+        record = (
+            f"select 1 from {self.raw}.battery_versions s where s.battery_id = b.battery_id"
+            f" and s.valid_from <= greatest(b.start_date, {LOCAL_TODAY})"
+            " and (s.name ilike :q or s.meter_id ilike :q)"
+            f" and not exists (select 1 from {self.raw}.battery_versions c"
+            "  where c.battery_id = s.battery_id and c.valid_from = s.valid_from"
+            "  and c.record_id > s.record_id)"
+        )
+        return (
+            " and (b.battery_id ilike :q or b.customer_id ilike :q"
+            " or coalesce(v.name, b.name) ilike :q or coalesce(v.meter_id, b.meter_id) ilike :q"
+            f" or exists ({record}))"
+        )
+
     def batteries(
         self, conn: Connection, p: Principal, *, q: str | None, after: str | None, limit: int
     ) -> list[Battery]:
+        """The key's batteries by id, after ``after``; ``q`` searches (:meth:`_search_sql`)."""
         sql = self._battery_sql()
         params: dict = {**self._who(p), "limit": limit}
         if q:
-            sql += (
-                " and (b.battery_id ilike :q or b.name ilike :q or b.customer_id ilike :q"
-                " or b.meter_id ilike :q)"
-            )
+            sql += self._search_sql()
             params["q"] = (
                 "%" + q.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
             )
