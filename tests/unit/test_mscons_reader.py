@@ -166,7 +166,8 @@ def test_german_meter_reading_has_no_location_id_and_no_export() -> None:
     assert readings == []
     (row,) = rejected
     assert row.reason.startswith("only the import register at 2024-11-30T23:00:00+00:00")
-    assert row.raw == "QTY+220:92,234" and row.where.endswith("#segment 15")
+    assert row.raw == "QTY+220:92,234 2024-11-30T23:00:00+00:00"
+    assert row.where.endswith("#segment 15")
 
 
 def test_german_energy_quantity_is_not_a_load_profile() -> None:

@@ -35,6 +35,9 @@ class ValueAccount:
     used: Counter[str] = field(default_factory=Counter)  # register -> values
     ignored: Counter[str] = field(default_factory=Counter)  # reason -> values
     quarantined: Counter[str] = field(default_factory=Counter)  # reason -> values
+    # of the quarantined values, those an earlier load quarantined already (a file re-sent
+    # with other bytes): refused again, but not stored again (loader.quarantine_once)
+    already_quarantined: int = 0
 
     def use(self, register: str, count: int = 1) -> None:
         if count:
@@ -79,14 +82,23 @@ class ValueAccount:
         out += [
             f"quarantined {count} values: {reason}" for reason, count in _sorted(self.quarantined)
         ]
+        if self.already_quarantined:
+            were = "was" if self.already_quarantined == 1 else "were"
+            out.append(
+                f"{self.already_quarantined} of the quarantined values {were} quarantined"
+                " already by an earlier load: not stored again"
+            )
         return out
 
     def as_dict(self) -> dict:
-        return {
+        account = {
             "used": dict(_sorted(self.used)),
             "ignored": dict(_sorted(self.ignored)),
             "quarantined": dict(_sorted(self.quarantined)),
         }
+        if self.already_quarantined:  # only then: the usual account keeps its three keys
+            account["already_quarantined"] = self.already_quarantined
+        return account
 
     @classmethod
     def from_dict(cls, data: dict) -> ValueAccount:
@@ -94,6 +106,7 @@ class ValueAccount:
             Counter(data.get("used", {})),
             Counter(data.get("ignored", {})),
             Counter(data.get("quarantined", {})),
+            data.get("already_quarantined", 0),
         )
 
 

@@ -47,8 +47,8 @@ from vbatt.warehouse.loader import (
     copy_readings_into_raw,
     finish_load,
     is_big_load,
+    quarantine_once,
     record_account,
-    write_rejections,
 )
 from vbatt.warehouse.migrate import check_schema_name
 
@@ -75,6 +75,7 @@ class IngestReport:
     end: datetime
     meters: list[MeterOutcome] = field(default_factory=list)
     loaded: int = 0  # readings new to the warehouse (the rest were stored already)
+    already_quarantined: int = 0  # refused values an earlier run quarantined: not stored again
 
     @property
     def failed(self) -> list[MeterOutcome]:
@@ -83,9 +84,10 @@ class IngestReport:
     def summary(self) -> str:
         received = sum(m.received for m in self.meters)
         rejected = sum(m.rejected for m in self.meters)
+        already = f" ({self.already_quarantined} already)" if self.already_quarantined else ""
         return (
             f"{len(self.meters)} meters, {received} readings received, {self.loaded} new,"
-            f" {received - self.loaded} already stored, {rejected} quarantined,"
+            f" {received - self.loaded} already stored, {rejected} quarantined{already},"
             f" {len(self.failed)} meters failed"
         )
 
@@ -210,10 +212,9 @@ def ingest_smartme(
     with engine.begin() as conn:
         load_id = begin_load(conn, raw, source, f"{len(fetched)} meters ..{end.isoformat()}")
         received, report.loaded = append_readings(conn, raw, load_id, source, readings)
-        if rejected:  # a value the cloud keeps sending is quarantined once, not every run
-            write_rejections(
-                conn, rejected, source=source, load_id=load_id, raw_schema=raw, skip_recorded=True
-            )
+        # a value the cloud keeps sending is quarantined once, not on every run
+        held = quarantine_once(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
+        report.already_quarantined = held.already
         finish_load(conn, raw, load_id, received, report.loaded, len(rejected))
         if complete:
             conn.execute(
@@ -244,6 +245,7 @@ class FileOutcome:
     load_id: int | None = None
     account: ValueAccount = field(default_factory=ValueAccount)
     way: str = ""  # how a readings CSV was checked and loaded (csv_stage, loader)
+    quarantined_before: tuple[int, ...] = ()  # loads that hold values refused again
 
     def report(self) -> list[str]:
         """One headline and the per-register account, for the CLI and the DAG's log."""
@@ -261,10 +263,15 @@ class FileOutcome:
             head += f". {self.account.nothing_usable()}"
         lines = [head, *(f"  {line}" for line in self.account.lines())]
         if self.rejected:
-            lines.append(
-                f"  where and what was refused: vbatt quarantine rejected --load {self.load_id}"
-            )
+            commands = "; ".join(f"vbatt quarantine rejected --load {n}" for n in self._held_by())
+            lines.append(f"  where and what was refused: {commands}")
         return lines
+
+    def _held_by(self) -> list[int]:
+        """The loads whose quarantine holds this load's refused values: its own for those
+        stored now, the earlier ones for those quarantined already."""
+        stored = self.rejected > self.account.already_quarantined
+        return sorted({*self.quarantined_before, *([self.load_id] if stored else [])})
 
 
 @dataclass
@@ -352,7 +359,7 @@ def quarter_hours(energies: list, rejected: list[Rejected], account: ValueAccoun
     Used values are counted per register in ``account``; rejections are appended to
     ``rejected`` (and counted by the caller).
     """
-    from vbatt.ingest.mscons import IntervalEnergy
+    from vbatt.ingest.mscons import IntervalEnergy, energy_record
 
     kept: list = []
     parts: dict[tuple, list] = defaultdict(list)
@@ -379,7 +386,7 @@ def quarter_hours(energies: list, rejected: list[Rejected], account: ValueAccoun
                     f"the values of the quarter hour {begin.isoformat()} do not cover it"
                     " exactly (a part missing or overlapping); a quarter hour needs them all"
                 )
-                rejected.append(Rejected(meter_id, repr(energy), reason, energy.where))
+                rejected.append(Rejected(meter_id, energy_record(energy), reason, energy.where))
             continue
         kept.append(
             IntervalEnergy(
@@ -406,10 +413,12 @@ def _profile_label(energy) -> str:
 
 
 def _not_a_quarter_hour(energy) -> Rejected:
+    from vbatt.ingest.mscons import energy_record
+
     start, end = energy.interval_start, energy.interval_end
     return Rejected(
         meter_id=energy.meter_id,
-        raw=repr(energy),
+        raw=energy_record(energy),
         reason=f"interval {start.isoformat()}..{end.isoformat()} is not a UTC quarter hour",
         where=energy.where,
     )
@@ -516,8 +525,7 @@ def ingest_file(
                 conn, raw, load_id, source, content.energies
             )
             received, loaded = received + more_received, loaded + more_loaded
-        if content.rejected:
-            write_rejections(conn, content.rejected, source=source, load_id=load_id, raw_schema=raw)
+        _quarantine(conn, raw, content.rejected, source, load_id, outcome)
         finish_load(conn, raw, load_id, received, loaded, len(content.rejected))
         record_account(conn, raw, load_id, content.account.as_dict())
         outcome.status, outcome.load_id = "loaded", load_id
@@ -550,11 +558,10 @@ def _ingest_readings_csv(
                 loaded = append_staged_readings(conn, raw, load_id, source, STAGED, staged.received)
                 outcome.way = f"{staged.way}, staged"
             rejected = [_rejected_row(path, p, record) for p, record in staged.problems]
-            if rejected:
-                write_rejections(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
             outcome.account.use("import_kwh (import register)", staged.received)
             outcome.account.use("export_kwh (export register)", staged.received)
             outcome.account.quarantine(rejected)
+            _quarantine(conn, raw, rejected, source, load_id, outcome)
             finish_load(conn, raw, load_id, staged.received, loaded, len(rejected))
             record_account(conn, raw, load_id, outcome.account.as_dict())
             outcome.status, outcome.load_id = "loaded", load_id
@@ -564,10 +571,22 @@ def _ingest_readings_csv(
     except (InputFileError, ValueError, UnicodeDecodeError) as exc:
         outcome.status, outcome.reason = "refused", _refusal(path, exc)
         outcome.received = outcome.loaded = outcome.rejected = 0
-        outcome.load_id, outcome.way = None, ""
+        outcome.load_id, outcome.way, outcome.quarantined_before = None, "", ()
         outcome.account = ValueAccount()
         _record_file(engine, raw, digest, path, outcome)
     return outcome
+
+
+def _quarantine(
+    conn, raw: str, rejected: list[Rejected], source: str, load_id: int, outcome: FileOutcome
+) -> None:
+    """Quarantine a file's refused values once: those an earlier load of the source holds
+    already (the file re-sent with other bytes) are counted in the account, not stored."""
+    if not rejected:
+        return
+    held = quarantine_once(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
+    outcome.account.already_quarantined = held.already
+    outcome.quarantined_before = held.earlier_loads
 
 
 class FileDigest:

@@ -1052,7 +1052,19 @@ def _register_total(by_tariff: dict[int, list[tuple[float, MeterValue]]]) -> flo
 def _reject(
     meter_id: str | None, value: MeterValue, reason: str, interchange: MsconsInterchange
 ) -> Rejected:
-    return Rejected(meter_id, value.raw, reason, _where(interchange.source, value))
+    return Rejected(meter_id, value_record(value), reason, _where(interchange.source, value))
+
+
+def value_record(value: MeterValue) -> str:
+    """A refused value as the quarantine keeps it: its QTY segment as received and the
+    instant (or interval) it has in its series. The segment alone does not say which
+    value it is (values of a series have no DTM of their own), and a value refused again
+    in a re-sent file is told by its record (``loader.quarantine_once``)."""
+    if value.read_at is not None:
+        return f"{value.raw} {value.read_at.isoformat()}"
+    if value.start is not None and value.end is not None:
+        return f"{value.raw} {value.start.isoformat()}/{value.end.isoformat()}"
+    return value.raw
 
 
 def to_interval_energies(interchange: MsconsInterchange) -> list[IntervalEnergy]:
@@ -1183,8 +1195,13 @@ def _accumulate(
 
 
 def _reject_energy(energy: IntervalEnergy, reason: str) -> Rejected:
-    raw = (
+    return Rejected(energy.meter_id, energy_record(energy), reason, energy.where)
+
+
+def energy_record(energy: IntervalEnergy) -> str:
+    """A refused interval energy as the quarantine keeps it: register, value, interval,
+    not where it was (a re-sent file's value is the same value wherever it stands)."""
+    return (
         f"{energy.register} {energy.kwh} kWh {energy.interval_start.isoformat()}/"
         f"{energy.interval_end.isoformat()}{' substitute' if energy.substitute else ''}"
     )
-    return Rejected(energy.meter_id, raw, reason, energy.where)

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from vbatt.ingest.mscons import IntervalEnergy, Register
+from vbatt.ingest.mscons import IntervalEnergy, Register, energy_record
 from vbatt.readings import Rejected
 
 __all__ = [
@@ -393,7 +393,7 @@ def to_interval_energies(
                 f"{len(slot)} different {register} volumes for {start.isoformat()} in one"
                 " document (two blocks for the same meter and direction)"
             )
-            rejected.extend(Rejected(e.meter_id, repr(e), reason, e.where) for e in slot)
+            rejected.extend(Rejected(e.meter_id, energy_record(e), reason, e.where) for e in slot)
             continue
         energies.append(slot[0])
         if len(slot) > 1:

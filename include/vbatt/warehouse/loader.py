@@ -504,8 +504,7 @@ def load_readings(
     with engine.begin() as conn:
         load_id = begin_load(conn, raw, source, origin)
         received, loaded = append_readings(conn, raw, load_id, source, readings)
-        if rejected:
-            write_rejections(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
+        quarantine_once(conn, rejected, source=source, load_id=load_id, raw_schema=raw)
         return finish_load(conn, raw, load_id, received, loaded, len(rejected))
 
 
@@ -516,16 +515,10 @@ def write_rejections(
     source: str,
     load_id: int | None,
     raw_schema: str = "raw",
-    skip_recorded: bool = False,
 ) -> int:
-    """Quarantine rejected records; returns how many were written.
-
-    ``skip_recorded``: leave out a record this source already quarantined for the meter
-    with the same reason. A source that fetches again what it could not take (the smart-me
-    ingest re-reads a meter from where it was complete) would otherwise write the same
-    rejection on every run for as long as the cloud keeps sending the bad value. Only
-    earlier loads count: a bad record sent twice within this load is quarantined twice,
-    as the load reports it.
+    """Quarantine rejected records, every one as it comes; returns how many were written.
+    Loads quarantine a value once instead (``quarantine_once``); this is for the realtime
+    intake, which has no loads to tell earlier refusals by.
 
     What PostgreSQL cannot hold is made storable, so that quarantining never fails on the
     very record it quarantines: control characters are written escaped (``\\x00``; a NUL
@@ -535,23 +528,7 @@ def write_rejections(
     takes no key of kilobytes): the record keeps it whole.
     """
     raw = check_schema_name(raw_schema)
-    rows = [
-        (_storable_meter(r.meter_id), _escaped(r.raw), _escaped(r.reason), _escaped(r.where))
-        for r in rejected
-    ]
-    if skip_recorded and rows:
-        meters = sorted({m for m, *_ in rows if m is not None})
-        known = {
-            (m, record, reason)
-            for m, record, reason in conn.execute(
-                text(
-                    f"select meter_id, record, reason from {raw}.rejected_readings"
-                    " where source = :s and meter_id = any(:m)"
-                ),
-                {"s": source, "m": meters},
-            )
-        }
-        rows = [row for row in rows if row[:3] not in known]
+    rows = _storable_rejections(rejected)
     _copy(
         conn,
         f"{raw}.rejected_readings",
@@ -559,6 +536,96 @@ def write_rejections(
         ((load_id, source, where, meter, record, reason) for meter, record, reason, where in rows),
     )
     return len(rows)
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """What a load's refused records did in the quarantine: ``stored`` new, ``already``
+    held by earlier loads of the same source (``earlier_loads``), not stored again."""
+
+    stored: int
+    already: int = 0
+    earlier_loads: tuple[int, ...] = ()
+
+
+# One statement: the records an earlier load of the source quarantined (same meter, record
+# and reason: the record holds the value and its instant) are counted, the others inserted
+# in their order. Only earlier loads count: the insert does not see its own rows, so a bad
+# record sent twice within a load is quarantined twice, as the load reports it.
+_QUARANTINE_ONCE = """
+with held as (
+    select i.position, min(k.load_id) as load_id
+    from incoming_rejections i
+    join {raw}.rejected_readings k
+      on k.record = i.record and k.reason = i.reason and k.source = :source
+     and k.meter_id is not distinct from i.meter_id
+    group by i.position
+), stored as (
+    insert into {raw}.rejected_readings (load_id, source, location, meter_id, record, reason)
+    select :load_id, :source, i.location, i.meter_id, i.record, i.reason
+    from incoming_rejections i
+    where not exists (select from held h where h.position = i.position)
+    order by i.position
+    returning 1
+)
+select (select count(*) from stored) as stored, (select count(*) from held) as already,
+    (select array_agg(distinct load_id order by load_id) from held
+     where load_id is not null) as earlier_loads
+"""
+
+
+def quarantine_once(
+    conn: Connection,
+    rejected: Iterable[Rejected],
+    *,
+    source: str,
+    load_id: int | None,
+    raw_schema: str = "raw",
+) -> Quarantined:
+    """Quarantine refused records that the source has not quarantined before.
+
+    A file re-sent with other bytes (other line ends, another row order, a row more) and a
+    smart-me value the cloud keeps sending badly would otherwise be held once per load;
+    the first record stays (append-only) and the load counts the others as quarantined
+    already. The records go by COPY into a temporary table and are checked and inserted
+    by one statement (through the hash index on the record, migration 0016): a load
+    without refused records pays nothing.
+    """
+    raw = check_schema_name(raw_schema)
+    rows = _storable_rejections(rejected)
+    if not rows:
+        return Quarantined(0)
+    conn.execute(
+        text(
+            "create temporary table if not exists incoming_rejections (position bigint,"
+            " location text not null, meter_id text, record text not null, reason text not null)"
+            " on commit drop"
+        )
+    )
+    conn.execute(text("truncate incoming_rejections"))
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(
+        (i, where, meter, record, reason) for i, (meter, record, reason, where) in enumerate(rows)
+    )
+    buffer.seek(0)
+    # an empty field is NULL (a record without a meter id) but where and what are text
+    conn.connection.dbapi_connection.cursor().copy_expert(
+        "copy incoming_rejections (position, location, meter_id, record, reason) from stdin"
+        " with (format csv, null '', force_not_null (location, record, reason))",
+        buffer,
+    )
+    result = conn.execute(
+        text(_QUARANTINE_ONCE.format(raw=raw)), {"source": source, "load_id": load_id}
+    ).one()
+    return Quarantined(result.stored, result.already, tuple(result.earlier_loads or ()))
+
+
+def _storable_rejections(rejected: Iterable[Rejected]) -> list[tuple]:
+    """(meter_id, record, reason, where) of each record, storable (``_escaped``)."""
+    return [
+        (_storable_meter(r.meter_id), _escaped(r.raw), _escaped(r.reason), _escaped(r.where))
+        for r in rejected
+    ]
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
