@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -130,3 +131,52 @@ def test_another_partners_battery_is_not_found(smartme):
     before = datetime(2025, 6, 20, tzinfo=UTC)
     with pytest.raises(SmartMeNotFoundError):  # before the first interval: nothing to read
         smartme.meter_value_at("b-ewa-1", before - timedelta(days=1))
+
+
+def test_daily_values_are_the_batteries_local_days(client, api_warehouse):
+    """interval=1440: the registers at every local midnight of the battery (Europe/Zurich:
+    22:00 UTC in summer), so a day's difference is battery_daily's local day."""
+    days = api_warehouse.query(
+        "select local_date, charge_kwh, discharge_kwh from {marts}.battery_daily"
+        " where battery_id = 'b-ewa-1' order by local_date"
+    )
+    rows = client.get(
+        "/api/ValuesInPastMultiple/b-ewa-1",
+        params={
+            "startDate": "2025-06-25T00:00:00Z",
+            "endDate": "2025-06-29T00:00:00Z",
+            "interval": 1440,
+        },
+        headers=auth(api_warehouse.keys["ewa"]),
+    ).json()
+    assert [r["Date"] for r in rows] == [f"2025-06-{d}T22:00:00Z" for d in (25, 26, 27, 28)]
+    for r in rows:
+        midnight = datetime.fromisoformat(r["Date"]).astimezone(ZoneInfo("Europe/Zurich"))
+        assert midnight.time() == time(0)
+        before = [d for d in days if d["local_date"] < midnight.date()]
+        values = {v["Obis"]: v["Value"] for v in r["Values"]}
+        charged = sum(d["charge_kwh"] for d in before)
+        assert values["1-0:1.8.0*255"] == pytest.approx(charged, abs=1e-9)
+        discharged = sum(d["discharge_kwh"] for d in before)
+        assert values["1-0:2.8.0*255"] == pytest.approx(discharged, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("day", "midnights", "hours"),
+    [
+        (date(2025, 3, 30), ["2025-03-29T23:00", "2025-03-30T22:00"], 23),  # summer time begins
+        (date(2025, 10, 26), ["2025-10-25T22:00", "2025-10-26T23:00"], 25),  # and ends
+    ],
+)
+def test_the_grid_follows_the_local_clock_over_summer_time(day, midnights, hours):
+    from vbatt.api.queries import on_local_grid
+
+    start = datetime.combine(day, time(0), UTC) - timedelta(hours=3)
+    quarters = [start + timedelta(minutes=15 * k) for k in range(4 * 30)]
+    zurich = "Europe/Zurich"
+    days = [t for t in quarters if on_local_grid(t, zurich, 1440)]
+    assert [t.strftime("%Y-%m-%dT%H:%M") for t in days] == midnights
+    local_day = [t for t in quarters if days[0] <= t < days[1]]
+    assert len([t for t in local_day if on_local_grid(t, zurich, 60)]) == hours
+    assert all(on_local_grid(t, zurich, 15) for t in quarters)
+    assert [t.hour for t in quarters if on_local_grid(t, "UTC", 1440)] == [0, 0]

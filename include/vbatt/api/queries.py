@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, create_engine, text
 
@@ -43,6 +44,21 @@ LOCAL_TODAY = "cast(now() at time zone b.timezone as date)"
 # arithmetic on them (a period's last day, a look-back, a time zone's offset) cannot
 # overflow into a 500.
 QUERY_YEARS = (1900, 2999)
+
+
+# the local clock's origin: the grid of ValuesInPastMultiple counts wall-clock minutes from it
+LOCAL_EPOCH = datetime(1970, 1, 1)
+
+
+def on_local_grid(at: datetime, timezone: str, step_minutes: int) -> bool:
+    """Whether the instant ``at`` is on the grid of ``step_minutes`` of the clock on the wall
+    in ``timezone``: its local time, in minutes from 1970-01-01 00:00 local, a multiple of
+    the step. So 1440 is every local midnight, the start of battery_daily's local day (23
+    or 25 hours apart over a change of summer time; UTC's midnight is 01:00 or 02:00 in
+    Zurich), 60 every full local hour (02:00 twice when the clocks go back) and 15 every
+    quarter hour (today's time zones are all whole quarter hours from UTC)."""
+    wall = at.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+    return (wall - LOCAL_EPOCH) % timedelta(minutes=step_minutes) == timedelta(0)
 
 
 def in_query_years(value: date | datetime) -> bool:
@@ -514,7 +530,8 @@ class Marts:
         step_minutes: int,
         limit: int,
     ) -> list[Registers]:
-        """Registers at every interval end in [start, end] on the step's grid."""
+        """Registers at every interval end in [start, end] on the step's grid of the
+        battery's local clock (:func:`on_local_grid`)."""
         epoch_s = start.timestamp()
         quarter_s = INTERVAL.total_seconds()
         first_end = datetime.fromtimestamp(-(-epoch_s // quarter_s) * quarter_s, start.tzinfo)
@@ -534,10 +551,9 @@ class Marts:
             ),
             {"id": battery_id, "first_start": first_start, "last_start": end - INTERVAL},
         )
-        step_s = step_minutes * 60
         out: list[Registers] = []
         for r in rows:
-            if int(r.interval_end.timestamp()) % step_s:
+            if not on_local_grid(r.interval_end, timezone, step_minutes):
                 continue
             out.append(
                 Registers(

@@ -9,6 +9,14 @@ since, level, power and ValueDate are the live ones (``live.py``). In ``ValuesIn
 and discharged totals are OBIS 1-0:1.8.0 and 1-0:2.8.0, the power 1-0:16.7.0 (as the
 simulator serves).
 
+``ValuesInPastMultiple`` promises (smart-me's description) values from ``startDate`` to
+``endDate``, ``interval`` minutes apart, 0 as often as there are values, at most 1000 per
+call; it says nothing of a time zone. Here the values are on the grid of ``interval``
+minutes of the battery's local clock (``queries.on_local_grid``): ``interval=1440`` gives
+the registers at every local midnight, so a day's difference is the battery's local day
+as ``battery_daily`` and the rest of the product count it (UTC midnights would cut the
+days at 01:00 or 02:00 in Zurich); a ``startDate`` at a local midnight is the first value.
+
 On the wire as smart-me answers (see ``docs/api.md``): enumerations as integers,
 ``DeviceEnergyType`` 1 (electricity), ``MeterSubType`` 9 (virtual battery), ``FamilyType``
 1002 (smart-me's family of virtual meters, see ``smartme_schema``). Two dialects, as smart-me
@@ -261,7 +269,8 @@ def values_in_past_multiple(
     endDate: str | None = None,  # noqa: N803
     interval: Annotated[int | None, _INTERVAL] = None,
 ) -> list[dict]:
-    """Registers at interval ends from startDate to endDate (both inclusive), at most 1000."""
+    """Registers at interval ends from startDate to endDate (both inclusive), at most 1000,
+    on the grid of ``interval`` minutes of the battery's local clock (1440: local midnights)."""
     return _values(m, conn, who, id, startDate, endDate, interval, _same)
 
 
