@@ -2,7 +2,7 @@
 
 Starts the embedded warehouse and the simulated smart-me cloud, registers two partners'
 customers with different batteries, runs meter_ingest (which fetches each new meter's
-history since its battery started, 7 days ago), battery_ledger (dbt through Cosmos) and
+history since its battery started, 7 days before the first demo run), battery_ledger (dbt through Cosmos) and
 daily_settlement with ``dag.test()``, and prints what each customer's battery did.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from rich.console import Console
 from rich.table import Table
@@ -30,8 +30,23 @@ DEMO_BATTERIES = [
 ]
 
 
-def demo_batteries(today) -> list[dict]:
-    start = today - timedelta(days=DEMO_DAYS)
+def demo_start(engine, today: date, raw_schema: str = "raw") -> date:
+    """When the demo batteries start: a week before the first demo run on this warehouse.
+
+    A start_date is fixed for a battery's life, so a demo run on a later day keeps the one
+    stored (meter_ingest catches the meters up from where the last run left them) instead
+    of being refused for moving it."""
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                f"select min(start_date) from {raw_schema}.batteries where battery_id = any(:ids)"
+            ),
+            {"ids": [b[0] for b in DEMO_BATTERIES]},
+        ).scalar()
+    return stored or today - timedelta(days=DEMO_DAYS)
+
+
+def demo_batteries(start: date) -> list[dict]:
     return [
         {
             "battery_id": b,
@@ -197,8 +212,9 @@ def main() -> int:
 
     with running(meters=len({b[4] for b in DEMO_BATTERIES}), seed=42) as smartme_url:
         console.log(f"simulated smart-me cloud at {smartme_url}")
-        upsert_batteries(engine, demo_batteries(now.date()))
-        console.log(f"{len(DEMO_BATTERIES)} demo batteries of 2 partners registered")
+        start = demo_start(engine, now.date())
+        upsert_batteries(engine, demo_batteries(start))
+        console.log(f"{len(DEMO_BATTERIES)} demo batteries of 2 partners, running since {start}")
 
         with console.status("setting up Airflow (SQLite metadata in .airflow/)"):
             airflow_env.configure(url, smartme_url, DEMO_API_KEY, retries=0)
