@@ -318,3 +318,34 @@ def test_the_refused_values_of_a_load_are_listed_where_the_report_points(
     assert "vbatt quarantine rejected" in out
     code, out, _ = _run(capsys, "quarantine", "rejected", "--load", str(load[0] + 1))
     assert out == f"no values refused by load {load[0] + 1}"
+
+
+def test_an_empty_capacity_is_refused_as_the_api_refuses_it(cli_database, tmp_path, capsys):
+    """0 means unlimited: an empty capacity_kwh is no silent default (battery_config's rule,
+    which the API applies); an empty initial_level_kwh takes the rule book's default 0."""
+    path = _csv(
+        tmp_path / "b.csv",
+        "VB-1,Meier,P,C1,M1,,2026-01-01,,,,Europe/Zurich,0",
+        "VB-2,Keller,P,C2,M2,5,2026-01-01,,,,Europe/Zurich,",
+        header=BATTERIES,
+    )
+    code, _, err = _run(capsys, "batteries", str(path))
+    assert code == 2
+    assert f"{path}:2, column capacity_kwh: is required (0 = unlimited) (battery 'VB-1')" in err
+    assert "VB-2" not in err
+    assert _stored(cli_database, "select battery_id from raw.batteries") == []
+    path.write_text(path.read_text().replace("M1,,2026", "M1,0,2026"))
+    code, _, _ = _run(capsys, "batteries", str(path))
+    assert code == 0
+    stored = "select battery_id, capacity_kwh, initial_level_kwh from raw.batteries order by 1"
+    assert _stored(cli_database, stored) == [("VB-1", 0.0, 0.0), ("VB-2", 5.0, 0.0)]
+
+
+def test_the_shipped_batteries_example_names_every_capacity():
+    """The example a user copies loads under the rule (no capacity left empty)."""
+    from pathlib import Path
+
+    from vbatt.ingest.csv_inputs import read_batteries_csv
+
+    example = Path(__file__).parents[2] / "examples" / "batteries.csv"
+    assert all(row["capacity_kwh"] is not None for row in read_batteries_csv(example))

@@ -304,7 +304,10 @@ def read_batteries_csv(path: Path, known_meters: set[str] | None = None) -> list
         parsed["partner_id"] = row["partner_id"] or "default"
         parsed["customer_id"] = row["customer_id"] or row["battery_id"]
         unparsable: set[str] = set()
-        for column, default in (("capacity_kwh", 0.0), ("initial_level_kwh", 0.0)):
+        # an empty capacity stays None and is refused (field_problems), as the API refuses
+        # it: 0 means unlimited, never a silent default; the initial level has the rule
+        # book's default, 0
+        for column, default in (("capacity_kwh", None), ("initial_level_kwh", 0.0)):
             try:
                 parsed[column] = _number(row[column]) if row[column] else default
             except ValueError:
