@@ -18,6 +18,7 @@ for load profiles.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from collections import Counter, defaultdict
@@ -255,18 +256,21 @@ class _Segment:
         return list(element) if isinstance(element, list) else [element]
 
 
-def _load(source: str | os.PathLike | bytes) -> tuple[str, str]:
-    """Return (text, name). UNOC is ISO 8859-1, so bytes are decoded as latin-1 by default."""
+def _load(source: str | os.PathLike | bytes) -> tuple[str, str, str]:
+    """Return (text, name, note): bytes decoded as the UNB syntax identifier declares
+    (``_decode``), the note saying when they were read otherwise ('' if not)."""
     if isinstance(source, bytes):
-        return _decode(source), "<bytes>"
+        text, note = _decode(source, "<bytes>")
+        return text, "<bytes>", note
     if isinstance(source, os.PathLike) or _is_existing_file(source):
         path = Path(source)
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise MsconsError(f"{path}: cannot read file: {exc}") from exc
-        return _decode(data), path.name
-    return source, "<text>"
+        text, note = _decode(data, path.name)
+        return text, path.name, note
+    return source, "<text>", ""
 
 
 def _is_existing_file(text: str) -> bool:
@@ -278,11 +282,69 @@ def _is_existing_file(text: str) -> bool:
         return False
 
 
-def _decode(data: bytes) -> str:
-    head = data[:200]
-    if b"UNOW" in head or b"UNOY" in head:
-        return data.decode("utf-8", errors="strict")
-    return data.decode("latin-1")
+# UNB syntax identifier (ISO 9735) -> (codec, name) of the character set it declares
+CHARSETS = {
+    # levels A and B are ISO 646 subsets of ASCII: read as latin-1, which keeps any byte
+    "UNOA": ("latin-1", "ISO 646 level A"),
+    "UNOB": ("latin-1", "ISO 646 level B"),
+    "UNOC": ("latin-1", "ISO 8859-1"),
+    "UNOD": ("iso8859-2", "ISO 8859-2"),
+    "UNOE": ("iso8859-5", "ISO 8859-5"),
+    "UNOF": ("iso8859-7", "ISO 8859-7"),
+    "UNOW": ("utf-8", "UTF-8"),
+    "UNOY": ("utf-8", "ISO 10646-1, UTF-8"),
+}
+_SYNTAX = re.compile(rb"UNB.(UNO[A-Z])")
+
+
+def _decode(data: bytes, name: str) -> tuple[str, str]:
+    """The text of an interchange and a note for the load report ('' if none).
+
+    Decoded as the UNB syntax identifier declares (an unknown one as UNOC, ISO 8859-1).
+    Bytes that are valid UTF-8 with characters beyond ASCII are read as UTF-8 even where
+    a single-byte set is declared: senders often write UTF-8 under UNOC, and read as
+    ISO 8859-1 every such character would become two ('Zähler' as 'ZÃ¤hler', in meter ids
+    too), while text really in ISO 8859-1 is practically never valid UTF-8. The note says
+    so once, with where, so the sender can be asked to declare UNOW. A file declaring UTF-8
+    whose bytes are not is refused: which single-byte set it is in cannot be known.
+    """
+    found = _SYNTAX.search(data[:400])
+    syntax = found[1].decode() if found else "UNOC"
+    charset, label = CHARSETS.get(syntax, CHARSETS["UNOC"])
+    if charset == "utf-8":
+        try:
+            return data.decode("utf-8"), ""
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise MsconsError(
+                f"{name}: declares {syntax} ({label}), but byte 0x{data[exc.start]:02x} at line"
+                f" {line} is not UTF-8: ask the sender for UTF-8, or to declare the character"
+                " set the file is in (UNOC for ISO 8859-1)"
+            ) from None
+    body = data.removeprefix(codecs.BOM_UTF8)  # a byte-order mark alone changes no text
+    if body.isascii():
+        return body.decode("ascii"), ""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode(charset), ""
+    return text, _utf8_note(text, syntax, label)
+
+
+def _utf8_note(text: str, syntax: str, label: str) -> str:
+    """The load report's one line on a file read as UTF-8 against its declaration."""
+    first = next(i for i, c in enumerate(text) if not c.isascii())
+    terminator = text[8] if text.startswith("UNA") and len(text) > 8 else "'"
+    start = text.rfind(terminator, 0, first) + 1
+    end = text.find(terminator, first)
+    segment = text[start : end if end >= 0 else len(text)].strip()
+    shown = segment if len(segment) <= 60 else segment[:57] + "..."
+    count = sum(not c.isascii() for c in text)
+    return (
+        f"declares {syntax} ({label}) but is written in UTF-8 ({count} characters"
+        f" beyond ASCII, the first in {shown!r}): read as UTF-8; ask the sender to declare"
+        " UNOW, or to send the declared character set"
+    )
 
 
 def _split_una(text: str, name: str) -> tuple[Characters, str, bool]:
@@ -946,9 +1008,12 @@ def read_mscons(source: str | os.PathLike | bytes, *, naive_tz: tzinfo = UTC) ->
     ``naive_tz`` applies only to zone-less DTM formats (102, 203); MSCONS 2.4c puts every
     timestamp in UTC, but the Swiss 2.2e document date (DTM+137, format 203) is local time.
     """
-    text, name = _load(source)
+    text, name, note = _load(source)
     segments, _chars = _segments(text, name)
-    return _Reader(name, naive_tz).read(segments)
+    interchange = _Reader(name, naive_tz).read(segments)
+    if note:
+        interchange.warnings.insert(0, note)
+    return interchange
 
 
 # --------------------------------------------------------------------------- conversions
