@@ -349,3 +349,26 @@ def test_the_shipped_batteries_example_names_every_capacity():
 
     example = Path(__file__).parents[2] / "examples" / "batteries.csv"
     assert all(row["capacity_kwh"] is not None for row in read_batteries_csv(example))
+
+
+def test_mscons_and_sdat_deviations_are_said_once_with_what_to_do(cli_database, tmp_path, capsys):
+    """A real Swiss file (its UNT count is wrong) and an SDAT file with times without a
+    zone and an unknown Condition: each warning names the file once and says what to do;
+    how values were taken is a line of the report; a refusal names the file once too."""
+    from tests.unit.test_mscons_reader import CH_22E_FILES
+    from tests.unit.test_sdat_reader import DATA
+
+    swiss, sdat = CH_22E_FILES[0], DATA / "E66_14_hourly_local_condition.xml"
+    broken = tmp_path / "broken.edi"
+    broken.write_text(swiss.read_text(encoding="latin-1")[:400], encoding="latin-1")
+    code, out, err = _run(capsys, "ingest", str(swiss), str(sdat), str(broken))
+    assert code == 2
+    assert out.count(swiss.name) == 2  # its warning and its report
+    assert f"{swiss.name}: warning: message slevu14572840D: UNT declares 109" in out
+    assert "the sender's segment count is wrong: tell them" in out
+    assert out.count(sdat.name) == 2
+    assert f"{sdat.name}: warning: times without Z or an offset" in out
+    assert "if the sender meant local time, ask for times with Z or an offset" in out
+    assert "warning: 1 volume" not in out
+    assert "1 volume with Condition '99' (neither 21 measured nor 56 estimated)" in out
+    assert err.count("broken.edi") == 1 and "broken.edi: refused, nothing loaded: truncated" in err

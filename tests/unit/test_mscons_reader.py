@@ -310,6 +310,22 @@ def test_synthetic_wrong_unt_count_is_a_warning_not_an_error() -> None:
     assert "message 1" in warning and "99" in warning and "10" in warning
 
 
+def test_wrong_unt_counts_of_many_messages_are_one_warning_for_the_sender() -> None:
+    one = _interchange(_profile("1-1:1.29.0", _utc(2025, 1, 1), ["1"]), unt=99)
+    head, message = one.split("'UNH+1", 1)
+    message = "UNH+1" + message.removesuffix("UNZ+1+REF1'")
+    messages = [message.replace("+1'", f"+{n}'").replace("UNH+1+", f"UNH+{n}+") for n in "123"]
+    ic = read_mscons(f"{head}'{''.join(messages)}UNZ+3+REF1'")
+    assert [m.reference for m in ic.messages] == ["1", "2", "3"]
+    (warning,) = ic.warnings  # was one per message, each with the file's name
+    assert warning == (
+        "3 of 3 messages: message 1: UNT declares 99 segments, has 10; message 2: UNT declares"
+        " 99 segments, has 10; message 3: UNT declares 99 segments, has 10 (UNH..UNT"
+        " inclusive): every segment was read, nothing is missing; the sender's segment count"
+        " is wrong: tell them"
+    )
+
+
 def test_normalise_obis() -> None:
     assert normalise_obis("1-1:1.29.0*255") == "1-1:1.29.0"
     assert normalise_obis("1-0:2.8.0") == "1-0:2.8.0"

@@ -177,14 +177,20 @@ def test_a_file_of_reactive_energy_only_says_so_in_one_line() -> None:
     )
 
 
-def test_an_unknown_format_on_a_used_date_is_refused_and_on_an_unused_one_a_warning() -> None:
+def test_an_unknown_format_on_a_used_date_is_refused_and_on_unused_ones_one_note() -> None:
     text = (VARIANTS / "2.4c-profile-dtm-304.edi").read_text(encoding="latin-1")
     bad_value_date = text.replace("DTM+163:20250114230000?+00:304", "DTM+163:2025011423:999", 1)
     with pytest.raises(MsconsError, match=r"unknown DTM format code '999'"):
         read_mscons(bad_value_date)
-    unused = text.replace("UNS+D'", "UNS+D'DTM+293:2025:999'", 1).replace("UNT+", "UNT+", 1)
-    ic = read_mscons(unused)
-    assert any("DTM+293 is not used; ignored" in w for w in ic.warnings)
+    # an unused date after every value: nothing depends on it, so one line for the report
+    # sums them up (it was a warning per segment), and the UNT count stays right
+    unused = text.replace("'QTY+", "'DTM+293:2025:999'QTY+")
+    count = text.count("'QTY+")
+    ic = read_mscons(unused.replace("UNT+26+", f"UNT+{26 + count}+"))
+    assert ic.warnings == []
+    (note,) = ic.notes
+    assert note.startswith(f"ignored {count} DTM+293 dates (not used) in a form this reader")
+    assert "the first: segment 14 (DTM+293:2025:999): unknown DTM format code '999'" in note
 
 
 REAL = sorted((VARIANTS.parent).glob("real-*/*.txt"))

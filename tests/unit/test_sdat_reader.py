@@ -95,8 +95,16 @@ def test_five_minute_values_in_wh_reactive_and_a_negative_volume() -> None:
 
 def test_hourly_values_are_quarantined_and_times_without_zone_are_utc() -> None:
     document = read_sdat(DATA / "E66_14_hourly_local_condition.xml")
-    assert any("read as UTC" in w for w in document.warnings)
-    assert any("Condition '99'" in w and "estimated" in w for w in document.warnings)
+    # once, with where and what to ask the sender; the file's name is the caller's to print
+    assert document.warnings == [
+        "times without Z or an offset (the first: '2025-01-14T23:00:00', line 25) are read"
+        " as UTC, as SDAT-CH defines them: if the sender meant local time, ask for times with"
+        " Z or an offset"
+    ]
+    # how a volume was taken is a line of the load report, counted, not a warning
+    assert document.notes == [
+        "1 volume with Condition '99' (neither 21 measured nor 56 estimated): taken as estimated"
+    ]
     (block,) = document.blocks
     assert [o.start for o in block.observations] == [
         _utc(2025, 1, 14, 23 + i) for i in range(1)

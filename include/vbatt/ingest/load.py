@@ -245,6 +245,7 @@ class FileOutcome:
     load_id: int | None = None
     account: ValueAccount = field(default_factory=ValueAccount)
     way: str = ""  # how a readings CSV was checked and loaded (csv_stage, loader)
+    notes: list[str] = field(default_factory=list)  # how the reader read it, for the report
     quarantined_before: tuple[int, ...] = ()  # loads that hold values refused again
 
     def report(self) -> list[str]:
@@ -261,7 +262,7 @@ class FileOutcome:
         )
         if not self.account.values_used:
             head += f". {self.account.nothing_usable()}"
-        lines = [head, *(f"  {line}" for line in self.account.lines())]
+        lines = [head, *(f"  {line}" for line in [*self.account.lines(), *self.notes])]
         if self.rejected:
             commands = "; ".join(f"vbatt quarantine rejected --load {n}" for n in self._held_by())
             lines.append(f"  where and what was refused: {commands}")
@@ -281,7 +282,8 @@ class FileContent:
     readings: list[Reading] = field(default_factory=list)
     energies: list = field(default_factory=list)  # IntervalEnergy (mscons, sdat)
     rejected: list[Rejected] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # a reader's, once each: what to do
+    notes: list[str] = field(default_factory=list)  # a reader's summary lines for the report
     account: ValueAccount = field(default_factory=ValueAccount)
 
 
@@ -327,7 +329,9 @@ def _read_mscons(path: Path) -> FileContent:
     interchange = mscons.read_mscons(path, naive_tz=LOCAL_TIME)
     readings, rejected = mscons.to_readings(interchange)
     ignored, unusable = mscons.ignored_and_unusable(interchange)
-    content = FileContent(readings=readings, warnings=list(interchange.warnings))
+    content = FileContent(
+        readings=readings, warnings=list(interchange.warnings), notes=list(interchange.notes)
+    )
     content.account.ignored.update(ignored)
     content.account.use("import register (1.8.x readings)", len(readings))
     content.account.use("export register (2.8.x readings)", len(readings))
@@ -344,7 +348,9 @@ def _read_sdat(path: Path) -> FileContent:
     document = sdat.read_sdat(path)
     points = sdat.load_metering_points(get_settings().metering_points_file)
     energies, rejected, ignored = sdat.to_interval_energies(document, points)
-    content = FileContent(rejected=rejected, warnings=list(document.warnings))
+    content = FileContent(
+        rejected=rejected, warnings=list(document.warnings), notes=list(document.notes)
+    )
     content.account.ignored.update(ignored)
     content.energies = quarter_hours(energies, content.rejected, content.account)
     return content
@@ -444,7 +450,7 @@ def _refusal(path: Path, exc: Exception) -> str:
         return encoding_problem(path).message
     if isinstance(exc, InputFileError) and len(exc.problems) == 1 and not exc.problems[0].line:
         return exc.problems[0].message
-    return str(exc)
+    return str(exc).removeprefix(f"{path.name}: ")  # the report names the file already
 
 
 READERS = {"readings_csv": _read_csv, "mscons": _read_mscons, "sdat": _read_sdat}
@@ -508,7 +514,7 @@ def ingest_file(
         outcome.status, outcome.reason = "refused", _refusal(path, exc)
         _record_file(engine, raw, digest, path, outcome)
         return outcome
-    outcome.warnings = content.warnings
+    outcome.warnings, outcome.notes = content.warnings, content.notes
     outcome.account = content.account
     content.account.quarantine(content.rejected)
     if refuse_empty and not content.account.values_used:
@@ -636,7 +642,7 @@ def _record_file(target, raw: str, digest: FileDigest, path: Path, outcome: File
         "k": outcome.kind or "unknown",
         "s": outcome.status,
         "r": outcome.reason,
-        "w": "\n".join(outcome.warnings),
+        "w": "\n".join([*outcome.warnings, *outcome.notes]),
         "l": outcome.load_id,
         "used": account.values_used,
         "ignored": account.values_ignored,

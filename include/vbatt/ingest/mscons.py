@@ -208,7 +208,8 @@ class MsconsInterchange:
     reference: str
     application_reference: str  # e.g. TL, VL, EM, LG
     messages: tuple[Message, ...]
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # for the sender: once each, what to do
+    notes: list[str] = field(default_factory=list)  # how it was read, summed up for the report
 
     def series(self) -> Iterator[tuple[Message, Series]]:
         for message in self.messages:
@@ -648,6 +649,8 @@ class _Reader:
         self.messages: list[Message] = []
         self.groups = 0
         self.warnings: list[str] = []
+        self.wrong_counts: list[tuple[str, str, int]] = []  # UNT: reference, declared, actual
+        self.unread_dates: dict[str, list] = {}  # unused DTM qualifier -> [count, first, why]
         self.msg: _MessageDraft | None = None
 
     def fail(self, seg: _Segment, what: str) -> MsconsError:
@@ -692,8 +695,37 @@ class _Reader:
             reference=unb.el(4),
             application_reference=unb.el(6),
             messages=tuple(self.messages),
-            warnings=self.warnings,
+            warnings=self.warnings + _count_warning(self.wrong_counts, len(self.messages)),
+            notes=_unread_date_notes(self.unread_dates),
         )
+
+
+def _count_warning(wrong: list[tuple[str, str, int]], messages: int) -> list[str]:
+    """One line for the messages whose UNT segment count is wrong (real senders get it
+    wrong: the Swiss 2.2e files count 109 of 302). Every segment up to UNT was read, so
+    nothing is missing; the line is for the sender, who should correct the count."""
+    if not wrong:
+        return []
+    shown = "; ".join(
+        f"message {ref}: UNT declares {d} segments, has {a}" for ref, d, a in wrong[:3]
+    )
+    more = f"; {len(wrong) - 3} more" if len(wrong) > 3 else ""
+    which = f"{len(wrong)} of {messages} messages: " if messages > 1 else ""
+    return [
+        f"{which}{shown}{more} (UNH..UNT inclusive): every segment was read, nothing is"
+        " missing; the sender's segment count is wrong: tell them"
+    ]
+
+
+def _unread_date_notes(unread: dict[str, list]) -> list[str]:
+    """One line per DTM qualifier this project does not use that came in a form it cannot
+    read: nothing depends on those dates, so they are summed up, not warned about one by
+    one."""
+    return [
+        f"ignored {count} DTM+{qualifier} date{'s' if count > 1 else ''} (not used) in a form"
+        f" this reader does not know, the first: {first}: {why}"
+        for qualifier, (count, first, why) in sorted(unread.items())
+    ]
 
 
 # --- envelope
@@ -720,10 +752,7 @@ def _on_unt(r: _Reader, seg: _Segment) -> None:
         raise r.fail(seg, f"UNT segment count {declared!r} is not a number")
     actual = seg.pos - msg.unh.pos + 1
     if int(declared) != actual:
-        r.warnings.append(
-            f"{r.name}: message {msg.reference}: UNT declares {declared} segments, "
-            f"the message has {actual} (UNH..UNT inclusive)"
-        )
+        r.wrong_counts.append((msg.reference, declared, actual))
     r.messages.append(_freeze_message(msg, actual, int(declared)))
     r.msg = None
 
@@ -834,7 +863,10 @@ def _on_dtm(r: _Reader, msg: _MessageDraft, seg: _Segment) -> None:
         try:
             _datetime(value, fmt, seg, r.name, r.naive_tz)
         except MsconsError as exc:
-            r.warnings.append(f"{exc} (DTM+{qualifier} is not used; ignored)")
+            unread = r.unread_dates.setdefault(qualifier, [0, f"segment {seg.pos} ({seg.raw})"])
+            unread[0] += 1
+            if len(unread) == 2:  # the first one's problem, without where again
+                unread.append(str(exc).split(f"({seg.raw}): ", 1)[-1])
         return
     when = _datetime(value, fmt, seg, r.name, r.naive_tz)
     if qualifier == "306":  # Leistungsperiode: a month (610) or a day (102) as start and end

@@ -112,7 +112,8 @@ class SdatDocument:
     root: str
     document_id: str
     blocks: tuple[Block, ...]
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # for the sender: once each, what to do
+    notes: list[str] = field(default_factory=list)  # how it was read, summed up for the report
 
 
 # --------------------------------------------------------------------------- reading
@@ -151,7 +152,25 @@ def read_sdat(source: str | os.PathLike | bytes) -> SdatDocument:
     )
     if not blocks:
         raise SdatError(f"{name}: no MeteringData block: the document carries no values")
-    return SdatDocument(name, tag, document_id, blocks, warnings)
+    return SdatDocument(name, tag, document_id, blocks, warnings, _condition_notes(blocks))
+
+
+def _condition_notes(blocks: tuple[Block, ...]) -> list[str]:
+    """One line per Condition code that is neither measured (21, none) nor estimated (56),
+    with how many volumes carry it: they are taken as estimated, which is how they are
+    read, not something to act on volume by volume."""
+    codes = Counter(
+        obs.condition
+        for block in blocks
+        if block_use(block) is None  # the values used: the others are ignored anyway
+        for obs in block.observations
+        if obs.condition not in CONDITION_MEASURED and obs.condition != CONDITION_ESTIMATED
+    )
+    return [
+        f"{count} volume{'s' if count > 1 else ''} with Condition {code!r} (neither 21"
+        " measured nor 56 estimated): taken as estimated"
+        for code, count in sorted(codes.items())
+    ]
 
 
 def _block(element, name: str, warnings: list[str]) -> Block:
@@ -189,10 +208,6 @@ def _block(element, name: str, warnings: list[str]) -> Block:
                 f" after the block's interval ({end.isoformat()})"
             )
         condition = _text(_child(obs, "Condition"))
-        if condition not in CONDITION_MEASURED and condition != CONDITION_ESTIMATED:
-            note = f"{name}: Condition {condition!r} is not 21 or 56: taken as estimated"
-            if note not in warnings:
-                warnings.append(note)
         volume = _text(_child(obs, "Volume"))
         observations.append(
             Observation(int(sequence), volume, condition, begin, finish, obs.sourceline)
@@ -230,6 +245,9 @@ def _position(start: datetime, sequence: int, amount: int, unit: str) -> tuple[d
     return start + (sequence - 1) * step, start + sequence * step
 
 
+_ZONELESS = "times without Z or an offset"
+
+
 def _instant(element, where: str, what: str, warnings: list[str]) -> datetime:
     value = _text(element)
     if not value:
@@ -239,9 +257,12 @@ def _instant(element, where: str, what: str, warnings: list[str]) -> datetime:
     except ValueError as exc:
         raise SdatError(f"{where}: {what} {value!r} is not an ISO 8601 time") from exc
     if stamp.tzinfo is None:
-        note = f"{where.split(':')[0]}: times without Z or offset are read as UTC (as SDAT-CH is)"
-        if note not in warnings:
-            warnings.append(note)
+        if not any(w.startswith(_ZONELESS) for w in warnings):  # once per document
+            warnings.append(
+                f"{_ZONELESS} (the first: {value!r}, line {element.sourceline}) are read as UTC,"
+                " as SDAT-CH defines them: if the sender meant local time, ask for times with"
+                " Z or an offset"
+            )
         stamp = stamp.replace(tzinfo=UTC)
     return stamp.astimezone(UTC)
 
