@@ -153,11 +153,12 @@ def test_add_change_and_end_a_battery(page, api_url, api_warehouse, client):
 
 
 def test_a_new_battery_in_issued_periods_asks_to_backdate(
-    page, api_url, api_warehouse, client, stadtwerk_issued
+    stadtwerk_issued, page, api_url, api_warehouse, client
 ):
     """The "Add battery" form with a start inside a day stadtwerk was sent: the API's 409
     shows the backdate confirmation (as the change and end forms do), and once it is
-    ticked the battery is created."""
+    ticked the battery is created. (stadtwerk_issued first: it removes the battery after
+    the page is closed, not under the page's last requests.)"""
     key, made = stadtwerk_issued
     bid = f"pn-{secrets.token_hex(3)}"
     made.append(bid)

@@ -305,7 +305,10 @@ def list_versions(
     internal business)."""
     visible_timezone(m, conn, who, id)
     read = versions.version_history if history else versions.list_versions
-    items = read(conn, id, raw_schema=m.raw)
+    try:
+        items = read(conn, id, raw_schema=m.raw)
+    except versions.BatteryNotFound:  # in the marts, gone from raw (removed by hand)
+        raise NotFound() from None
     if who.customer_id is not None:
         items = [{k: v for k, v in item.items() if k not in INTERNAL_FIELDS} for item in items]
     return {"battery_id": id, "items": items}
