@@ -180,3 +180,23 @@ def test_the_grid_follows_the_local_clock_over_summer_time(day, midnights, hours
     assert len([t for t in local_day if on_local_grid(t, zurich, 60)]) == hours
     assert all(on_local_grid(t, zurich, 15) for t in quarters)
     assert [t.hour for t in quarters if on_local_grid(t, "UTC", 1440)] == [0, 0]
+
+
+@pytest.mark.parametrize(
+    "zone, day, first",
+    [  # summer time starts at midnight there: the day's first instant is 01:00 local
+        ("America/Santiago", date(2025, 9, 7), "2025-09-07T04:00"),
+        ("America/Havana", date(2025, 3, 9), "2025-03-09T05:00"),
+    ],
+)
+def test_a_day_without_midnight_has_its_daily_value(zone, day, first):
+    from vbatt.api.queries import on_local_grid
+
+    start = datetime.combine(day, time(0), UTC) - timedelta(days=1)
+    quarters = [start + timedelta(minutes=15 * k) for k in range(4 * 24 * 3)]
+    days = [t.strftime("%Y-%m-%dT%H:%M") for t in quarters if on_local_grid(t, zone, 1440)]
+    assert first in days
+    assert len(days) == 3
+    # every other day: some of those first instants, never another instant
+    every_other = [t.strftime("%Y-%m-%dT%H:%M") for t in quarters if on_local_grid(t, zone, 2880)]
+    assert every_other and set(every_other) < set(days)

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from vbatt.api.keys import Principal, hash_key, lookup_sql
+from vbatt.api.live_rule import local_midnight
 from vbatt.api.models import (
     Battery,
     BatterySettlement,
@@ -48,6 +49,7 @@ QUERY_YEARS = (1900, 2999)
 
 # the local clock's origin: the grid of ValuesInPastMultiple counts wall-clock minutes from it
 LOCAL_EPOCH = datetime(1970, 1, 1)
+MINUTES_PER_DAY = 1440
 
 
 def on_local_grid(at: datetime, timezone: str, step_minutes: int) -> bool:
@@ -56,8 +58,15 @@ def on_local_grid(at: datetime, timezone: str, step_minutes: int) -> bool:
     the step. So 1440 is every local midnight, the start of battery_daily's local day (23
     or 25 hours apart over a change of summer time; UTC's midnight is 01:00 or 02:00 in
     Zurich), 60 every full local hour (02:00 twice when the clocks go back) and 15 every
-    quarter hour (today's time zones are all whole quarter hours from UTC)."""
+    quarter hour (today's time zones are all whole quarter hours from UTC). A step of whole
+    days takes each local day's first instant (live_rule.local_midnight): where summer time
+    starts at midnight (America/Santiago, America/Havana) that day has no 00:00, and its
+    value would otherwise be missing."""
     wall = at.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+    if step_minutes % MINUTES_PER_DAY == 0:
+        days = (wall.date() - LOCAL_EPOCH.date()).days
+        first = local_midnight(wall.date(), timezone)
+        return at == first and days % (step_minutes // MINUTES_PER_DAY) == 0
     return (wall - LOCAL_EPOCH) % timedelta(minutes=step_minutes) == timedelta(0)
 
 
