@@ -56,9 +56,19 @@ def test_a_file_declaring_utf8_in_another_set_is_refused_with_what_to_do(tmp_pat
         read_mscons(_written(tmp_path, "latin-1", "UNOW"))
     assert str(refused.value) == (
         "UNOW-latin-1.edi: declares UNOW (UTF-8), but byte 0xe4 at line 1 is not UTF-8:"
-        " ask the sender for UTF-8, or to declare the character set the file is in (UNOC"
+        " ask the sender to declare the character set the file is in (UNOW for UTF-8, UNOC"
         " for ISO 8859-1)"
     )
+
+
+def test_a_byte_the_declared_set_lacks_is_refused_with_what_to_do(tmp_path):
+    """ISO 8859-7 (UNOF) has no character for 0xae: the file is refused as MSCONS, not
+    taken for a CSV that should be saved as UTF-8."""
+    path = tmp_path / "unof.edi"
+    content = PROFILE.read_text(encoding="ascii").replace("UNB+UNOC:3", "UNB+UNOF:3")
+    path.write_bytes(content.replace(LOCATION, "M\xae-1").encode("latin-1"))
+    with pytest.raises(MsconsError, match=r"declares UNOF \(ISO 8859-7\), but byte 0xae"):
+        read_mscons(path)
 
 
 def test_the_meter_id_is_stored_as_sent_and_the_load_says_how_it_was_read(engine, raw, tmp_path):

@@ -311,25 +311,34 @@ def _decode(data: bytes, name: str) -> tuple[str, str]:
     """
     found = _SYNTAX.search(data[:400])
     syntax = found[1].decode() if found else "UNOC"
-    charset, label = CHARSETS.get(syntax, CHARSETS["UNOC"])
+    syntax = syntax if syntax in CHARSETS else "UNOC"
+    charset, label = CHARSETS[syntax]
     if charset == "utf-8":
-        try:
-            return data.decode("utf-8"), ""
-        except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise MsconsError(
-                f"{name}: declares {syntax} ({label}), but byte 0x{data[exc.start]:02x} at line"
-                f" {line} is not UTF-8: ask the sender for UTF-8, or to declare the character"
-                " set the file is in (UNOC for ISO 8859-1)"
-            ) from None
+        return _declared(data, name, syntax), ""
     body = data.removeprefix(codecs.BOM_UTF8)  # a byte-order mark alone changes no text
     if body.isascii():
         return body.decode("ascii"), ""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return body.decode(charset), ""
+        return _declared(body, name, syntax), ""
     return text, _utf8_note(text, syntax, label)
+
+
+def _declared(data: bytes, name: str, syntax: str) -> str:
+    """``data`` in the character set its UNB declares; a byte that set has no character for
+    (not UTF-8 under UNOW; 0xae, 0xd2 or 0xff under UNOF's ISO 8859-7) refuses the file,
+    naming the byte and its line: which set the file is really in cannot be known."""
+    charset, label = CHARSETS[syntax]
+    try:
+        return data.decode(charset)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise MsconsError(
+            f"{name}: declares {syntax} ({label}), but byte 0x{data[exc.start]:02x} at line"
+            f" {line} is not {label}: ask the sender to declare the character set the file is"
+            " in (UNOW for UTF-8, UNOC for ISO 8859-1)"
+        ) from None
 
 
 def _utf8_note(text: str, syntax: str, label: str) -> str:
