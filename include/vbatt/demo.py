@@ -77,7 +77,7 @@ def summary_table(engine) -> Table:
                 " from analytics_marts.battery_registers r order by r.partner_id, r.battery_id"
             )
         ).all()
-    table = Table(title=f"Virtual batteries after {DEMO_DAYS} days (kWh)")
+    table = Table(title="Virtual batteries so far (kWh)")
     for col in (
         "partner",
         "battery",
@@ -213,7 +213,9 @@ def main() -> int:
     with running(meters=len({b[4] for b in DEMO_BATTERIES}), seed=42) as smartme_url:
         console.log(f"simulated smart-me cloud at {smartme_url}")
         start = demo_start(engine, now.date())
-        upsert_batteries(engine, demo_batteries(start))
+        # backdate: a demo battery a later release adds starts with the others, in days
+        # an earlier demo run may have issued (they are issued again, with it)
+        upsert_batteries(engine, demo_batteries(start), backdate=True)
         console.log(f"{len(DEMO_BATTERIES)} demo batteries of 2 partners, running since {start}")
 
         with console.status("setting up Airflow (SQLite metadata in .airflow/)"):

@@ -307,7 +307,7 @@ def list_versions(
     read = versions.version_history if history else versions.list_versions
     try:
         items = read(conn, id, raw_schema=m.raw)
-    except versions.BatteryNotFound:  # in the marts, gone from raw (removed by hand)
+    except versions.BatteryNotFound:  # removed (by hand) since visible_timezone found it
         raise NotFound() from None
     if who.customer_id is not None:
         items = [{k: v for k, v in item.items() if k not in INTERNAL_FIELDS} for item in items]

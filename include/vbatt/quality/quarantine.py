@@ -122,8 +122,8 @@ def list_quarantine(
 def list_rejected(
     url: str | None = None, *, raw_schema: str = "raw", load_id: int | None = None, limit: int = 50
 ) -> list[dict]:
-    """Values refused on their way in (raw.rejected_readings: each load's audit log of what
-    it did not take), newest load first, in file order within a load. They never reached
+    """Values refused on their way in (raw.rejected_readings: each under the load that first
+    refused it; a later load refusing it again only counts it), newest load first, in file order within a load. They never reached
     the raw readings, so there is nothing to release: the sender corrects and sends again."""
     raw = check_schema_name(raw_schema)
     engine = get_engine(url)
