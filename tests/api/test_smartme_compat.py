@@ -102,17 +102,20 @@ def test_meter_value_is_the_last_before_the_date(smartme, client, api_warehouse)
     assert raw["CounterReading"] == pytest.approx(want["level_kwh"], abs=1e-9)
 
 
-def test_hourly_values_and_power(client, api_warehouse):
-    truth = {t["interval_end"]: t for t in _cumulative(api_warehouse, "b-ewa-1")}
-    rows = client.get(
+def _values_in_past(client, api_warehouse, start: str, end: str, interval: int) -> list[dict]:
+    """ewa's b-ewa-1 from smart-me's ValuesInPastMultiple, as a smart-me client asks."""
+    return client.get(
         "/api/ValuesInPastMultiple/b-ewa-1",
-        params={
-            "startDate": "2025-06-26T00:00:00Z",
-            "endDate": "2025-06-26T05:59:59Z",
-            "interval": 60,
-        },
+        params={"startDate": start, "endDate": end, "interval": interval},
         headers=auth(api_warehouse.keys["ewa"]),
     ).json()
+
+
+def test_hourly_values_and_power(client, api_warehouse):
+    truth = {t["interval_end"]: t for t in _cumulative(api_warehouse, "b-ewa-1")}
+    rows = _values_in_past(
+        client, api_warehouse, "2025-06-26T00:00:00Z", "2025-06-26T05:59:59Z", 60
+    )
     assert [r["Date"] for r in rows] == [f"2025-06-26T0{h}:00:00Z" for h in range(6)]
     for r in rows:
         t = truth[datetime.fromisoformat(r["Date"])]
@@ -140,15 +143,9 @@ def test_daily_values_are_the_batteries_local_days(client, api_warehouse):
         "select local_date, charge_kwh, discharge_kwh from {marts}.battery_daily"
         " where battery_id = 'b-ewa-1' order by local_date"
     )
-    rows = client.get(
-        "/api/ValuesInPastMultiple/b-ewa-1",
-        params={
-            "startDate": "2025-06-25T00:00:00Z",
-            "endDate": "2025-06-29T00:00:00Z",
-            "interval": 1440,
-        },
-        headers=auth(api_warehouse.keys["ewa"]),
-    ).json()
+    rows = _values_in_past(
+        client, api_warehouse, "2025-06-25T00:00:00Z", "2025-06-29T00:00:00Z", 1440
+    )
     assert [r["Date"] for r in rows] == [f"2025-06-{d}T22:00:00Z" for d in (25, 26, 27, 28)]
     for r in rows:
         midnight = datetime.fromisoformat(r["Date"]).astimezone(ZoneInfo("Europe/Zurich"))
