@@ -442,13 +442,7 @@ def test_refusals_carry_one_hint(conn, raw):
             )
     assert str(exists.value).count("replace") == 1 and "supersede" in str(exists.value)
     assert "replace" not in exists.value.detail
-    conn.execute(
-        text(
-            f"insert into {raw}.export_files (partner_id, format_key, period_label, version,"
-            " reference, created_at, file_name, sha256, rows, status) values"
-            " ('A', 'csv', '2026-02', 1, 'R', now(), 'f.csv', 'x', 1, 'issued')"
-        )
-    )
+    issue(conn, raw, "2026-02", partner="A")
     with pytest.raises(BackdatedChange) as backdated:
         with conn.begin_nested():
             add_version(
