@@ -42,14 +42,23 @@ class LoadResult:
     rejected: int
 
 
-def _copy(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+def _copy(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence],
+    text_columns: Sequence[str] = (),
+) -> None:
+    """COPY ``rows`` in as CSV: an empty field is NULL, except in ``text_columns``, where it
+    is the empty text it was (a quarantined record may be an empty line)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerows(rows)
     buffer.seek(0)
+    keep = f", force_not_null ({', '.join(text_columns)})" if text_columns else ""
     cursor = conn.connection.dbapi_connection.cursor()
     cursor.copy_expert(
-        f"copy {table} ({', '.join(columns)}) from stdin with (format csv, null '')", buffer
+        f"copy {table} ({', '.join(columns)}) from stdin with (format csv, null ''{keep})", buffer
     )
 
 
@@ -508,6 +517,10 @@ def load_readings(
         return finish_load(conn, raw, load_id, received, loaded, len(rejected))
 
 
+# a refused record's where, what and why are text even when empty; no meter id is NULL
+_REJECTION_TEXT = ("location", "record", "reason")
+
+
 def write_rejections(
     conn: Connection,
     rejected: Iterable[Rejected],
@@ -534,6 +547,7 @@ def write_rejections(
         f"{raw}.rejected_readings",
         ("load_id", "source", "location", "meter_id", "record", "reason"),
         ((load_id, source, where, meter, record, reason) for meter, record, reason, where in rows),
+        _REJECTION_TEXT,
     )
     return len(rows)
 
@@ -603,16 +617,15 @@ def quarantine_once(
         )
     )
     conn.execute(text("truncate incoming_rejections"))
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(
-        (i, where, meter, record, reason) for i, (meter, record, reason, where) in enumerate(rows)
-    )
-    buffer.seek(0)
-    # an empty field is NULL (a record without a meter id) but where and what are text
-    conn.connection.dbapi_connection.cursor().copy_expert(
-        "copy incoming_rejections (position, location, meter_id, record, reason) from stdin"
-        " with (format csv, null '', force_not_null (location, record, reason))",
-        buffer,
+    _copy(
+        conn,
+        "incoming_rejections",
+        ("position", "location", "meter_id", "record", "reason"),
+        (
+            (i, where, meter, record, reason)
+            for i, (meter, record, reason, where) in enumerate(rows)
+        ),
+        _REJECTION_TEXT,
     )
     result = conn.execute(
         text(_QUARANTINE_ONCE.format(raw=raw)), {"source": source, "load_id": load_id}
