@@ -41,18 +41,21 @@ class Write:
     body: Any  # the parsed JSON (None when it was not JSON)
 
 
-def _numbers_canonical(value: Any) -> Any:
-    """``value`` with every float of whole value as the int it equals: JSON has one kind of
-    number, so ``5`` and ``5.0`` are the same request, but Python's json reads them as int
-    and float and writes them back differently. Booleans (an int in Python), strings and
-    other values are left as they are, so ``true`` and ``1`` or ``"5"`` and ``5`` differ."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+def _each_value(value: Any, change: Callable[[Any], Any]) -> Any:
+    """Parsed JSON with ``change`` applied to every scalar, keys of objects included."""
     if isinstance(value, dict):
-        return {k: _numbers_canonical(v) for k, v in value.items()}
+        return {change(k): _each_value(v, change) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_numbers_canonical(v) for v in value]
-    return value
+        return [_each_value(v, change) for v in value]
+    return change(value)
+
+
+def _whole_as_int(value: Any) -> Any:
+    """A float of whole value as the int it equals: JSON has one kind of number, so ``5``
+    and ``5.0`` are the same request, but Python's json reads them as int and float and
+    writes them back differently. Booleans (an int in Python), strings and other values
+    are left as they are, so ``true`` and ``1`` or ``"5"`` and ``5`` differ."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _sha256(method: str, path: str, body: Any) -> str:
@@ -62,8 +65,8 @@ def _sha256(method: str, path: str, body: Any) -> str:
 
 def request_hash(method: str, path: str, body: Any) -> str:
     """The fingerprint kept with an ``Idempotency-Key``: method, path and the body with
-    keys sorted and numbers compared by value (:func:`_numbers_canonical`)."""
-    return _sha256(method, path, _numbers_canonical(body))
+    keys sorted and numbers compared by value (:func:`_whole_as_int`)."""
+    return _sha256(method, path, _each_value(body, _whole_as_int))
 
 
 def same_request(stored: str, method: str, path: str, body: Any) -> bool:
@@ -74,15 +77,11 @@ def same_request(stored: str, method: str, path: str, body: Any) -> bool:
     return stored in (request_hash(method, path, body), _sha256(method, path, body))
 
 
-def _clean(value: Any) -> Any:
-    """``value`` with every string (keys too) storable in jsonb: PostgreSQL refuses
-    ``\\u0000`` and unpaired surrogates, which Python's json writes without complaint."""
+def _storable(value: Any) -> Any:
+    """A string storable in jsonb: PostgreSQL refuses ``\\u0000`` and unpaired surrogates,
+    which Python's json writes without complaint."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_clean(k) if isinstance(k, str) else k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
     return value
 
 
@@ -91,9 +90,9 @@ def jsonb_text(value: Any) -> str:
     written even for the request it records a refusal of. NaN and Infinity (not JSON) and
     anything else that cannot be written become a note with the start of its repr."""
     try:
-        return json.dumps(_clean(value), allow_nan=False)
+        return json.dumps(_each_value(value, _storable), allow_nan=False)
     except (ValueError, TypeError, RecursionError):
-        return json.dumps({"not_storable_as_json": _clean(repr(value)[:1000])})
+        return json.dumps({"not_storable_as_json": _storable(repr(value)[:1000])})
 
 
 def _error_body(exc: HTTPException) -> dict:
